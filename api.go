@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Handler returns the node's HTTP handler: Socket.IO at /socket.io/, and the
+// health, metrics and presence endpoints.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/socket.io/", s.serveSocketIO)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("GET /v1/rooms/{roomId}/presence", s.serveRoomPresence)
+	s.mu.Lock()
+	for pattern, h := range s.extra {
+		mux.Handle(pattern, h)
+	}
+	s.mu.Unlock()
+	return mux
+}
+
+// HandleExtra adds a route to the node's HTTP handler (pprof, say). Call it
+// before Run.
+func (s *Server) HandleExtra(pattern string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.extra == nil {
+		s.extra = make(map[string]http.Handler)
+	}
+	s.extra[pattern] = h
+}
+
+// serveHealth answers 200 when this node can reach Redis, else 503.
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	err := func() error {
+		c, err := s.pool.GetContext(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = redis.DoContext(c, ctx, "PING")
+		return err
+	}()
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+// serveRoomPresence answers GET /v1/rooms/{roomId}/presence with the room's
+// snapshot, the same object as in the join ack.
+func (s *Server) serveRoomPresence(w http.ResponseWriter, r *http.Request) {
+	if !s.apiAuthorized(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="presence"`)
+		writeJSONError(w, http.StatusUnauthorized, "unauthorized")
+		return
+	}
+	room := r.PathValue("roomId")
+	if !validID(room) {
+		writeJSONError(w, http.StatusBadRequest, "invalid roomId")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Presence.OpTimeout)
+	defer cancel()
+	snap, err := s.presence.Snapshot(ctx, room)
+	if err != nil {
+		pe := protocolError(err)
+		status := http.StatusInternalServerError
+		if pe == errUnavailable {
+			status = http.StatusServiceUnavailable
+		} else {
+			s.log.Error("presence API failed", "room", room, "err", err)
+		}
+		writeJSONError(w, status, pe.Message)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(snap)
+}
+
+// apiAuthorized checks the API token: "Bearer <API_TOKEN>", the scheme in any
+// case, compared in constant time. With no API token the API is open, unless
+// JWT auth is on, when it is closed to everyone.
+func (s *Server) apiAuthorized(header string) bool {
+	if s.opts.APIToken == "" {
+		return len(s.opts.JWTSecret) == 0
+	}
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.APIToken)) == 1
+}

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the command's configuration. Each setting comes from its flag,
+// else its environment variable, else its default; load checks them all.
+type Config struct {
+	// Port to listen on (PORT, -port); default 3000, 0 picks a free port.
+	Port int
+	// RedisURL (REDIS_URL, -redis-url): redis:// or rediss:// URL with
+	// optional password and database. Empty: an embedded in-process Redis,
+	// single-node and keeping nothing across restarts.
+	RedisURL string
+	// LogLevel (LOG_LEVEL, -log-level): debug, info, warn or error; default info.
+	LogLevel slog.Level
+	// PProf (PPROF, -pprof) serves /debug/pprof/ on the same port; default off.
+	PProf bool
+	// Server holds everything else; see ServerOptions for each field.
+	Server ServerOptions
+}
+
+// setting is one configuration value: its flag, its environment variable,
+// its default (as text) and how to apply it.
+type setting struct {
+	flag, env, def, help string
+	apply                func(string) error
+}
+
+// errUsage marks a configuration error: the command exits with status 2.
+var errUsage = errors.New("usage")
+
+// loadConfig reads the configuration from args and getenv. It returns
+// flag.ErrHelp after printing the help for -h, and an error wrapping errUsage,
+// naming the setting, for a bad value.
+func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	c := &Config{}
+	var ttl, lookback time.Duration
+	var rawLookback string
+	settings := []setting{
+		{"port", "PORT", "3000", "port to listen on", intTo(&c.Port, 0, 65535)},
+		{"redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty: embedded in-process Redis", strTo(&c.RedisURL)},
+		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", func(v string) error {
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}},
+		{"presence-ttl-ms", "PRESENCE_TTL_MS", "30000", "heartbeat window; also the grace on graceful shutdown", msTo(&ttl, 1000)},
+		{"presence-reaper-interval-ms", "PRESENCE_REAPER_INTERVAL_MS", "3000", "how often the reaper runs", msTo(&c.Server.Presence.ReaperInterval, 10)},
+		{"presence-reaper-lookback-ms", "PRESENCE_REAPER_LOOKBACK_MS", "", "age of the last heartbeat at which a connection expires (default 2 x TTL)", strTo(&rawLookback)},
+		{"presence-disconnect-grace-ms", "PRESENCE_DISCONNECT_GRACE_MS", "5000", "how long a dropped socket's connection waits for a resume; 0 removes at once", msTo(&c.Server.Presence.DisconnectGrace, 0)},
+		{"presence-heartbeat-batch-ms", "PRESENCE_HEARTBEAT_BATCH_MS", "2", "how long a heartbeat waits for others to share its Redis round trip; 0: none", msTo(&c.Server.Presence.HeartbeatLinger, 0)},
+		{"presence-prefix", "PRESENCE_PREFIX", "prs:", "prefix of every Redis key", strTo(&c.Server.Presence.Prefix)},
+		{"jwt-secret", "JWT_SECRET", "", "HS256 secret; when set every handshake needs a token", func(v string) error {
+			c.Server.JWTSecret = []byte(v)
+			return nil
+		}},
+		{"api-token", "API_TOKEN", "", "bearer token for the HTTP presence API", strTo(&c.Server.APIToken)},
+		{"allowed-origins", "ALLOWED_ORIGINS", "", "comma-separated browser origins allowed; empty: any", func(v string) error {
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.Server.AllowedOrigins = append(c.Server.AllowedOrigins, o)
+				}
+			}
+			return nil
+		}},
+		{"max-message-bytes", "MAX_MESSAGE_BYTES", "65536", "largest Socket.IO message accepted", intTo(&c.Server.MaxMessageBytes, 1024, 64<<20)},
+		{"max-sockets-per-ip", "MAX_SOCKETS_PER_IP", "0", "sockets allowed per client IP; 0: no cap", intTo(&c.Server.MaxSocketsPerIP, 0, 1<<30)},
+		{"rate-heartbeat", "RATE_HEARTBEAT", "5:20", "plain heartbeats per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Heartbeat)},
+		{"rate-patch", "RATE_PATCH", "20:40", "state patches per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Patch)},
+		{"rate-chat", "RATE_CHAT", "10:20", "chat messages per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Chat)},
+		{"rate-other", "RATE_OTHER", "20:40", "other events per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Other)},
+		{"outbound-queue", "OUTBOUND_QUEUE", "1024", "events queued for a slow client before it is dropped", intTo(&c.Server.OutboundQueue, 1, 1<<20)},
+		{"shutdown-timeout-ms", "SHUTDOWN_TIMEOUT_MS", "10000", "deadline of a graceful shutdown", msTo(&c.Server.ShutdownTimeout, 1)},
+		{"pprof", "PPROF", "false", "serve /debug/pprof/", func(v string) (err error) {
+			c.PProf, err = strconv.ParseBool(v)
+			return err
+		}},
+	}
+
+	fs := flag.NewFlagSet("rtm", flag.ContinueOnError)
+	fs.SetOutput(out)
+	values := make([]*string, len(settings))
+	for i, st := range settings {
+		def := st.def
+		if v := getenv(st.env); v != "" {
+			def = v
+		}
+		values[i] = fs.String(st.flag, def, fmt.Sprintf("%s (env %s)", st.help, st.env))
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(out, "Usage: rtm [flags]\n\nEvery flag may also be set by the environment variable named; the flag wins.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	for i, st := range settings {
+		if err := st.apply(strings.TrimSpace(*values[i])); err != nil {
+			return nil, fmt.Errorf("%w: %s (-%s): %v", errUsage, st.env, st.flag, err)
+		}
+	}
+	lookback = 2 * ttl
+	if rawLookback != "" {
+		if err := msTo(&lookback, 1)(rawLookback); err != nil {
+			return nil, fmt.Errorf("%w: PRESENCE_REAPER_LOOKBACK_MS (-presence-reaper-lookback-ms): %v", errUsage, err)
+		}
+	}
+	if lookback < ttl {
+		return nil, fmt.Errorf("%w: PRESENCE_REAPER_LOOKBACK_MS (%d) must be at least PRESENCE_TTL_MS (%d)",
+			errUsage, lookback.Milliseconds(), ttl.Milliseconds())
+	}
+	c.Server.Presence.TTL, c.Server.Presence.ReaperLookback = ttl, lookback
+	if c.Server.Presence.DisconnectGrace == 0 {
+		c.Server.Presence.DisconnectGrace = -1 // 0 in the config means at once
+	}
+	if c.Server.Presence.HeartbeatLinger == 0 {
+		c.Server.Presence.HeartbeatLinger = -1
+	}
+	return c, nil
+}
+
+func strTo(p *string) func(string) error {
+	return func(v string) error { *p = v; return nil }
+}
+
+func intTo(p *int, lo, hi int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not an integer", v)
+		}
+		if n < lo || n > hi {
+			return fmt.Errorf("%d is outside %d..%d", n, lo, hi)
+		}
+		*p = n
+		return nil
+	}
+}
+
+// msTo parses a whole number of milliseconds of at least lo.
+func msTo(p *time.Duration, lo int) func(string) error {
+	return func(v string) error {
+		var n int
+		if err := intTo(&n, lo, 1<<31-1)(v); err != nil {
+			return err
+		}
+		*p = time.Duration(n) * time.Millisecond
+		return nil
+	}
+}
+
+// rateTo parses "per-second:burst", "per-second" (burst = 2 × rate) or "0".
+func rateTo(p *Rate) func(string) error {
+	return func(v string) error {
+		rs, bs, hasBurst := strings.Cut(v, ":")
+		r, err := strconv.ParseFloat(rs, 64)
+		if err != nil || r < 0 {
+			return fmt.Errorf("%q is not per-second:burst", v)
+		}
+		b := int(2 * r)
+		if hasBurst {
+			if b, err = strconv.Atoi(bs); err != nil || b < 1 {
+				return fmt.Errorf("%q is not per-second:burst", v)
+			}
+		}
+		*p = Rate{PerSecond: r, Burst: max(b, 1)}
+		return nil
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Error is a protocol failure, answered to the client as
+// {"ok":false,"error":{"code":Code,"message":Message}}. Code is one of the
+// codes of PROTOCOL.md.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+// Is reports whether target is an *Error with the same code, so that
+// errors.Is(err, errNotJoined) holds for any not_joined error.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// The protocol errors. Handlers wrap them with a specific message through
+// invalid and friends, or return them as they are.
+var (
+	errNotJoined     = &Error{Code: "not_joined", Message: "the socket is not in a presence room; join first"}
+	errAlreadyJoined = &Error{Code: "already_joined", Message: "the socket is already in a presence room; leave first"}
+	errStaleEpoch    = &Error{Code: "stale_epoch", Message: "epoch is older than the connection's current epoch"}
+	errUnavailable   = &Error{Code: "unavailable", Message: "the presence store cannot be reached; try again"}
+	errInternal      = &Error{Code: "internal", Message: "internal server error"}
+	errRateLimited   = &Error{Code: "rate_limited", Message: "too many requests; slow down"}
+)
+
+// invalid returns an invalid_payload error with the given message.
+func invalid(msg string) *Error { return &Error{Code: "invalid_payload", Message: msg} }
+
+// tooLarge returns a payload_too_large error with the given message.
+func tooLarge(msg string) *Error { return &Error{Code: "payload_too_large", Message: msg} }
+
+// forbidden returns a forbidden error with the given message.
+func forbidden(msg string) *Error { return &Error{Code: "forbidden", Message: msg} }
+
+// protocolError maps any error to the *Error answered on the wire: protocol
+// errors pass through, Redis and network trouble becomes unavailable (the one
+// place where that decision is made), and everything else is internal.
+func protocolError(err error) *Error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if isUnavailable(err) {
+		return errUnavailable
+	}
+	return errInternal
+}
+
+// isUnavailable reports whether err means Redis could not be reached or did
+// not answer in time, as opposed to a bug (a script error, a bad reply).
+func isUnavailable(err error) bool {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, redis.ErrPoolExhausted), errors.Is(err, net.ErrClosed):
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		// Replies that mean the server is not serving yet or any more.
+		msg := string(re)
+		return strings.HasPrefix(msg, "LOADING") || strings.HasPrefix(msg, "BUSY") ||
+			strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY")
+	}
+	s := err.Error()
+	return strings.Contains(s, "connection refused") || strings.Contains(s, "use of closed") ||
+		strings.Contains(s, "redigo: get on closed pool") || strings.Contains(s, "broken pipe") ||
+		strings.Contains(s, "connection reset")
+}

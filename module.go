@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	socketio "github.com/googollee/go-socket.io"
+)
+
+// Module is a feature attached to the server: presence is one, chat.go is
+// the example to copy. Modules are added with Server.Use before Run;
+// Register is called once, from Use, and attaches the module's event
+// handlers through the ModuleContext.
+//
+// A module may also implement ConnectionHandler (told of every socket),
+// Runner (a background loop for the server's lifetime) and Shutdowner
+// (cleanup on shutdown, run in reverse registration order).
+type Module interface {
+	Name() string
+	Register(mc *ModuleContext) error
+}
+
+// ConnectionHandler is implemented by modules that want to know about every
+// socket. OnConnect runs before the socket's first event is handled;
+// OnDisconnect runs once, when it is gone. Neither may block for long, and
+// neither may call Emit on the socket synchronously in OnConnect (use Send).
+type ConnectionHandler interface {
+	OnConnect(s *Socket)
+	OnDisconnect(s *Socket)
+}
+
+// Runner is implemented by modules with a background loop. The server runs
+// Run on its own goroutine from Run until shutdown, when ctx is cancelled;
+// Run must return soon after.
+type Runner interface {
+	Run(ctx context.Context)
+}
+
+// Shutdowner is implemented by modules that clean up on shutdown. Shutdown
+// runs after every socket is closed and every Runner has returned, before
+// the Redis pool is closed; it must finish within ctx.
+type Shutdowner interface {
+	Shutdown(ctx context.Context) error
+}
+
+// HandlerFunc handles one client event. payload is the event's first
+// argument as raw JSON (nil when there was none). It returns the fields of a
+// successful acknowledgement (a JSON object, or a value that marshals to one,
+// or nil for none) or an error; *Error values reach the client as they are,
+// Redis trouble as unavailable and anything else as internal.
+type HandlerFunc func(ctx context.Context, s *Socket, payload json.RawMessage) (any, error)
+
+// ModuleContext is what a module gets to work with: direct access to the
+// go-socket.io server, the Redis pool and the logger, plus the two things
+// the library lacks: Handle, which gives an event the acknowledgement
+// contract of PROTOCOL.md, and EmitToRoom, which reaches a room's sockets on
+// every node.
+type ModuleContext struct {
+	IO     *socketio.Server
+	Redis  *redis.Pool
+	Logger *slog.Logger
+
+	srv     *Server
+	hub     *hub
+	metrics *metrics
+}
+
+// Go runs f on a goroutine that the server waits for on shutdown.
+func (mc *ModuleContext) Go(f func()) { mc.srv.spawn(f) }
+
+// EmitToRoom sends event with payload to every socket in room, on every node,
+// through the Redis events channel. Within a room, messages emitted by one
+// caller arrive in the order they were emitted.
+func (mc *ModuleContext) EmitToRoom(ctx context.Context, room, event string, payload any) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	env, err := json.Marshal(envelope{Room: room, Event: event, Data: data})
+	if err != nil {
+		return err
+	}
+	c, err := mc.Redis.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, err = redis.DoContext(c, ctx, "PUBLISH", mc.srv.channel, env)
+	return err
+}
+
+// Handle attaches h to event. The handler takes its payload as raw JSON (a
+// client sending the wrong type cannot make the library drop the socket),
+// runs with a deadline, is rate limited by the event's class, never panics
+// out, and always answers an acknowledgement that asked for one.
+func (mc *ModuleContext) Handle(event string, h HandlerFunc) {
+	srv := mc.srv
+	mc.IO.OnEvent("/", event, func(c socketio.Conn, payload json.RawMessage) json.RawMessage {
+		return srv.handle(c, event, payload, h)
+	})
+}
+
+// handle runs one handler call and builds its acknowledgement.
+func (s *Server) handle(c socketio.Conn, event string, payload json.RawMessage, h HandlerFunc) (ack json.RawMessage) {
+	start := time.Now()
+	code := "ok"
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panicked", "event", event, "panic", r, "stack", string(debug.Stack()))
+			code, ack = errInternal.Code, errorAck(errInternal)
+		}
+		s.metrics.handled(event, code, time.Since(start))
+	}()
+	sock := s.socket(c.ID())
+	if sock == nil {
+		code = errInternal.Code
+		return errorAck(errInternal)
+	}
+	if len(payload) > s.opts.MaxMessageBytes {
+		code = "payload_too_large"
+		return errorAck(tooLarge("payload exceeds the frame limit"))
+	}
+	if !sock.limits.allow(event, payload) {
+		code = errRateLimited.Code
+		return errorAck(errRateLimited)
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Presence.OpTimeout)
+	defer cancel()
+	res, err := h(ctx, sock, payload)
+	if err != nil {
+		pe := protocolError(err)
+		if pe == errInternal {
+			s.log.Error("handler failed", "event", event, "conn", c.ID(), "err", err)
+		}
+		code = pe.Code
+		return errorAck(pe)
+	}
+	return okAck(res)
+}
+
+// okAck builds {"ok":true, ...fields}.
+func okAck(res any) json.RawMessage {
+	var body []byte
+	switch v := res.(type) {
+	case nil:
+		return json.RawMessage(`{"ok":true}`)
+	case json.RawMessage:
+		body = v
+	default:
+		body = canonicalJSON(v)
+	}
+	if len(body) < 2 || body[0] != '{' {
+		return errorAck(errInternal)
+	}
+	if string(body) == "{}" {
+		return json.RawMessage(`{"ok":true}`)
+	}
+	out := make([]byte, 0, len(body)+10)
+	out = append(out, `{"ok":true,`...)
+	out = append(out, body[1:]...)
+	return asciiJSON(out)
+}
+
+// errorAck builds {"ok":false,"error":{"code":...,"message":...}}.
+func errorAck(e *Error) json.RawMessage {
+	return asciiJSON(canonicalJSON(map[string]any{"ok": false, "error": e}))
+}

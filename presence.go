@@ -1,0 +1,442 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// PresenceOptions configures presence. Zero values take the defaults given.
+type PresenceOptions struct {
+	// Prefix starts every Redis key and the events channel. Zero value: "prs:".
+	Prefix string
+	// TTL is the heartbeat window: clients heartbeat well within it, and a
+	// gracefully stopped node gives its connections this long to resume
+	// elsewhere. Zero value: 30 s.
+	TTL time.Duration
+	// ReaperInterval is how often each node's reaper looks for due
+	// connections. Zero value: 3 s.
+	ReaperInterval time.Duration
+	// ReaperLookback is how old a connection's last heartbeat may get before
+	// the reaper removes it as expired. Zero value: 2 × TTL.
+	ReaperLookback time.Duration
+	// DisconnectGrace is how long a dropped socket's connection stays for a
+	// resume. Zero value: 5 s; negative: removed at once.
+	DisconnectGrace time.Duration
+	// MaxStateBytes bounds a connection's merged state as compact JSON.
+	// Zero value: 4096.
+	MaxStateBytes int
+	// HeartbeatLinger is how long a plain heartbeat waits for others to share
+	// its Redis round trip. Zero value: 2 ms; negative: no waiting.
+	HeartbeatLinger time.Duration
+	// OpTimeout bounds each Redis operation of a handler. Zero value: 3 s.
+	OpTimeout time.Duration
+}
+
+// withDefaults returns o with the zero values replaced by defaults.
+func (o PresenceOptions) withDefaults() PresenceOptions {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if o.Prefix == "" {
+		o.Prefix = "prs:"
+	}
+	def(&o.TTL, 30*time.Second)
+	def(&o.ReaperInterval, 3*time.Second)
+	def(&o.ReaperLookback, 2*o.TTL)
+	def(&o.DisconnectGrace, 5*time.Second)
+	def(&o.HeartbeatLinger, 2*time.Millisecond)
+	def(&o.OpTimeout, 3*time.Second)
+	if o.MaxStateBytes == 0 {
+		o.MaxStateBytes = 4096
+	}
+	return o
+}
+
+// Presence is the built-in presence module: the presence:* events of
+// PROTOCOL.md, the disconnect grace, the heartbeat batcher and the reaper.
+// Its methods are safe for concurrent use.
+type Presence struct {
+	opts    PresenceOptions
+	pool    *redis.Pool
+	hub     *hub
+	log     *slog.Logger
+	metrics *metrics
+	spawn   func(func())
+	beats   chan *beat
+}
+
+var (
+	_ Module            = (*Presence)(nil)
+	_ ConnectionHandler = (*Presence)(nil)
+	_ Runner            = (*Presence)(nil)
+)
+
+// NewPresence returns the presence module. It is attached to a server with
+// Server.Use, which supplies Redis, the logger and the local event routing.
+func NewPresence(opts PresenceOptions) (*Presence, error) {
+	o := opts.withDefaults()
+	if o.ReaperLookback < o.TTL {
+		return nil, errors.New("presence: reaper lookback must be at least the TTL")
+	}
+	if o.TTL < time.Second || o.ReaperInterval < 10*time.Millisecond {
+		return nil, errors.New("presence: TTL must be at least 1 s and the reaper interval at least 10 ms")
+	}
+	return &Presence{opts: o, beats: make(chan *beat, 1024)}, nil
+}
+
+// Name implements Module.
+func (p *Presence) Name() string { return "presence" }
+
+// Register implements Module: it takes the server's Redis pool, logger and
+// hub, and attaches the presence:* handlers.
+func (p *Presence) Register(mc *ModuleContext) error {
+	p.pool, p.hub, p.log, p.metrics, p.spawn = mc.Redis, mc.hub, mc.Logger, mc.metrics, mc.Go
+	mc.Handle("presence:join", p.handleJoin)
+	mc.Handle("presence:heartbeat", p.handleHeartbeat)
+	mc.Handle("presence:sync", p.handleSync)
+	mc.Handle("presence:leave", p.handleLeave)
+	return nil
+}
+
+// Run implements Runner: the reaper and the heartbeat batcher, until ctx ends.
+func (p *Presence) Run(ctx context.Context) {
+	go p.runBeats(ctx)
+	p.runReaper(ctx)
+}
+
+// OnConnect implements ConnectionHandler.
+func (p *Presence) OnConnect(*Socket) {}
+
+// OnDisconnect implements ConnectionHandler: the socket's connection stays for
+// the disconnect grace (the full TTL when this node is shutting down) unless a
+// resume takes it over first. It returns at once; the Redis work runs on a
+// goroutine the server waits for.
+func (p *Presence) OnDisconnect(s *Socket) {
+	p.hub.drop(s)
+	room, connID := s.markClosed()
+	if room != "" {
+		p.spawn(func() { p.disconnect(s, room, connID) })
+	}
+}
+
+func (p *Presence) disconnect(s *Socket, room, connID string) {
+	grace, reason := max(p.opts.DisconnectGrace, 0), "disconnect"
+	if s.shutdown.Load() {
+		grace, reason = p.opts.TTL, "expired"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.opts.OpTimeout)
+	defer cancel()
+	_, err := p.do(ctx, disconnectScript, p.roomArgs(room, s.id, connID,
+		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds())...)
+	if err != nil {
+		p.log.Warn("disconnect not recorded; the connection will expire", "room", room, "conn", connID, "err", err)
+	}
+}
+
+// Redis keys; see the layout in presence_lua.go.
+func (p *Presence) roomTag(room string) string { return p.opts.Prefix + "{" + room + "}:" }
+func (p *Presence) indexKey() string           { return p.opts.Prefix + "rooms" }
+func (p *Presence) channel() string            { return p.opts.Prefix + "events" }
+func (p *Presence) connKey(room, connID string) string {
+	return p.roomTag(room) + "c:" + connID
+}
+
+// roomArgs returns the KEYS and the common ARGV of a room script, then extra.
+func (p *Presence) roomArgs(room, sid string, extra ...any) []any {
+	tag := p.roomTag(room)
+	args := make([]any, 0, 10+len(extra))
+	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(),
+		room, jsonString(room), tag+"c:", p.channel(), sid)
+	return append(args, extra...)
+}
+
+// do runs a script on a pooled connection within ctx.
+func (p *Presence) do(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
+	start := time.Now()
+	c, err := p.pool.GetContext(ctx)
+	if err != nil {
+		p.metrics.redisError("get")
+		return nil, err
+	}
+	defer c.Close()
+	reply, err := s.DoContext(ctx, c, keysAndArgs...)
+	p.metrics.redisRoundTrip(time.Since(start))
+	if err != nil && isUnavailable(err) {
+		p.metrics.redisError("do")
+	}
+	return reply, err
+}
+
+// lookback and keyTTL in milliseconds, as the scripts take them. A key lives
+// a TTL past its deadline, so it is never gone before the reaper removes it.
+func (p *Presence) lookbackMs() int64 { return p.opts.ReaperLookback.Milliseconds() }
+func (p *Presence) keyTTLMs() int64 {
+	return p.opts.ReaperLookback.Milliseconds() + p.opts.TTL.Milliseconds()
+}
+
+// handleJoin implements presence:join.
+func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	o, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	room, err := o.id("roomId")
+	if err != nil {
+		return nil, err
+	}
+	userID, err := o.id("userId")
+	if err != nil {
+		return nil, err
+	}
+	fields, err := o.stateFields("state")
+	if err != nil {
+		return nil, err
+	}
+	resumeID, resumeEpoch, err := parseResume(o)
+	if err != nil {
+		return nil, err
+	}
+	st := stateJSON(fields)
+	if len(st) > p.opts.MaxStateBytes {
+		return nil, tooLarge(fmt.Sprintf("state is %d bytes; the limit is %d", len(st), p.opts.MaxStateBytes))
+	}
+	if err := s.claims.allows(userID, room); err != nil {
+		return nil, err
+	}
+	if err := p.checkNotJoined(ctx, s); err != nil {
+		return nil, err
+	}
+
+	args := p.roomArgs(room, s.id, newID(), userID, jsonString(userID), st,
+		p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes, resumeID, resumeEpoch)
+	for _, f := range fields {
+		if resumeID != "" || f.val != "" { // a resume merges like a patch; a join drops nulls
+			args = append(args, f.key, f.val)
+		}
+	}
+	p.hub.subscribe(s, room)
+	reply, err := redis.Values(p.do(ctx, joinScript, args...))
+	if err == nil && len(reply) == 1 {
+		err = tooLarge(fmt.Sprintf("merged state would exceed %d bytes", p.opts.MaxStateBytes))
+	}
+	if err != nil {
+		p.hub.unsubscribe(s, room)
+		return nil, err
+	}
+	var connID, epoch, snap string
+	var minSeq int64
+	if _, err := redis.Scan(reply, &connID, &epoch, &snap, &minSeq); err != nil {
+		p.hub.unsubscribe(s, room)
+		return nil, fmt.Errorf("presence join: %w", err)
+	}
+	p.hub.activate(s, room, connID, minSeq)
+	if !s.setPresence(room, userID, connID) {
+		p.hub.unsubscribe(s, room) // the socket went away while joining
+		p.spawn(func() { p.disconnect(s, room, connID) })
+	}
+	if reply[4] == int64(0) {
+		p.metrics.event("join", 1)
+	}
+	return json.RawMessage(`{"self":{"connId":"` + connID + `","epoch":` + epoch + `},"snapshot":` + snap + `}`), nil
+}
+
+// parseResume reads the optional resume field. A connId that newID cannot
+// have made matches nothing, so the join proceeds as a fresh one.
+func parseResume(o object) (connID string, epoch string, err error) {
+	if !o.has("resume") {
+		return "", "", nil
+	}
+	r, err := decodeObject(o["resume"])
+	if err != nil || !r.has("connId") || !r.has("epoch") {
+		return "", "", invalid("resume must be an object with connId and epoch")
+	}
+	if err := json.Unmarshal(r["connId"], &connID); err != nil {
+		return "", "", invalid("resume.connId must be a string")
+	}
+	ep, _, err := r.integer("epoch")
+	if err != nil {
+		return "", "", invalid("resume.epoch must be a non-negative integer")
+	}
+	if !validConnID(connID) {
+		return "", "", nil
+	}
+	return connID, strconv.FormatInt(ep, 10), nil
+}
+
+// checkNotJoined answers already_joined when the socket still owns a
+// presence connection. A connection that is gone (expired, taken over, lost
+// with Redis's data) no longer counts: the socket may join again.
+func (p *Presence) checkNotJoined(ctx context.Context, s *Socket) error {
+	room, _, connID := s.presence()
+	if room == "" {
+		return nil
+	}
+	if _, err := p.member(ctx, s, room, connID); !errors.Is(err, errNotJoined) {
+		if err == nil {
+			return errAlreadyJoined
+		}
+		return err
+	}
+	p.forget(s, room)
+	return nil
+}
+
+// forget clears the socket's presence connection after finding it gone.
+func (p *Presence) forget(s *Socket, room string) {
+	s.setPresence("", "", "")
+	p.hub.unsubscribe(s, room)
+}
+
+// handleHeartbeat implements presence:heartbeat.
+func (p *Presence) handleHeartbeat(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	o, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	epoch, hasEpoch, err := o.integer("epoch")
+	if err != nil {
+		return nil, err
+	}
+	patch, err := o.stateFields("patchState")
+	if err != nil {
+		return nil, err
+	}
+	if !hasEpoch {
+		epoch = -1
+	}
+	room, _, connID := s.presence()
+	if room == "" {
+		return nil, errNotJoined
+	}
+	var code, cur int64
+	changed := false
+	if len(patch) == 0 {
+		code, cur, err = p.beat(ctx, s, room, connID, epoch)
+	} else {
+		code, cur, changed, err = p.patch(ctx, s, room, connID, epoch, patch)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch code {
+	case 1:
+		p.forget(s, room)
+		return nil, errNotJoined
+	case 2:
+		return nil, errStaleEpoch
+	case 3:
+		return nil, tooLarge(fmt.Sprintf("merged state would exceed %d bytes", p.opts.MaxStateBytes))
+	}
+	return json.RawMessage(`{"epoch":` + strconv.FormatInt(cur, 10) + `,"changed":` + strconv.FormatBool(changed) + `}`), nil
+}
+
+// patch runs a heartbeat that carries patchState.
+func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, epoch int64, patch []field) (code, cur int64, changed bool, err error) {
+	for _, f := range patch {
+		if len(f.key)+len(f.val) > p.opts.MaxStateBytes {
+			return 3, 0, false, nil
+		}
+	}
+	args := p.roomArgs(room, s.id, connID, epoch, p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes)
+	for _, f := range patch {
+		args = append(args, f.key, f.val)
+	}
+	r, err := redis.Int64s(p.do(ctx, patchScript, args...))
+	if err != nil {
+		return 0, 0, false, err
+	}
+	if len(r) != 3 {
+		return 0, 0, false, fmt.Errorf("presence patch: reply has %d values", len(r))
+	}
+	if r[2] == 1 {
+		p.metrics.event("update", 1)
+	}
+	return r[0], r[1], r[2] == 1, nil
+}
+
+// handleSync implements presence:sync.
+func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
+	room, _, connID := s.presence()
+	if room == "" {
+		return nil, errNotJoined
+	}
+	snap, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, s.id, connID)...))
+	if errors.Is(err, redis.ErrNil) {
+		p.forget(s, room)
+		return nil, errNotJoined
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(`{"snapshot":` + snap + `}`), nil
+}
+
+// Snapshot returns the room's current snapshot as JSON, for the HTTP API.
+func (p *Presence) Snapshot(ctx context.Context, room string) (json.RawMessage, error) {
+	snap, err := redis.Bytes(p.do(ctx, snapshotScript, p.roomArgs(room, "")...))
+	return snap, err
+}
+
+// handleLeave implements presence:leave.
+func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
+	room, _, connID := s.presence()
+	if room == "" {
+		return json.RawMessage(`{"removed":false}`), nil
+	}
+	seq, err := redis.Int64(p.do(ctx, leaveScript, p.roomArgs(room, s.id, connID)...))
+	if err != nil {
+		return nil, err
+	}
+	s.setPresence("", "", "")
+	if seq == 0 {
+		p.hub.unsubscribe(s, room)
+		return json.RawMessage(`{"removed":false}`), nil
+	}
+	p.hub.endAt(s, room, seq)
+	p.metrics.event("leave", 1)
+	return json.RawMessage(`{"removed":true}`), nil
+}
+
+// Member is a socket's verified presence connection.
+type Member struct {
+	RoomID, UserID, ConnID string
+	// TS is the Redis clock, in milliseconds since the Unix epoch, at the check.
+	TS int64
+}
+
+// Member returns the socket's presence connection after checking in Redis
+// that the socket still owns it: not_joined when it has not joined, or its
+// connection expired or was taken over by a resume. Modules use it to act
+// on behalf of a member (chat.go).
+func (p *Presence) Member(ctx context.Context, s *Socket) (Member, error) {
+	room, _, connID := s.presence()
+	if room == "" {
+		return Member{}, errNotJoined
+	}
+	m, err := p.member(ctx, s, room, connID)
+	if errors.Is(err, errNotJoined) {
+		p.forget(s, room)
+	}
+	return m, err
+}
+
+func (p *Presence) member(ctx context.Context, s *Socket, room, connID string) (Member, error) {
+	r, err := redis.Strings(p.do(ctx, memberScript, p.connKey(room, connID), s.id))
+	if errors.Is(err, redis.ErrNil) {
+		return Member{}, errNotJoined
+	}
+	if err != nil || len(r) != 2 {
+		return Member{}, fmt.Errorf("presence member: %w", err)
+	}
+	ts, _ := strconv.ParseInt(r[1], 10, 64)
+	return Member{RoomID: room, UserID: r[0], ConnID: connID, TS: ts}, nil
+}

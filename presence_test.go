@@ -1,0 +1,401 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"rtm/client"
+)
+
+// testNode is one server node run in-process on a loopback port.
+type testNode struct {
+	srv  *Server
+	url  string
+	stop func() // graceful shutdown; waits for Run to return
+}
+
+// testOptions returns options for a test: the shared Redis, a key prefix of
+// its own (so tests run in parallel without touching each other's keys) and
+// short timings.
+func testOptions(t *testing.T) ServerOptions {
+	return ServerOptions{
+		RedisURL: sharedRedisURL,
+		Presence: PresenceOptions{
+			Prefix:          "t:" + newID()[:10] + ":",
+			TTL:             2 * time.Second,
+			ReaperInterval:  50 * time.Millisecond,
+			DisconnectGrace: 300 * time.Millisecond,
+		},
+		Logger: slog.New(slog.NewTextHandler(newLogWriter(t), &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// startNode runs a node with opts until the test ends.
+func startNode(t *testing.T, opts ServerOptions, mods ...Module) *testNode {
+	t.Helper()
+	srv, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Use(NewChat(srv.Presence())); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mods {
+		if err := srv.Use(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }()
+	n := &testNode{srv: srv, url: "http://" + ln.Addr().String()}
+	stopped := false
+	n.stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node shutdown: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Errorf("node did not shut down within 15 s")
+		}
+	}
+	t.Cleanup(n.stop)
+	return n
+}
+
+// dial connects a test client to node n.
+func dial(t *testing.T, n *testNode, opts ...client.Options) *client.Conn {
+	t.Helper()
+	var o client.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, n.url, o)
+	if err != nil {
+		t.Fatalf("dial %s: %v", n.url, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func tctx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// join joins c to room as user, failing the test on error.
+func join(t *testing.T, c *client.Conn, room, user string, state any) *client.JoinAck {
+	t.Helper()
+	ack, err := c.Join(tctx(t), client.JoinRequest{RoomID: room, UserID: user, State: state})
+	if err != nil {
+		t.Fatalf("join %s/%s: %v", room, user, err)
+	}
+	return ack
+}
+
+// nextPresence returns c's next presence event, skipping other events.
+func nextPresence(t *testing.T, c *client.Conn) *client.PresenceEvent {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case e, ok := <-c.Events():
+			if !ok {
+				t.Fatalf("connection closed while waiting for a presence event: %v", c.Err())
+			}
+			if e.Name != "presence:event" {
+				continue
+			}
+			pe, err := client.ParsePresenceEvent(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pe
+		case <-timeout:
+			t.Fatalf("no presence event within 5 s")
+		}
+	}
+}
+
+// nextEvent returns c's next event of any kind.
+func nextEvent(t *testing.T, c *client.Conn, within time.Duration) client.Event {
+	t.Helper()
+	select {
+	case e, ok := <-c.Events():
+		if !ok {
+			t.Fatalf("connection closed while waiting for an event: %v", c.Err())
+		}
+		return e
+	case <-time.After(within):
+		t.Fatalf("no event within %v", within)
+	}
+	return client.Event{}
+}
+
+// noEvent fails if c receives any event within d.
+func noEvent(t *testing.T, c *client.Conn, d time.Duration) {
+	t.Helper()
+	select {
+	case e, ok := <-c.Events():
+		if ok {
+			t.Fatalf("unexpected event %s %s", e.Name, e.Args)
+		}
+	case <-time.After(d):
+	}
+}
+
+// wantEvent checks the fields of a presence event.
+func wantEvent(t *testing.T, e *client.PresenceEvent, typ string, seq int64, user, conn string) {
+	t.Helper()
+	if e.Type != typ || e.Seq != seq || e.UserID != user || (conn != "" && e.ConnID != conn) {
+		t.Fatalf("got event %s seq %d user %q conn %q; want %s seq %d user %q conn %q",
+			e.Type, e.Seq, e.UserID, e.ConnID, typ, seq, user, conn)
+	}
+}
+
+// wantCode checks that err is an ack error with code.
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	var ae *client.AckError
+	if !errors.As(err, &ae) || ae.Code != code {
+		t.Fatalf("got error %v; want code %s", err, code)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestJoinSnapshotAndEvents(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a, b := dial(t, n), dial(t, n)
+
+	ackA := join(t, a, "room-1", "alice", map[string]any{"status": "online"})
+	if ackA.Self.Epoch != 1 || len(ackA.Self.ConnID) != idLen {
+		t.Fatalf("got self %+v; want epoch 1 and a %d-char connId", ackA.Self, idLen)
+	}
+	s := ackA.Snapshot
+	if s.RoomID != "room-1" || s.Seq != 1 || !slices.Equal(s.Members, []string{"alice"}) || len(s.Connections) != 1 {
+		t.Fatalf("got snapshot %+v; want room-1 seq 1 with alice alone", s)
+	}
+	if c := s.Connections[0]; c.ConnID != ackA.Self.ConnID || c.UserID != "alice" || string(c.State) != `{"status":"online"}` || c.Epoch != 1 || c.LastSeenMs == 0 {
+		t.Fatalf("got connection %+v", c)
+	}
+	e := nextPresence(t, a)
+	wantEvent(t, e, "join", 1, "alice", ackA.Self.ConnID)
+	if !e.UserJoined || e.Count != (client.Count{Connections: 1, Members: 1}) || string(e.State) != `{"status":"online"}` || e.Epoch != 1 || e.TS == 0 {
+		t.Fatalf("got join event %+v", e)
+	}
+
+	ackB := join(t, b, "room-1", "bob", nil)
+	if ackB.Snapshot.Seq != 2 || len(ackB.Snapshot.Connections) != 2 {
+		t.Fatalf("got snapshot %+v; want seq 2 with two connections", ackB.Snapshot)
+	}
+	members := slices.Sorted(slices.Values(ackB.Snapshot.Members))
+	if !slices.Equal(members, []string{"alice", "bob"}) {
+		t.Fatalf("got members %v; want alice, bob", members)
+	}
+	wantEvent(t, nextPresence(t, a), "join", 2, "bob", ackB.Self.ConnID)
+	eb := nextPresence(t, b) // b sees its own join and nothing earlier
+	wantEvent(t, eb, "join", 2, "bob", ackB.Self.ConnID)
+	if eb.Count != (client.Count{Connections: 2, Members: 2}) || string(eb.State) != `{}` {
+		t.Fatalf("got %+v", eb)
+	}
+
+	// A second tab of alice: userJoined false, members unchanged.
+	a2 := dial(t, n)
+	ack2 := join(t, a2, "room-1", "alice", nil)
+	if len(ack2.Snapshot.Members) != 2 || len(ack2.Snapshot.Connections) != 3 {
+		t.Fatalf("got %+v; want 2 members, 3 connections", ack2.Snapshot)
+	}
+	e = nextPresence(t, b)
+	if e.Type != "join" || e.UserJoined || e.Count != (client.Count{Connections: 3, Members: 2}) {
+		t.Fatalf("got %+v; want a join with userJoined false and count 3/2", e)
+	}
+
+	_, err := a.Join(tctx(t), client.JoinRequest{RoomID: "room-2", UserID: "alice"})
+	wantCode(t, err, "already_joined")
+}
+
+func TestLeaveEmptiesRoomAndRestartsSeq(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	n := startNode(t, opts)
+	a, b := dial(t, n), dial(t, n)
+	ackA := join(t, a, "r", "alice", map[string]any{"x": 1})
+	join(t, b, "r", "bob", nil)
+	nextPresence(t, a)
+	nextPresence(t, a)
+	nextPresence(t, b)
+
+	removed, err := b.Leave(tctx(t))
+	if err != nil || !removed {
+		t.Fatalf("leave: got %v, %v; want true", removed, err)
+	}
+	e := nextPresence(t, a)
+	wantEvent(t, e, "leave", 3, "bob", "")
+	if e.Reason != "leave" || !e.UserLeft || e.Count != (client.Count{Connections: 1, Members: 1}) {
+		t.Fatalf("got %+v", e)
+	}
+	wantEvent(t, nextPresence(t, b), "leave", 3, "bob", "") // its own leave, then nothing
+	if removed, err := b.Leave(tctx(t)); err != nil || removed {
+		t.Fatalf("second leave: got %v, %v; want false", removed, err)
+	}
+
+	if removed, err := a.Leave(tctx(t)); err != nil || !removed {
+		t.Fatalf("leave: got %v, %v", removed, err)
+	}
+	e = nextPresence(t, a)
+	if e.Type != "leave" || e.ConnID != ackA.Self.ConnID || string(e.State) != `{"x":1}` || e.Count != (client.Count{}) {
+		t.Fatalf("got %+v", e)
+	}
+	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix); len(keys) != 0 {
+		t.Fatalf("keys left behind: %v", keys)
+	}
+	noEvent(t, b, 100*time.Millisecond)
+
+	ack := join(t, b, "r", "bob", nil)
+	if ack.Snapshot.Seq != 1 {
+		t.Fatalf("got seq %d after the room emptied; want 1", ack.Snapshot.Seq)
+	}
+}
+
+func TestHeartbeatEpochsAndPatches(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a, obs := dial(t, n), dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, obs)
+	ack := join(t, a, "r", "alice", map[string]any{"a": 1, "b": "two"})
+	nextPresence(t, obs)
+	ctx := tctx(t)
+
+	hb, err := a.Heartbeat(ctx, client.HeartbeatRequest{})
+	if err != nil || hb.Epoch != 1 || hb.Changed {
+		t.Fatalf("plain heartbeat: got %+v, %v; want epoch 1 unchanged", hb, err)
+	}
+	hb, err = a.Heartbeat(ctx, client.HeartbeatRequest{Epoch: ptr(int64(1)), PatchState: map[string]any{"a": nil, "c": []any{}, "b": "two"}})
+	if err != nil || hb.Epoch != 2 || !hb.Changed {
+		t.Fatalf("patch: got %+v, %v; want epoch 2 changed", hb, err)
+	}
+	e := nextPresence(t, obs)
+	if e.Type != "update" || e.Epoch != 2 || e.ConnID != ack.Self.ConnID || string(e.State) != `{"b":"two","c":[]}` || e.Seq != 3 {
+		t.Fatalf("got %+v state %s; want update epoch 2 state {b,c}", e, e.State)
+	}
+	// The same patch again changes nothing: no event, epoch kept.
+	hb, err = a.Heartbeat(ctx, client.HeartbeatRequest{Epoch: ptr(int64(2)), PatchState: map[string]any{"b": "two"}})
+	if err != nil || hb.Epoch != 2 || hb.Changed {
+		t.Fatalf("no-op patch: got %+v, %v", hb, err)
+	}
+	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{Epoch: ptr(int64(1))})
+	wantCode(t, err, "stale_epoch")
+	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{Epoch: ptr(int64(1)), PatchState: map[string]any{"z": 1}})
+	wantCode(t, err, "stale_epoch")
+	noEvent(t, obs, 100*time.Millisecond)
+
+	snap, err := obs.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range snap.Connections {
+		if c.ConnID == ack.Self.ConnID && (string(c.State) != `{"b":"two","c":[]}` || c.Epoch != 2) {
+			t.Fatalf("got %+v in sync", c)
+		}
+	}
+	if snap.Seq != 3 {
+		t.Fatalf("sync seq %d; want 3", snap.Seq)
+	}
+}
+
+// The state limit counts compact JSON without HTML escaping: 4096 bytes of
+// '<' and '&' fit exactly, one more byte does not, and nothing is written.
+func TestStateSizeLimit(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a := dial(t, n)
+	// {"k":"…"} is 8 bytes around the value.
+	fits := map[string]any{"k": strings.Repeat("<&", (4096-8)/2)}
+	ack := join(t, a, "r", "alice", fits)
+	var got map[string]any
+	if err := json.Unmarshal(ack.Snapshot.Connections[0].State, &got); err != nil || got["k"] != fits["k"] {
+		t.Fatalf("got state %.40s…, %v", ack.Snapshot.Connections[0].State, err)
+	}
+	if size := len(canonicalJSON(got)); size != 4096 {
+		t.Fatalf("got state of %d bytes; want 4096", size)
+	}
+	ctx := tctx(t)
+	_, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"x": 1}})
+	wantCode(t, err, "payload_too_large")
+	hb, err := a.Heartbeat(ctx, client.HeartbeatRequest{})
+	if err != nil || hb.Epoch != 1 {
+		t.Fatalf("got %+v, %v; the refused patch must write nothing", hb, err)
+	}
+	// Replacing the big value with a small one is fine.
+	if hb, err = a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"k": "small", "x": 1}}); err != nil || hb.Epoch != 2 {
+		t.Fatalf("got %+v, %v", hb, err)
+	}
+
+	b := dial(t, n)
+	tooBig := map[string]any{"k": strings.Repeat("<", 4096-8+1)}
+	_, err = b.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "bob", State: tooBig})
+	wantCode(t, err, "payload_too_large")
+	if snap, _ := a.Sync(ctx); len(snap.Connections) != 1 {
+		t.Fatalf("refused join left %d connections", len(snap.Connections))
+	}
+}
+
+func TestUnicodeRoundTrip(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a, b := dial(t, n), dial(t, n)
+	room, user := "café-会议室-🎉", "zoë-用户-👍"
+	state := map[string]any{"note": "héllo wörld 中文 🚀", "emoji": "😀"}
+	ack := join(t, a, room, user, state)
+	if ack.Snapshot.RoomID != room || ack.Snapshot.Members[0] != user {
+		t.Fatalf("got %+v", ack.Snapshot)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(ack.Snapshot.Connections[0].State, &got); err != nil || got["note"] != state["note"] || got["emoji"] != state["emoji"] {
+		t.Fatalf("got state %s", ack.Snapshot.Connections[0].State)
+	}
+	join(t, b, room, "bob", nil)
+	nextPresence(t, a)
+	e := nextPresence(t, a)
+	if e.RoomID != room || e.UserID != "bob" {
+		t.Fatalf("got %+v", e)
+	}
+	id, _, err := b.Chat(tctx(t), "grüße 你好 🎈")
+	if err != nil || id == "" {
+		t.Fatalf("chat: %v", err)
+	}
+	for {
+		ev := nextEvent(t, a, 5*time.Second)
+		if ev.Name != "chat:message" {
+			continue
+		}
+		m, err := client.ParseChatMessage(ev)
+		if err != nil || m.Text != "grüße 你好 🎈" || m.RoomID != room || m.UserID != "bob" || m.ID != id {
+			t.Fatalf("got %+v, %v", m, err)
+		}
+		break
+	}
+}

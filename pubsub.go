@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+// Subscriber timing. The health check PINGs the subscription connection every
+// subPingPeriod; a read that sees nothing (not even the PONG) for
+// subReadTimeout means the subscription is dead. Must be more than
+// subPingPeriod.
+const (
+	subPingPeriod  = 2 * time.Second
+	subReadTimeout = 5 * time.Second
+	subBackoffMin  = 100 * time.Millisecond
+	subBackoffMax  = 5 * time.Second
+)
+
+// subscriber holds this node's one pub/sub connection and hands every message
+// of the events channel, in order, to deliver. It follows redigo's
+// listenPubSubChannels pattern: one goroutine receives, the owner health-checks
+// with PING and unsubscribes to stop it. It reconnects with exponential
+// backoff whenever the connection fails (a Redis restart, say) and
+// re-subscribes by itself.
+type subscriber struct {
+	dial    func(ctx context.Context) (redis.Conn, error)
+	channel string
+	deliver func([]byte)
+	log     *slog.Logger
+	// onState, when set, is told whether the subscription is up.
+	onState func(up bool)
+}
+
+// run subscribes until ctx ends. It blocks; the server runs it on its wait group.
+func (s *subscriber) run(ctx context.Context) {
+	backoff := subBackoffMin
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := s.listen(ctx)
+		if s.onState != nil {
+			s.onState(false)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > 10*time.Second {
+			backoff = subBackoffMin
+		}
+		s.log.Warn("pub/sub connection lost; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, subBackoffMax)
+	}
+}
+
+// listen runs one subscription until it fails or ctx ends.
+func (s *subscriber) listen(ctx context.Context) error {
+	c, err := s.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("dial: %w", err)
+	}
+	psc := redis.PubSubConn{Conn: c}
+	defer psc.Close()
+	if err := psc.Subscribe(s.channel); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+
+	done := make(chan error, 1)
+	go func() { // owned by listen: ends when psc fails or is unsubscribed/closed
+		for {
+			switch v := psc.ReceiveWithTimeout(subReadTimeout).(type) {
+			case error:
+				done <- v
+				return
+			case redis.Message:
+				s.deliver(v.Data)
+			case redis.Subscription:
+				switch v.Count {
+				case 1:
+					s.log.Info("subscribed to events channel", "channel", s.channel)
+					if s.onState != nil {
+						s.onState(true)
+					}
+				case 0:
+					done <- nil
+					return
+				}
+			}
+		}
+	}()
+
+	tick := time.NewTicker(subPingPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			_ = psc.Unsubscribe()
+			select { // wait for the receiver, but not for a dead server
+			case <-done:
+			case <-time.After(subReadTimeout):
+				_ = psc.Close()
+				<-done
+			}
+			return ctx.Err()
+		case err := <-done:
+			if err == nil {
+				err = errors.New("unsubscribed")
+			}
+			return err
+		case <-tick.C:
+			if err := psc.Ping(""); err != nil {
+				_ = psc.Close()
+				return fmt.Errorf("ping: %w", <-done)
+			}
+		}
+	}
+}

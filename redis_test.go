@@ -1,0 +1,205 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+)
+
+var redisServerPath = flag.String("redis-server", "redis-server", "redis-server binary used by the tests")
+
+// sharedRedisURL is the Redis every test uses unless it needs one of its own
+// (to restart it). TestMain sets it: REDIS_URL from the environment, or a
+// redis-server it starts.
+var sharedRedisURL string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	os.Exit(func() int {
+		if url := os.Getenv("REDIS_URL"); url != "" {
+			sharedRedisURL = url
+			return m.Run()
+		}
+		rs, err := startRedisServer("")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer rs.stop()
+		sharedRedisURL = rs.url()
+		return m.Run()
+	}())
+}
+
+// redisServer is a redis-server process on a free loopback port, in a temp
+// dir, with persistence off. restart kills it and starts a new one on the
+// same port: every key is gone, as after a crash of a Redis without
+// persistence.
+type redisServer struct {
+	dir  string
+	port int
+
+	mu  sync.Mutex // guards cmd
+	cmd *exec.Cmd
+}
+
+// startRedisServer starts redis-server in dir (a new temp dir when "").
+func startRedisServer(dir string) (*redisServer, error) {
+	if _, err := exec.LookPath(*redisServerPath); err != nil {
+		return nil, fmt.Errorf("tests need a real Redis: %s not found (run `make test`, which installs redis-server, "+
+			"or `apt-get install redis-server`, or set REDIS_URL)", *redisServerPath)
+	}
+	if dir == "" {
+		d, err := os.MkdirTemp("", "rtm-redis-")
+		if err != nil {
+			return nil, err
+		}
+		dir = d
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	rs := &redisServer{dir: dir, port: port}
+	return rs, rs.start()
+}
+
+func (rs *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(rs.port) }
+
+func (rs *redisServer) start() error {
+	cmd := exec.Command(*redisServerPath, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--logfile", filepath.Join(rs.dir, "redis.log"))
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	rs.mu.Lock()
+	rs.cmd = cmd
+	rs.mu.Unlock()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := redis.Dial("tcp", "127.0.0.1:"+strconv.Itoa(rs.port), redis.DialConnectTimeout(time.Second))
+		if err == nil {
+			_, err = c.Do("PING")
+			c.Close()
+			if err == nil {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			rs.kill()
+			return fmt.Errorf("redis-server on port %d not ready after 10 s: %v", rs.port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (rs *redisServer) kill() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.cmd != nil {
+		_ = rs.cmd.Process.Kill()
+		_ = rs.cmd.Wait()
+		rs.cmd = nil
+	}
+}
+
+func (rs *redisServer) restart() error {
+	rs.kill()
+	return rs.start()
+}
+
+func (rs *redisServer) stop() {
+	rs.kill()
+	_ = os.RemoveAll(rs.dir)
+}
+
+// ownRedis starts a redis-server for one test.
+func ownRedis(t *testing.T) *redisServer {
+	t.Helper()
+	rs, err := startRedisServer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.kill)
+	return rs
+}
+
+// redisDo runs one command on url, failing the test on error.
+func redisDo(t *testing.T, url, cmd string, args ...any) any {
+	t.Helper()
+	c, err := redis.DialURL(url)
+	if err != nil {
+		t.Fatalf("dial redis: %v", err)
+	}
+	defer c.Close()
+	r, err := c.Do(cmd, args...)
+	if err != nil && !errors.Is(err, redis.ErrNil) {
+		t.Fatalf("redis %s: %v", cmd, err)
+	}
+	return r
+}
+
+// keysWithPrefix lists the Redis keys under prefix.
+func keysWithPrefix(t *testing.T, url, prefix string) []string {
+	t.Helper()
+	keys, err := redis.Strings(redisDo(t, url, "KEYS", prefix+"*"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// waitFor polls cond every 10 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// logWriter sends log lines to t.Log until the test ends.
+type logWriter struct {
+	t *testing.T
+
+	mu   sync.Mutex // guards done
+	done bool
+}
+
+func newLogWriter(t *testing.T) *logWriter {
+	w := &logWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return w
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		sc := bufio.NewScanner(bytes.NewReader(p))
+		for sc.Scan() {
+			w.t.Log(sc.Text())
+		}
+	}
+	return len(p), nil
+}
