@@ -133,8 +133,11 @@ func (s *Server) handle(c socketio.Conn, event string, payload json.RawMessage, 
 	res, err := h(ctx, sock, payload)
 	if err != nil {
 		pe := protocolError(err)
-		if pe == errInternal {
+		switch pe {
+		case errInternal:
 			s.log.Error("handler failed", "event", event, "conn", c.ID(), "err", err)
+		case errUnavailable:
+			s.log.Warn("redis unavailable", "event", event, "conn", c.ID(), "err", err)
 		}
 		code = pe.Code
 		return errorAck(pe)

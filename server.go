@@ -235,6 +235,13 @@ func (s *Server) spawn(f func()) {
 	}()
 }
 
+// subscribed reports whether the events subscription is up.
+func (s *Server) subscribed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.redisSub
+}
+
 // socket returns the socket with session id sid, or nil.
 func (s *Server) socket(sid string) *Socket {
 	s.mu.Lock()

@@ -1,0 +1,502 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"rtm/client"
+)
+
+// Two nodes share one Redis: joins, updates, leaves and chat cross them in order.
+func TestCrossNode(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	a, b := dial(t, n1), dial(t, n2)
+	ackA := join(t, a, "r", "alice", nil)
+	nextPresence(t, a)
+	ackB := join(t, b, "r", "bob", map[string]any{"v": 0})
+	wantEvent(t, nextPresence(t, a), "join", 2, "bob", ackB.Self.ConnID)
+	wantEvent(t, nextPresence(t, b), "join", 2, "bob", ackB.Self.ConnID)
+
+	ctx := tctx(t)
+	for i := 1; i <= 5; i++ {
+		if _, err := b.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"v": i}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 1; i <= 5; i++ {
+		e := nextPresence(t, a)
+		if e.Type != "update" || e.Seq != int64(2+i) || string(e.State) != fmt.Sprintf(`{"v":%d}`, i) {
+			t.Fatalf("update %d: got %+v %s", i, e, e.State)
+		}
+		nextPresence(t, b)
+	}
+	if _, _, err := a.Chat(ctx, "hi bob"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e := nextEvent(t, b, 5*time.Second)
+		if e.Name == "chat:message" {
+			m, _ := client.ParseChatMessage(e)
+			if m.Text != "hi bob" || m.ConnID != ackA.Self.ConnID {
+				t.Fatalf("got %+v", m)
+			}
+			break
+		}
+	}
+	if _, err := a.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := nextPresence(t, b)
+	if e.Type != "leave" || e.UserID != "alice" || e.Reason != "leave" || e.Seq != 8 {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+// A dropped socket's connection survives the grace; a resume from a new
+// socket (on another node) takes it over silently; the old socket is fenced.
+func TestResumeAfterDrop(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.DisconnectGrace = 2 * time.Second
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	a, obs := dial(t, n1), dial(t, n2)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, obs)
+	ack := join(t, a, "r", "alice", map[string]any{"s": "x"})
+	nextPresence(t, obs)
+
+	_ = a.Drop()
+	a2 := dial(t, n2)
+	res, err := a2.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &client.Self{ConnID: ack.Self.ConnID, Epoch: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Self.ConnID != ack.Self.ConnID || res.Self.Epoch != 2 || res.Snapshot.Seq != 2 || len(res.Snapshot.Connections) != 2 {
+		t.Fatalf("got %+v; want the same connId at epoch 2, seq 2", res)
+	}
+	noEvent(t, obs, 2500*time.Millisecond) // past the grace: no leave, no join
+	noEvent(t, a2, 10*time.Millisecond)
+
+	// A state given with a resume is merged and announced once.
+	_ = a2.Drop()
+	a3 := dial(t, n1)
+	res, err = a3.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", State: map[string]any{"s": "y"},
+		Resume: &client.Self{ConnID: ack.Self.ConnID, Epoch: 2}})
+	if err != nil || res.Self.Epoch != 3 || res.Snapshot.Seq != 3 {
+		t.Fatalf("got %+v, %v; want epoch 3 and seq 3", res, err)
+	}
+	for _, w := range []*client.Conn{obs, a3} {
+		e := nextPresence(t, w)
+		if e.Type != "update" || e.Seq != 3 || e.Epoch != 3 || string(e.State) != `{"s":"y"}` {
+			t.Fatalf("got %+v %s; want one update", e, e.State)
+		}
+	}
+	noEvent(t, obs, 100*time.Millisecond)
+
+	// A resume with a wrong epoch or user is a fresh join.
+	a4 := dial(t, n2)
+	res, err = a4.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &client.Self{ConnID: ack.Self.ConnID, Epoch: 1}})
+	if err != nil || res.Self.ConnID == ack.Self.ConnID || res.Self.Epoch != 1 {
+		t.Fatalf("got %+v, %v; want a fresh connection", res, err)
+	}
+	a5 := dial(t, n2)
+	res, err = a5.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "mallory", Resume: &client.Self{ConnID: ack.Self.ConnID, Epoch: 3}})
+	if err != nil || res.Self.ConnID == ack.Self.ConnID {
+		t.Fatalf("got %+v, %v; another user must not take the connection over", res, err)
+	}
+}
+
+// A resume while the old socket is still connected fences the old socket:
+// it gets no more events and every write it attempts fails or does nothing.
+func TestResumeFencesOldSocket(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	old, obs := dial(t, n1), dial(t, n2)
+	ack := join(t, old, "r", "alice", nil)
+	nextPresence(t, old)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, old)
+	nextPresence(t, obs)
+
+	fresh := dial(t, n2)
+	res, err := fresh.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &client.Self{ConnID: ack.Self.ConnID, Epoch: 1}})
+	if err != nil || res.Self.ConnID != ack.Self.ConnID || res.Self.Epoch != 2 {
+		t.Fatalf("got %+v, %v", res, err)
+	}
+	ctx := tctx(t)
+	_, err = old.Heartbeat(ctx, client.HeartbeatRequest{})
+	wantCode(t, err, "not_joined")
+	_, _, err = old.Chat(ctx, "from the past")
+	wantCode(t, err, "not_joined")
+	if removed, err := old.Leave(ctx); err != nil || removed {
+		t.Fatalf("old leave: got %v, %v; want false", removed, err)
+	}
+	if _, err := obs.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"k": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*client.Conn{fresh, obs} {
+		if e := nextPresence(t, c); e.Type != "update" || e.UserID != "obs" {
+			t.Fatalf("got %+v", e)
+		}
+	}
+	noEvent(t, old, 200*time.Millisecond)
+	_ = old.Close() // its disconnect removes nothing
+	noEvent(t, obs, opts.Presence.DisconnectGrace+300*time.Millisecond)
+	if hb, err := fresh.Heartbeat(ctx, client.HeartbeatRequest{Epoch: ptr(int64(2))}); err != nil || hb.Epoch != 2 {
+		t.Fatalf("got %+v, %v", hb, err)
+	}
+}
+
+// Without a resume, a dropped socket leaves with reason disconnect once the
+// grace has passed, and not before.
+func TestDisconnectGrace(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	n := startNode(t, opts)
+	a, obs := dial(t, n), dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, obs)
+	join(t, a, "r", "alice", nil)
+	nextPresence(t, obs)
+	start := time.Now()
+	_ = a.Drop()
+	e := nextPresence(t, obs)
+	if e.Type != "leave" || e.Reason != "disconnect" || e.UserID != "alice" || !e.UserLeft {
+		t.Fatalf("got %+v", e)
+	}
+	grace, interval := opts.Presence.DisconnectGrace, opts.Presence.ReaperInterval
+	if d := time.Since(start); d < grace || d > grace+interval+time.Second {
+		t.Fatalf("leave after %v; want between %v and about %v", d, grace, grace+interval)
+	}
+
+	// Grace 0: removed at once, by the disconnect itself.
+	opts0 := testOptions(t)
+	opts0.Presence.DisconnectGrace = -1
+	opts0.Presence.ReaperInterval = time.Hour
+	n0 := startNode(t, opts0)
+	b, obs0 := dial(t, n0), dial(t, n0)
+	join(t, obs0, "r", "obs", nil)
+	nextPresence(t, obs0)
+	join(t, b, "r", "bob", nil)
+	nextPresence(t, obs0)
+	_ = b.Close()
+	if e := nextPresence(t, obs0); e.Type != "leave" || e.Reason != "disconnect" {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+// A connection whose heartbeats stop (its node crashed) is removed by the
+// reaper of another node once the lookback has passed, with reason expired.
+func TestExpiryOfCrashedNode(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.TTL = time.Second
+	opts.Presence.ReaperLookback = time.Second
+	n := startNode(t, opts)
+	p := n.srv.Presence()
+	obs := dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, obs)
+
+	// A node that crashed leaves a connection owned by a socket nobody serves.
+	ghost := &Socket{id: newID()}
+	args := p.roomArgs("r", ghost.id, newID(), "ghost", jsonString("ghost"), "{}", p.lookbackMs(), p.keyTTLMs(), 4096, "", "0")
+	if _, err := p.do(tctx(t), joinScript, args...); err != nil {
+		t.Fatal(err)
+	}
+	e := nextPresence(t, obs)
+	if e.Type != "join" || e.UserID != "ghost" {
+		t.Fatalf("got %+v", e)
+	}
+	start := time.Now()
+	ctx := tctx(t)
+	for {
+		// obs heartbeats all along, so only the ghost expires.
+		if _, err := obs.Heartbeat(ctx, client.HeartbeatRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-obs.Events():
+			e, err := client.ParsePresenceEvent(ev)
+			if err != nil || e.Type != "leave" || e.UserID != "ghost" || e.Reason != "expired" {
+				t.Fatalf("got %+v, %v; want the ghost to expire", e, err)
+			}
+			if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
+				t.Fatalf("expired after %v; want about the lookback (1 s)", d)
+			}
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the ghost connection did not expire")
+		}
+	}
+}
+
+// Heartbeats keep a connection alive past the lookback.
+func TestHeartbeatsKeepAlive(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.TTL = time.Second
+	opts.Presence.ReaperLookback = time.Second
+	n := startNode(t, opts)
+	a, obs := dial(t, n), dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	join(t, a, "r", "alice", nil)
+	nextPresence(t, obs)
+	nextPresence(t, obs)
+	ctx := tctx(t)
+	for i := 0; i < 8; i++ {
+		time.Sleep(300 * time.Millisecond)
+		for _, c := range []*client.Conn{a, obs} {
+			if _, err := c.Heartbeat(ctx, client.HeartbeatRequest{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	noEvent(t, obs, 10*time.Millisecond)
+}
+
+// Two reapers racing over the same due connections emit exactly one leave each.
+func TestReapersRace(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.ReaperInterval = time.Hour // the test drives the reapers
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	p1, p2 := n1.srv.Presence(), n2.srv.Presence()
+	ctx := tctx(t)
+
+	sub, err := redis.DialURL(opts.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psc := redis.PubSubConn{Conn: sub}
+	defer psc.Close()
+	if err := psc.Subscribe(p1.channel()); err != nil {
+		t.Fatal(err)
+	}
+	const rooms, per = 5, 40
+	for r := 0; r < rooms; r++ {
+		for i := 0; i < per; i++ {
+			// lookback 0: due at once
+			args := p1.roomArgs(fmt.Sprint("room", r), newID(), newID(), "u", `"u"`, "{}", 0, 60000, 4096, "", "0")
+			if _, err := p1.do(ctx, joinScript, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	counts := make([]int, 4)
+	for i := range counts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := p1
+			if i%2 == 1 {
+				p = p2
+			}
+			n, err := p.reapOnce(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			counts[i] = n
+		}()
+	}
+	wg.Wait()
+	if total := counts[0] + counts[1] + counts[2] + counts[3]; total != rooms*per {
+		t.Fatalf("reapers removed %v = %d; want %d in all", counts, total, rooms*per)
+	}
+	leaves, joins := 0, 0
+	for leaves < rooms*per {
+		switch v := psc.ReceiveWithTimeout(2 * time.Second).(type) {
+		case redis.Message:
+			var e envelope
+			if err := json.Unmarshal(v.Data, &e); err != nil {
+				t.Fatal(err)
+			}
+			switch e.Type {
+			case "leave":
+				leaves++
+			case "join":
+				joins++
+			}
+		case error:
+			t.Fatalf("after %d leaves: %v", leaves, v)
+		}
+	}
+	if leaves != rooms*per {
+		t.Fatalf("got %d leave events; want %d", leaves, rooms*per)
+	}
+	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix); len(keys) != 0 {
+		t.Fatalf("keys left behind: %v", keys)
+	}
+	// A further run finds nothing: no duplicate leave can follow.
+	if n, err := p2.reapOnce(ctx); err != nil || n != 0 {
+		t.Fatalf("got %d, %v; want 0", n, err)
+	}
+}
+
+// 200 sockets join one room at once: every seq is used once, each snapshot
+// agrees with its own join event, and every socket sees every later join.
+func TestConcurrentJoins(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Rates = RateLimits{Other: Rate{PerSecond: 1000, Burst: 1000}}
+	nodes := []*testNode{startNode(t, opts), startNode(t, opts)}
+	const total = 200
+	conns := make([]*client.Conn, total)
+	for i := range conns {
+		conns[i] = dial(t, nodes[i%2])
+	}
+	acks := make([]*client.JoinAck, total)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ack, err := conns[i].Join(tctx(t), client.JoinRequest{RoomID: "big", UserID: fmt.Sprint("u", i)})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			acks[i] = ack
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	seen := make(map[int64]bool)
+	for i, ack := range acks {
+		s := ack.Snapshot.Seq
+		if seen[s] || s < 1 || s > total {
+			t.Fatalf("seq %d reused or out of range", s)
+		}
+		seen[s] = true
+		if len(ack.Snapshot.Connections) != int(s) {
+			t.Fatalf("snapshot at seq %d lists %d connections", s, len(ack.Snapshot.Connections))
+		}
+		// Its own join first, then exactly the joins after it.
+		for want := s; want <= total; want++ {
+			e := nextPresence(t, conns[i])
+			if e.Seq != want || e.Type != "join" {
+				t.Fatalf("socket %d: got %s seq %d; want join seq %d", i, e.Type, e.Seq, want)
+			}
+		}
+	}
+}
+
+// Redis restarts (losing every key): handlers answer unavailable quickly,
+// /healthz says 503, sockets stay connected, and afterwards joins, heartbeats
+// and cross-node events work again without restarting the nodes.
+func TestRedisRestart(t *testing.T) {
+	t.Parallel()
+	rs := ownRedis(t)
+	opts := testOptions(t)
+	opts.RedisURL = rs.url()
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	a, b := dial(t, n1), dial(t, n2)
+	join(t, a, "r", "alice", nil)
+	nextPresence(t, a)
+
+	rs.kill()
+	ctx := tctx(t)
+	start := time.Now()
+	_, err := a.Heartbeat(ctx, client.HeartbeatRequest{})
+	wantCode(t, err, "unavailable")
+	_, err = b.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "bob"})
+	wantCode(t, err, "unavailable")
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("unavailable took %v; want about 3 s at most", d)
+	}
+	if code := httpStatus(t, n1.url+"/healthz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("healthz: got %d; want 503", code)
+	}
+
+	if err := rs.start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "healthz 200", func() bool { return httpStatus(t, n1.url+"/healthz") == http.StatusOK })
+	// The data is gone: the socket counts as not joined and joins again.
+	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{})
+	wantCode(t, err, "not_joined")
+	// Both subscribers are back once the cross-node events flow.
+	waitFor(t, 10*time.Second, "subscriptions", func() bool {
+		return n1.srv.subscribed() && n2.srv.subscribed()
+	})
+	ack := join(t, a, "r", "alice", nil)
+	if ack.Snapshot.Seq != 1 {
+		t.Fatalf("got seq %d; want 1 in the new Redis", ack.Snapshot.Seq)
+	}
+	join(t, b, "r", "bob", nil)
+	for {
+		if e := nextPresence(t, a); e.UserID == "bob" {
+			break
+		}
+	}
+	select {
+	case <-a.Done():
+		t.Fatal("socket a was disconnected by the outage")
+	default:
+	}
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// A graceful shutdown gives the node's connections the full TTL: a client
+// resuming on another node causes no leave/join; one that does not come back
+// expires when the TTL ends.
+func TestGracefulShutdownHandsOver(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.TTL = 1500 * time.Millisecond
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	a, gone, obs := dial(t, n1), dial(t, n1), dial(t, n2)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, obs)
+	ack := join(t, a, "r", "alice", nil)
+	nextPresence(t, obs)
+	join(t, gone, "r", "gone", nil)
+	nextPresence(t, obs)
+
+	stopped := make(chan struct{})
+	go func() { n1.stop(); close(stopped) }()
+	<-a.Done()
+	a2 := dial(t, n2)
+	res, err := a2.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &client.Self{ConnID: ack.Self.ConnID, Epoch: 1}})
+	if err != nil || res.Self.ConnID != ack.Self.ConnID {
+		t.Fatalf("resume after shutdown: got %+v, %v", res, err)
+	}
+	<-stopped
+	start := time.Now()
+	e := nextPresence(t, obs)
+	if e.Type != "leave" || e.UserID != "gone" || e.Reason != "expired" {
+		t.Fatalf("got %+v; want gone to expire", e)
+	}
+	if d := time.Since(start); d > opts.Presence.TTL+time.Second {
+		t.Fatalf("gone expired after %v", d)
+	}
+	noEvent(t, obs, 300*time.Millisecond)
+	if code := httpStatus(t, n2.url+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz %d", code)
+	}
+	_ = context.Background
+}
