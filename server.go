@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -250,20 +251,20 @@ func (s *Server) socket(sid string) *Socket {
 }
 
 // onConnect records a new socket and tells the modules. It must not Emit
-// (go-socket.io's writer is not running yet) and must not panic (the library
-// does not recover it). A second connect packet on a socket is ignored.
-func (s *Server) onConnect(c socketio.Conn) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("connect handler panicked", "panic", r)
-			err = errors.New("internal error")
-		}
-	}()
+// (go-socket.io's writer is not running yet), must not panic (the library
+// does not recover it) and never returns an error: in go-socket.io v1.7.0 a
+// refused connect leaves its session behind for good, so a socket that must
+// go is closed instead. A second connect packet on a socket is ignored.
+func (s *Server) onConnect(c socketio.Conn) error {
+	defer s.recoverHook("connect")
 	var cl *claims
 	if len(s.opts.JWTSecret) > 0 {
 		u := c.URL()
+		var err error
 		if cl, err = verifyToken(s.opts.JWTSecret, u.Query().Get("token")); err != nil {
-			return err
+			s.log.Info("closing socket: token no longer valid", "conn", c.ID(), "err", err)
+			s.spawn(func() { _ = c.Close() })
+			return nil
 		}
 	}
 	sock := &Socket{
@@ -281,20 +282,20 @@ func (s *Server) onConnect(c socketio.Conn) (err error) {
 	s.mu.Unlock()
 	for _, m := range mods {
 		if h, ok := m.(ConnectionHandler); ok {
-			h.OnConnect(sock)
+			func() {
+				defer s.recoverHook(m.Name() + " OnConnect")
+				h.OnConnect(sock)
+			}()
 		}
 	}
 	return nil
 }
 
-// onDisconnect forgets a socket and tells the modules. go-socket.io also
-// calls it for connections it refused; those are not in the table.
+// onDisconnect forgets a socket and tells the modules, in reverse order.
+// go-socket.io also calls it for connections it refused; those are not in
+// the table.
 func (s *Server) onDisconnect(c socketio.Conn, reason string) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("disconnect handler panicked", "panic", r)
-		}
-	}()
+	defer s.recoverHook("disconnect")
 	s.mu.Lock()
 	sock := s.sockets[c.ID()]
 	if sock != nil {
@@ -311,10 +312,21 @@ func (s *Server) onDisconnect(c socketio.Conn, reason string) {
 	sock.closeQueue()
 	for i := len(mods) - 1; i >= 0; i-- {
 		if h, ok := mods[i].(ConnectionHandler); ok {
-			h.OnDisconnect(sock)
+			func() {
+				defer s.recoverHook(mods[i].Name() + " OnDisconnect")
+				h.OnDisconnect(sock)
+			}()
 		}
 	}
 	s.log.Debug("socket disconnected", "conn", sock.id, "reason", reason)
+}
+
+// recoverHook logs a panic in a connect or disconnect hook instead of letting
+// it crash the process (go-socket.io does not recover those). Deferred.
+func (s *Server) recoverHook(where string) {
+	if r := recover(); r != nil {
+		s.log.Error("hook panicked", "hook", where, "panic", r, "stack", string(debug.Stack()))
+	}
 }
 
 // onError logs library-level errors (malformed packets, failed reads). The

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"rtm/client"
+)
+
+// callAck sends event with a raw JSON payload (or none) and decodes the ack.
+func callAck(t *testing.T, c *client.Conn, event string, payload ...json.RawMessage) map[string]any {
+	t.Helper()
+	args := make([]any, len(payload))
+	for i, p := range payload {
+		args[i] = p
+	}
+	raw, err := c.Call(tctx(t), event, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", event, err)
+	}
+	var ack map[string]any
+	if err := json.Unmarshal(raw, &ack); err != nil {
+		t.Fatalf("%s: ack %s: %v", event, raw, err)
+	}
+	return ack
+}
+
+func ackCode(ack map[string]any) string {
+	if ack["ok"] == true {
+		return "ok"
+	}
+	e, _ := ack["error"].(map[string]any)
+	code, _ := e["code"].(string)
+	if msg, _ := e["message"].(string); msg == "" {
+		return code + " (no message)"
+	}
+	return code
+}
+
+// Bad input gets a clear error ack; the socket, the node and everyone's data
+// survive it, and nothing is left in Redis.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Rates = RateLimits{Other: Rate{PerSecond: 1000, Burst: 1000}, Heartbeat: Rate{PerSecond: 1000, Burst: 1000},
+		Patch: Rate{PerSecond: 1000, Burst: 1000}, Chat: Rate{PerSecond: 1000, Burst: 1000}}
+	n := startNode(t, opts)
+	c, other := dial(t, n), dial(t, n)
+	join(t, other, "r", "other", map[string]any{"keep": true})
+
+	long := strings.Repeat("x", 129)
+	big := `{"k":"` + strings.Repeat("a", 4096) + `"}`
+	notJoined := []struct {
+		name, event, payload, want string
+	}{
+		{"heartbeat before join", "presence:heartbeat", `{}`, "not_joined"},
+		{"sync before join", "presence:sync", ``, "not_joined"},
+		{"chat before join", "chat:message", `{"text":"hi"}`, "not_joined"},
+		{"leave before join", "presence:leave", ``, "ok"},
+	}
+	joinCases := []struct {
+		name, payload, want string
+	}{
+		{"string payload", `"room"`, "invalid_payload"},
+		{"array payload", `["r","u"]`, "invalid_payload"},
+		{"number payload", `42`, "invalid_payload"},
+		{"no payload", ``, "invalid_payload"},
+		{"missing roomId", `{"userId":"u"}`, "invalid_payload"},
+		{"missing userId", `{"roomId":"r"}`, "invalid_payload"},
+		{"numeric roomId", `{"roomId":7,"userId":"u"}`, "invalid_payload"},
+		{"empty roomId", `{"roomId":"","userId":"u"}`, "invalid_payload"},
+		{"129-byte roomId", `{"roomId":"` + long + `","userId":"u"}`, "invalid_payload"},
+		{"brace in roomId", `{"roomId":"a{b}","userId":"u"}`, "invalid_payload"},
+		{"control char in userId", `{"roomId":"r","userId":"a\u0007b"}`, "invalid_payload"},
+		{"DEL in userId", `{"roomId":"r","userId":"a\u007fb"}`, "invalid_payload"},
+		{"state array", `{"roomId":"r","userId":"u","state":[1]}`, "invalid_payload"},
+		{"state scalar", `{"roomId":"r","userId":"u","state":"x"}`, "invalid_payload"},
+		{"state too large", `{"roomId":"r","userId":"u","state":` + big + `}`, "payload_too_large"},
+		{"invalid beats too large", `{"roomId":"","userId":"u","state":` + big + `}`, "invalid_payload"},
+		{"resume not object", `{"roomId":"r","userId":"u","resume":"x"}`, "invalid_payload"},
+		{"resume without epoch", `{"roomId":"r","userId":"u","resume":{"connId":"abc"}}`, "invalid_payload"},
+		{"resume epoch string", `{"roomId":"r","userId":"u","resume":{"connId":"abc","epoch":"1"}}`, "invalid_payload"},
+	}
+	for _, tc := range notJoined {
+		var ack map[string]any
+		if tc.payload == "" {
+			ack = callAck(t, c, tc.event)
+		} else {
+			ack = callAck(t, c, tc.event, json.RawMessage(tc.payload))
+		}
+		if got := ackCode(ack); got != tc.want {
+			t.Errorf("%s: got %s; want %s", tc.name, got, tc.want)
+		}
+	}
+	for _, tc := range joinCases {
+		var ack map[string]any
+		if tc.payload == "" {
+			ack = callAck(t, c, "presence:join")
+		} else {
+			ack = callAck(t, c, "presence:join", json.RawMessage(tc.payload))
+		}
+		if got := ackCode(ack); got != tc.want {
+			t.Errorf("join %s: got %s; want %s", tc.name, got, tc.want)
+		}
+	}
+	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix+"{r}:c:"); len(keys) != 1 {
+		t.Fatalf("after refused joins: got connection keys %v; want only other's", keys)
+	}
+
+	// The socket survived all that and can join.
+	join(t, c, "r", "u", nil)
+	joined := []struct {
+		name, event, payload, want string
+	}{
+		{"epoch string", "presence:heartbeat", `{"epoch":"1"}`, "invalid_payload"},
+		{"epoch negative", "presence:heartbeat", `{"epoch":-1}`, "invalid_payload"},
+		{"epoch fraction", "presence:heartbeat", `{"epoch":1.5}`, "invalid_payload"},
+		{"patch array", "presence:heartbeat", `{"patchState":[1]}`, "invalid_payload"},
+		{"patch too large", "presence:heartbeat", `{"patchState":` + big + `}`, "payload_too_large"},
+		{"heartbeat array", "presence:heartbeat", `[]`, "invalid_payload"},
+		{"heartbeat null", "presence:heartbeat", `null`, "ok"},
+		{"patch null", "presence:heartbeat", `{"patchState":null,"epoch":null}`, "ok"},
+		{"chat empty", "chat:message", `{"text":""}`, "invalid_payload"},
+		{"chat number", "chat:message", `{"text":5}`, "invalid_payload"},
+		{"chat missing", "chat:message", `{}`, "invalid_payload"},
+		{"chat 2001 chars", "chat:message", `{"text":"` + strings.Repeat("é", 2001) + `"}`, "invalid_payload"},
+		{"chat 2000 chars", "chat:message", `{"text":"` + strings.Repeat("😀", 2000) + `"}`, "ok"},
+		{"second join", "presence:join", `{"roomId":"r2","userId":"u"}`, "already_joined"},
+		{"sync", "presence:sync", `{}`, "ok"},
+	}
+	for _, tc := range joined {
+		ack := callAck(t, c, tc.event, json.RawMessage(tc.payload))
+		if got := ackCode(ack); got != tc.want {
+			t.Errorf("%s: got %s (%v); want %s", tc.name, got, ack, tc.want)
+		}
+	}
+	snap, err := other.Sync(tctx(t))
+	if err != nil || len(snap.Connections) != 2 {
+		t.Fatalf("got %+v, %v", snap, err)
+	}
+	for _, conn := range snap.Connections {
+		if conn.UserID == "other" && string(conn.State) != `{"keep":true}` {
+			t.Fatalf("other's state changed: %s", conn.State)
+		}
+	}
+	// Everyone leaves: nothing remains.
+	for _, x := range []*client.Conn{c, other} {
+		if _, err := x.Leave(tctx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix); len(keys) != 0 {
+		t.Fatalf("keys left behind: %v", keys)
+	}
+}
+
+// An event sent without an acknowledgement callback is processed all the same.
+func TestEventWithoutAck(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	c, obs := dial(t, n), dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	nextPresence(t, obs)
+	if err := c.Emit("presence:join", map[string]any{"roomId": "r", "userId": "silent"}); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextPresence(t, obs); e.Type != "join" || e.UserID != "silent" {
+		t.Fatalf("got %+v", e)
+	}
+	if err := c.Emit("presence:leave"); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextPresence(t, obs); e.Type != "leave" || e.UserID != "silent" {
+		t.Fatalf("got %+v", e)
+	}
+}
+
+// Rate limits answer rate_limited, first among the error codes, and the
+// socket survives.
+func TestRateLimited(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Rates = RateLimits{Heartbeat: Rate{PerSecond: 1, Burst: 3}, Patch: Rate{PerSecond: 1, Burst: 1},
+		Chat: Rate{PerSecond: 1, Burst: 1}, Other: Rate{PerSecond: 100, Burst: 100}}
+	n := startNode(t, opts)
+	c := dial(t, n)
+	join(t, c, "r", "u", nil)
+	var codes []string
+	for i := 0; i < 5; i++ {
+		codes = append(codes, ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))))
+	}
+	if strings.Join(codes, ",") != "ok,ok,ok,rate_limited,rate_limited" {
+		t.Fatalf("got %v", codes)
+	}
+	// rate_limited wins over invalid_payload.
+	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{"epoch":"bad"}`))); got != "rate_limited" {
+		t.Fatalf("got %s; want rate_limited", got)
+	}
+	// Patches and chat have buckets of their own.
+	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{"patchState":{"a":1}}`))); got != "ok" {
+		t.Fatalf("patch: got %s", got)
+	}
+	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{"patchState":{"a":2}}`))); got != "rate_limited" {
+		t.Fatalf("second patch: got %s", got)
+	}
+	if got := ackCode(callAck(t, c, "chat:message", json.RawMessage(`{"text":"a"}`))); got != "ok" {
+		t.Fatalf("chat: got %s", got)
+	}
+	if got := ackCode(callAck(t, c, "chat:message", json.RawMessage(`{"text":"b"}`))); got != "rate_limited" {
+		t.Fatalf("chat: got %s", got)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))); got != "ok" {
+		t.Fatalf("after refill: got %s", got)
+	}
+}
