@@ -107,6 +107,7 @@ type Server struct {
 	draining bool
 	modules  []Module
 	sockets  map[string]*Socket
+	pending  map[string]pendingSession // handshakes not yet connected
 	perIP    map[string]int
 	redisSub bool // the events subscription is up
 	extra    map[string]http.Handler
@@ -133,6 +134,7 @@ func New(opts ServerOptions) (*Server, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		sockets: make(map[string]*Socket),
+		pending: make(map[string]pendingSession),
 		perIP:   make(map[string]int),
 	}
 	s.metrics = newMetrics(s)
@@ -201,7 +203,7 @@ func (s *Server) engineOptions() *engineio.Options {
 	return &engineio.Options{
 		PingInterval:       s.opts.PingInterval,
 		PingTimeout:        s.opts.PingTimeout,
-		SessionIDGenerator: idGenerator{},
+		SessionIDGenerator: (*sessionIDs)(s),
 		Transports: []transport.Transport{
 			&polling.Transport{Client: &http.Client{Timeout: time.Minute}, CheckOrigin: check},
 			// A non-zero ReadBufferSize makes gorilla read through the
@@ -222,10 +224,85 @@ func newID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// idGenerator is the Engine.IO session id generator.
-type idGenerator struct{}
+// sessionIDs is the server seen as go-socket.io's session id generator.
+type sessionIDs Server
 
-func (idGenerator) NewID() string { return newID() }
+// NewID returns a random session id and records it as pending until the
+// library has finished connecting its session (onConnect). go-socket.io
+// registers a new session on a goroutine of its own after answering the
+// handshake, so a client's next request can arrive before the session
+// exists ("invalid sid"), and closing the library while that goroutine runs
+// panics the process. awaitSession and shutdown use the pending set to wait
+// those windows out.
+func (g *sessionIDs) NewID() string {
+	s := (*Server)(g)
+	id := newID()
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sid, p := range s.pending { // entries of handshakes that failed
+		if now.Sub(p.since) > pendingMaxAge {
+			delete(s.pending, sid)
+		}
+	}
+	s.pending[id] = pendingSession{since: now, ready: make(chan struct{})}
+	return id
+}
+
+// pendingMaxAge bounds how long a handshake may take to connect its session.
+const pendingMaxAge = 2 * time.Second
+
+// pendingSession is a handshake whose session is not connected yet.
+type pendingSession struct {
+	since time.Time
+	ready chan struct{} // closed by onConnect
+}
+
+// awaitSession waits, at most until pendingMaxAge after its handshake, for a
+// pending session to be connected.
+func (s *Server) awaitSession(sid string) {
+	s.mu.Lock()
+	p, ok := s.pending[sid]
+	s.mu.Unlock()
+	if !ok {
+		return
+	}
+	t := time.NewTimer(time.Until(p.since.Add(pendingMaxAge)))
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-t.C:
+	}
+}
+
+// settleHandshakes waits until no handshake younger than pendingMaxAge is
+// pending, or ctx ends.
+func (s *Server) settleHandshakes(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		var wait chan struct{}
+		var since time.Time
+		for _, p := range s.pending {
+			if time.Since(p.since) < pendingMaxAge {
+				wait, since = p.ready, p.since
+				break
+			}
+		}
+		s.mu.Unlock()
+		if wait == nil {
+			return
+		}
+		t := time.NewTimer(time.Until(since.Add(pendingMaxAge)))
+		select {
+		case <-wait:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
+		t.Stop()
+	}
+}
 
 // spawn runs f on a goroutine the server waits for on shutdown.
 func (s *Server) spawn(f func()) {
@@ -257,6 +334,17 @@ func (s *Server) socket(sid string) *Socket {
 // go is closed instead. A second connect packet on a socket is ignored.
 func (s *Server) onConnect(c socketio.Conn) error {
 	defer s.recoverHook("connect")
+	s.mu.Lock()
+	if p, ok := s.pending[c.ID()]; ok {
+		close(p.ready)
+		delete(s.pending, c.ID())
+	}
+	draining := s.draining
+	s.mu.Unlock()
+	if draining { // connected after shutdown began: too late to be served
+		s.spawn(func() { _ = c.Close() })
+		return nil
+	}
 	var cl *claims
 	if len(s.opts.JWTSecret) > 0 {
 		u := c.URL()
@@ -456,6 +544,7 @@ func (s *Server) shutdown(ctx context.Context, hs *http.Server, stopRunners cont
 		_ = sock.conn.Close()
 	}
 	err := <-httpDone
+	s.settleHandshakes(ctx)
 	_ = s.io.Close()
 
 	stopRunners()

@@ -24,7 +24,9 @@ import (
 // gets the frame limit.
 func (s *Server) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("sid") == "" {
+	if sid := q.Get("sid"); sid != "" {
+		s.awaitSession(sid)
+	} else {
 		if status, msg := s.admit(r); status != 0 {
 			s.metrics.refused(strconv.Itoa(status))
 			writeJSONError(w, status, msg)

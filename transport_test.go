@@ -411,3 +411,25 @@ func TestHandshakeAfterShutdown(t *testing.T) {
 		t.Fatalf("got %d; want 503", rec.Code)
 	}
 }
+
+// go-socket.io registers a polling session after answering its handshake, so
+// a client's immediate next poll could find no session ("invalid sid"). Many
+// quick handshakes must all connect.
+func TestPollingHandshakeRace(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for i := 0; i < 30; i++ {
+		p := openPolling(t, n.url)
+		p.post(`420["presence:sync"]`)
+		for done := false; !done; {
+			for _, pk := range p.get() {
+				if strings.HasPrefix(pk, "430") {
+					if !strings.Contains(pk, `"not_joined"`) {
+						t.Fatalf("got %s", pk)
+					}
+					done = true
+				}
+			}
+		}
+	}
+}
