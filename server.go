@@ -258,21 +258,13 @@ type pendingSession struct {
 	ready chan struct{} // closed by onConnect
 }
 
-// awaitSession waits, at most until pendingMaxAge after its handshake, for a
-// pending session to be connected.
-func (s *Server) awaitSession(sid string) {
+// young reports whether sid was issued by NewID less than pendingMaxAge
+// ago and has not connected yet.
+func (s *Server) young(sid string) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	p, ok := s.pending[sid]
-	s.mu.Unlock()
-	if !ok {
-		return
-	}
-	t := time.NewTimer(time.Until(p.since.Add(pendingMaxAge)))
-	defer t.Stop()
-	select {
-	case <-p.ready:
-	case <-t.C:
-	}
+	return ok && time.Since(p.since) < pendingMaxAge
 }
 
 // settleHandshakes waits until no handshake younger than pendingMaxAge is

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -24,9 +25,7 @@ import (
 // gets the frame limit.
 func (s *Server) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if sid := q.Get("sid"); sid != "" {
-		s.awaitSession(sid)
-	} else {
+	if q.Get("sid") == "" {
 		if status, msg := s.admit(r); status != 0 {
 			s.metrics.refused(strconv.Itoa(status))
 			writeJSONError(w, status, msg)
@@ -37,8 +36,10 @@ func (s *Server) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusForbidden, "origin not allowed")
 		return
 	}
+	var body []byte
 	if r.Method == http.MethodPost && q.Get("transport") == "polling" {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(2*s.opts.MaxMessageBytes)))
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, int64(2*s.opts.MaxMessageBytes)))
 		if err != nil {
 			writeJSONError(w, http.StatusRequestEntityTooLarge, "body too large")
 			return
@@ -46,13 +47,79 @@ func (s *Server) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 		if fixed, ok := utf16LengthsToBytes(body); ok {
 			body = fixed
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
 	}
 	if q.Get("transport") == "websocket" {
 		w = &frameLimitWriter{ResponseWriter: w, limit: uint64(s.opts.MaxMessageBytes)}
 	}
-	s.io.ServeHTTP(w, r)
+	sid := q.Get("sid")
+	for {
+		if body != nil {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		}
+		if sid == "" || !s.young(sid) {
+			s.io.ServeHTTP(w, r)
+			return
+		}
+		// go-socket.io registers a session on a goroutine of its own after
+		// answering the handshake: a request that overtakes it is told
+		// "invalid sid". Retry such a request until the session exists.
+		probe := &sidProbe{ResponseWriter: w}
+		s.io.ServeHTTP(probe, r)
+		if !probe.unknown {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sidProbe passes a response through unless it is go-socket.io's 400
+// "invalid sid value", which it swallows and reports as unknown.
+type sidProbe struct {
+	http.ResponseWriter
+	unknown bool
+	started bool
+}
+
+func (p *sidProbe) WriteHeader(code int) {
+	if code == http.StatusBadRequest && !p.started {
+		p.unknown = true
+		return
+	}
+	p.started = true
+	p.ResponseWriter.WriteHeader(code)
+}
+
+func (p *sidProbe) Write(b []byte) (int, error) {
+	if p.unknown {
+		if !bytes.HasPrefix(b, []byte("invalid sid")) {
+			// A 400 for another reason: pass it on after all.
+			p.unknown = false
+			p.started = true
+			p.ResponseWriter.WriteHeader(http.StatusBadRequest)
+			return p.ResponseWriter.Write(b)
+		}
+		return len(b), nil
+	}
+	p.started = true
+	return p.ResponseWriter.Write(b)
+}
+
+// Hijack lets a websocket upgrade through the probe.
+func (p *sidProbe) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := p.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("hijacking not supported")
+	}
+	p.started = true
+	return h.Hijack()
+}
+
+// Flush lets long-polling responses through the probe.
+func (p *sidProbe) Flush() {
+	if f, ok := p.ResponseWriter.(http.Flusher); ok && !p.unknown {
+		f.Flush()
+	}
 }
 
 // admit decides on a handshake; a zero status admits it.

@@ -1,0 +1,281 @@
+// Command bench is the load generator of the rtm presence server: it opens
+// many Socket.IO connections (through rtm/client) spread over one or several
+// nodes, joins them to rooms, drives heartbeats, state patches and chat at
+// fixed rates, and reports latencies, event delivery, errors and the
+// server's own RSS, goroutines and CPU. See bench/README.md.
+//
+// Every target must be a loopback address: the generator refuses anything else.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the whole command line.
+type config struct {
+	targets      []string
+	rooms        int
+	users        int // per room
+	connsPerUser int
+	hbInterval   time.Duration // per connection
+	hbRate       float64       // total per second; overrides hbInterval when > 0
+	patchShare   float64
+	chatRate     float64 // total per second
+	ramp         time.Duration
+	duration     time.Duration
+	drain        time.Duration
+	timeout      time.Duration
+	dialConc     int
+	maxInflight  int
+	sources      int
+	sourceBase   string
+	perSource    int
+	redisAddr    string
+	leave        bool
+	silenceAt    time.Duration
+	expireWithin time.Duration
+	jsonOut      bool
+	quiet        bool
+	smoke        bool
+
+	// Redis helpers (no sockets).
+	luaFile      string
+	prefix       string
+	seed         int
+	seedLookback time.Duration
+	seedSID      string
+	beatCmd      int
+	observe      time.Duration
+}
+
+// env helpers: the flag's default comes from the environment when set.
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envFloat(name string, def float64) float64 {
+	if v, err := strconv.ParseFloat(os.Getenv(name), 64); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDur(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	target := fs.String("target", envStr("TARGET_URL", "http://127.0.0.1:3000"),
+		"server base URL(s), comma-separated; connections are spread round-robin (env TARGET_URL)")
+	fs.IntVar(&c.rooms, "rooms", envInt("ROOM_COUNT", 10), "number of rooms (env ROOM_COUNT)")
+	fs.IntVar(&c.users, "users", envInt("USERS_PER_ROOM", 10), "users per room (env USERS_PER_ROOM)")
+	fs.IntVar(&c.connsPerUser, "conns-per-user", envInt("CONNS_PER_USER", 1), "connections per user (env CONNS_PER_USER)")
+	fs.DurationVar(&c.hbInterval, "hb-interval", envDur("HEARTBEAT_INTERVAL", 10*time.Second),
+		"heartbeat interval per connection (env HEARTBEAT_INTERVAL)")
+	fs.Float64Var(&c.hbRate, "hb-rate", envFloat("HEARTBEATS_PER_SEC", 0),
+		"total heartbeats per second over all connections; overrides -hb-interval when > 0 (env HEARTBEATS_PER_SEC)")
+	fs.Float64Var(&c.patchShare, "patch-share", envFloat("PATCH_SHARE", 0),
+		"share of heartbeats carrying a state patch, 0..1 (env PATCH_SHARE)")
+	fs.Float64Var(&c.chatRate, "chat-rate", envFloat("CHAT_PER_SEC", 0), "total chat messages per second (env CHAT_PER_SEC)")
+	fs.DurationVar(&c.ramp, "ramp", envDur("RAMP", 5*time.Second), "time over which connections are opened (env RAMP)")
+	fs.DurationVar(&c.duration, "duration", envDur("DURATION", 30*time.Second), "steady phase after the ramp (env DURATION)")
+	fs.DurationVar(&c.drain, "drain", 2*time.Second, "wait for late events after the steady phase")
+	fs.DurationVar(&c.timeout, "timeout", 10*time.Second, "deadline of one dial or request")
+	fs.IntVar(&c.dialConc, "dial-concurrency", 64, "connections dialled and joined at once")
+	fs.IntVar(&c.maxInflight, "max-inflight", 20000, "requests in flight at once; beyond, scheduled requests are skipped and counted")
+	fs.IntVar(&c.sources, "sources", 0, "source addresses 127.0.0.x to spread connections over; 0: one per -per-source connections")
+	fs.StringVar(&c.sourceBase, "source-base", "127.0.0.1", "first source address")
+	fs.IntVar(&c.perSource, "per-source", 25000, "connections per source address when -sources is 0")
+	fs.StringVar(&c.redisAddr, "redis", envStr("REDIS_ADDR", ""),
+		"host:port of the server's Redis: report INFO commandstats deltas per phase (env REDIS_ADDR)")
+	fs.BoolVar(&c.leave, "leave", true, "send presence:leave on every connection at the end (else only close)")
+	fs.DurationVar(&c.silenceAt, "silence-at", 0,
+		"reaper test: this far into the steady phase, every connection but the first of each room stops heartbeating; their expired leaves are timed")
+	fs.DurationVar(&c.expireWithin, "expire-within", 0, "with -silence-at: fail unless every silenced connection's leave arrived within this long after its last heartbeat")
+	fs.BoolVar(&c.jsonOut, "json", false, "print the final report as JSON on stdout instead of the table")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
+	fs.BoolVar(&c.smoke, "smoke", false, "smoke test: 50 connections for 5 s within the default rate limits; exit 1 on any error or missing event")
+	fs.StringVar(&c.luaFile, "lua", "presence_lua.go", "the server's presence_lua.go, for -beat-cmd")
+	fs.StringVar(&c.prefix, "prefix", "prs:", "the server's PRESENCE_PREFIX, for -seed and -beat-cmd")
+	fs.IntVar(&c.seed, "seed", 0, "write this many connections straight into -redis (spread over -rooms, key layout of presence_lua.go) and exit")
+	fs.DurationVar(&c.seedLookback, "seed-lookback", time.Hour, "deadline of seeded connections, from now")
+	fs.StringVar(&c.seedSID, "seed-sid", "bench-seed", "owner sid of seeded connections")
+	fs.IntVar(&c.beatCmd, "beat-cmd", 0, "load the heartbeat script into -redis and print, one per line, the EVALSHA arguments of a batch of this many seeded connections (for redis-benchmark)")
+	fs.DurationVar(&c.observe, "observe", 0, "open no connection: report the Redis and server deltas over this long (reaper cost per tick)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, t := range strings.Split(*target, ",") {
+		if t = strings.TrimRight(strings.TrimSpace(t), "/"); t != "" {
+			c.targets = append(c.targets, t)
+		}
+	}
+	if c.smoke {
+		// Within the default per-socket limits: heartbeats 5/s, patches 20/s,
+		// chat 10/s, other 20/s. Each socket sends about 0.5 heartbeat, 0.1
+		// patch and 0.1 chat per second.
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("rooms", func() { c.rooms = 5 })
+		def("users", func() { c.users = 10 })
+		def("conns-per-user", func() { c.connsPerUser = 1 })
+		def("hb-interval", func() { c.hbInterval = 2 * time.Second })
+		def("hb-rate", func() { c.hbRate = 0 })
+		def("patch-share", func() { c.patchShare = 0.2 })
+		def("chat-rate", func() { c.chatRate = 5 })
+		def("ramp", func() { c.ramp = time.Second })
+		def("duration", func() { c.duration = 5 * time.Second })
+		def("dial-concurrency", func() { c.dialConc = 10 })
+		def("silence-at", func() { c.silenceAt = 0 })
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	if len(c.targets) == 0 {
+		return errors.New("no -target")
+	}
+	for _, t := range c.targets {
+		if err := checkLoopback(t); err != nil {
+			return err
+		}
+	}
+	if c.redisAddr != "" {
+		if err := checkLoopback("tcp://" + c.redisAddr); err != nil {
+			return fmt.Errorf("-redis: %w", err)
+		}
+	}
+	switch {
+	case c.rooms < 1 || c.users < 1 || c.connsPerUser < 1:
+		return errors.New("-rooms, -users and -conns-per-user must be at least 1")
+	case c.patchShare < 0 || c.patchShare > 1:
+		return errors.New("-patch-share must be within 0..1")
+	case c.hbRate < 0 || c.chatRate < 0:
+		return errors.New("rates must not be negative")
+	case c.hbRate == 0 && c.hbInterval <= 0:
+		return errors.New("-hb-interval must be positive (or set -hb-rate)")
+	case c.dialConc < 1 || c.maxInflight < 1 || c.perSource < 1:
+		return errors.New("-dial-concurrency, -max-inflight and -per-source must be at least 1")
+	case c.duration < 0 || c.duration > 24*time.Hour || c.ramp < 0 || c.ramp > time.Hour:
+		return errors.New("-duration must be within 0..24h and -ramp within 0..1h")
+	case c.total() > 1_000_000:
+		return errors.New("at most 1,000,000 connections")
+	case (c.seed > 0 || c.beatCmd > 0) && c.redisAddr == "":
+		return errors.New("-seed and -beat-cmd need -redis")
+	}
+	if ip := net.ParseIP(c.sourceBase).To4(); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-source-base %q is not an IPv4 loopback address", c.sourceBase)
+	}
+	return nil
+}
+
+// checkLoopback refuses a URL whose host is not a loopback address.
+func checkLoopback(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("target %q is not a URL like http://127.0.0.1:3000", raw)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("target %q: only loopback addresses (127.0.0.x, ::1, localhost) may be loaded", raw)
+	}
+	return nil
+}
+
+// total is the number of connections.
+func (c *config) total() int { return c.rooms * c.users * c.connsPerUser }
+
+// beatRate is the total heartbeat rate with every connection joined.
+func (c *config) beatRate() float64 {
+	if c.hbRate > 0 {
+		return c.hbRate
+	}
+	return float64(c.total()) / c.hbInterval.Seconds()
+}
+
+func main() {
+	c, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	switch {
+	case c.seed > 0:
+		keyTTL := c.seedLookback + time.Hour
+		took, err := seedRedis(seedOptions{addr: c.redisAddr, prefix: c.prefix, conns: c.seed, rooms: c.rooms,
+			lookback: c.seedLookback, keyTTL: keyTTL, sid: c.seedSID})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: seed:", err)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "seeded %d connections in %d rooms in %s\n", c.seed, c.rooms, took.Round(time.Millisecond))
+		return
+	case c.beatCmd > 0:
+		args, err := beatCommand(c.redisAddr, c.luaFile, c.prefix, c.beatCmd, c.seedLookback, c.seedLookback+time.Hour, c.seedSID)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: beat-cmd:", err)
+			os.Exit(1)
+		}
+		fmt.Println(strings.Join(args, "\n"))
+		return
+	case c.observe > 0:
+		if err := observe(c); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	rep, err := run(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if c.jsonOut {
+		rep.writeJSON(os.Stdout)
+	} else {
+		rep.writeTable(os.Stdout)
+	}
+	if problems := rep.problems(c); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(os.Stderr, "bench: FAIL:", p)
+		}
+		os.Exit(1)
+	}
+}
