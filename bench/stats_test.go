@@ -123,7 +123,7 @@ func TestScanEvent(t *testing.T) {
 	if _, ok := scanPresence([]byte(`{"type":"join"}`)); ok {
 		t.Fatal("scan accepted an event without seq")
 	}
-	ts, ok := scanInt(`{"id":"x","ts":99}`, `"ts":`)
+	ts, ok := scanInt(`{"id":"x","ts":99}`, `"ts":`, true)
 	if !ok || ts != 99 {
 		t.Fatalf("scanInt %d %v", ts, ok)
 	}
