@@ -102,8 +102,8 @@ type field struct{ key, val string }
 
 // stateFields parses the optional state or patch object at key into its
 // fields, sorted by key. Values are re-encoded canonically (compact, no HTML
-// escaping, object keys sorted, numbers kept as written) so that equal values
-// compare equal as strings in Redis.
+// escaping, object keys sorted, numbers as JSON.stringify writes them) so
+// that equal values compare equal as strings in Redis.
 func (o object) stateFields(key string) ([]field, error) {
 	if !o.has(key) {
 		return nil, nil
@@ -112,11 +112,11 @@ func (o object) stateFields(key string) ([]field, error) {
 	if raw[0] != '{' {
 		return nil, invalid(key + " must be a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
+	// Numbers decode as float64 and so re-encode as JSON.stringify writes
+	// them (1.50 is 1.5); one beyond float64 (1e400) is refused.
 	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, invalid(key + " must be a JSON object")
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, invalid(key + " must be a JSON object with finite numbers")
 	}
 	fields := make([]field, 0, len(m))
 	for k, v := range m {

@@ -24,7 +24,7 @@ type testNode struct {
 // testOptions returns options for a test: the shared Redis, a key prefix of
 // its own (so tests run in parallel without touching each other's keys) and
 // short timings.
-func testOptions(t *testing.T) ServerOptions {
+func testOptions(t testing.TB) ServerOptions {
 	return ServerOptions{
 		RedisURL: sharedRedisURL,
 		Presence: PresenceOptions{
@@ -38,7 +38,7 @@ func testOptions(t *testing.T) ServerOptions {
 }
 
 // startNode runs a node with opts until the test ends.
-func startNode(t *testing.T, opts ServerOptions, mods ...Module) *testNode {
+func startNode(t testing.TB, opts ServerOptions, mods ...Module) *testNode {
 	t.Helper()
 	srv, err := New(opts)
 	if err != nil {
@@ -81,7 +81,7 @@ func startNode(t *testing.T, opts ServerOptions, mods ...Module) *testNode {
 }
 
 // dial connects a test client to node n.
-func dial(t *testing.T, n *testNode, opts ...client.Options) *client.Conn {
+func dial(t testing.TB, n *testNode, opts ...client.Options) *client.Conn {
 	t.Helper()
 	var o client.Options
 	if len(opts) > 0 {
@@ -97,7 +97,7 @@ func dial(t *testing.T, n *testNode, opts ...client.Options) *client.Conn {
 	return c
 }
 
-func tctx(t *testing.T) context.Context {
+func tctx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	t.Cleanup(cancel)
 	return ctx

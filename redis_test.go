@@ -180,13 +180,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // logWriter sends log lines to t.Log until the test ends.
 type logWriter struct {
-	t *testing.T
+	t testing.TB
 
 	mu   sync.Mutex // guards done
 	done bool
 }
 
-func newLogWriter(t *testing.T) *logWriter {
+func newLogWriter(t testing.TB) *logWriter {
 	w := &logWriter{t: t}
 	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
 	return w

@@ -312,9 +312,9 @@ type seedOptions struct {
 
 // seedRoom and seedConnID name the seeded rooms and connections. Connection
 // ids are 12-digit numbers, the shape redis-benchmark gives __rand_int__.
-func seedRoom(i int) string    { return fmt.Sprintf("seed-r%d", i) }
-func seedConnID(i int) string  { return fmt.Sprintf("%012d", i) }
-func seedUserID(i int) string  { return fmt.Sprintf("seed-u%d", i) }
+func seedRoom(i int) string      { return fmt.Sprintf("seed-r%d", i) }
+func seedConnID(i int) string    { return fmt.Sprintf("%012d", i) }
+func seedUserID(i int) string    { return fmt.Sprintf("seed-u%d", i) }
 func roomTag(p, r string) string { return p + "{" + r + "}:" }
 
 // seedRedis writes o.conns connections, spread over o.rooms rooms, exactly as

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"rtm/client"
+)
+
+// FuzzPayload checks validation and canonical state encoding: no input
+// panics, and a state that validates re-encodes to a JSON object equal to
+// the input minus its null-valued keys.
+func FuzzPayload(f *testing.F) {
+	for _, s := range []string{
+		`{"roomId":"r","userId":"u","state":{"a":1,"b":[1,{"c":null}],"d":"<&>"}}`,
+		`{"roomId":"r","userId":"u","state":{"a":null}}`,
+		`{"state":{"\u2028":"\u2029","é":"😀","k":1e400}}`,
+		`{"state":[1]}`, `{"state":"x"}`, `[]`, `null`, ``, `{"roomId":"a{b}"}`,
+		`{"epoch":1.0}`, `{"epoch":-0}`, `{"epoch":99999999999999999999}`,
+		`{"state":{"n":12345678901234567890.5}}`, `{"roomId":"\ud800"}`, "{\"roomId\":\"\xff\"}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		o, err := decodeObject(data)
+		if err != nil {
+			return
+		}
+		if room, err := o.id("roomId"); err == nil && !validID(room) {
+			t.Fatalf("id accepted an invalid id %q", room)
+		}
+		_, _, _ = o.integer("epoch")
+		fields, err := o.stateFields("state")
+		if err != nil || fields == nil {
+			return
+		}
+		st := stateJSON(fields)
+		var got, want map[string]any
+		if err := json.Unmarshal([]byte(st), &got); err != nil {
+			t.Fatalf("state %q does not re-encode to JSON: %v", st, err)
+		}
+		if err := json.Unmarshal(o["state"], &want); err != nil {
+			t.Fatalf("input state no longer parses: %v", err)
+		}
+		maps.DeleteFunc(want, func(_ string, v any) bool { return v == nil })
+		if !bytes.Equal(canonicalJSON(got), canonicalJSON(want)) {
+			t.Fatalf("state %s re-encoded as %s", o["state"], st)
+		}
+	})
+}
+
+// referenceMerge is the shallow merge of PROTOCOL.md, in Go.
+func referenceMerge(state map[string]any, patch map[string]any) map[string]any {
+	out := maps.Clone(state)
+	for k, v := range patch {
+		if v == nil {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// FuzzStateMerge drives the join and patch scripts in a real Redis and
+// compares the merged state, the changed flag, the epoch and the size rule
+// with referenceMerge.
+func FuzzStateMerge(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"a":1}`, `{"a":null,"b":2}`},
+		{`{"a":1}`, `{"a":1}`},
+		{`{"a":{"x":[1,2]}}`, `{"a":{"x":[1,2]},"c":"😀"}`},
+		{`{}`, `{"big":"` + string(bytes.Repeat([]byte("x"), 4088)) + `"}`},
+		{`{"big":"` + string(bytes.Repeat([]byte("<"), 4000)) + `"}`, `{"more":"` + string(bytes.Repeat([]byte("&"), 100)) + `"}`},
+		{`{"n":1.50}`, `{"n":1.5}`},
+		{`{"k":"\u2028"}`, `{"k":null,"z":null}`},
+	} {
+		f.Add([]byte(s[0]), []byte(s[1]))
+	}
+	opts := testOptions(f)
+	opts.Presence = opts.Presence.withDefaults()
+	p, err := NewPresence(opts.Presence)
+	if err != nil {
+		f.Fatal(err)
+	}
+	p.pool = newPool(sharedRedisURL)
+	p.metrics = newMetrics(&Server{hub: newHub(opts.Logger)})
+	f.Cleanup(func() { p.pool.Close() })
+	f.Fuzz(func(t *testing.T, initial, patch []byte) {
+		io, err := decodeObject([]byte(`{"state":` + string(initial) + `}`))
+		if err != nil {
+			return
+		}
+		initFields, err := io.stateFields("state")
+		if err != nil {
+			return
+		}
+		po, err := decodeObject([]byte(`{"patchState":` + string(patch) + `}`))
+		if err != nil {
+			return
+		}
+		patchFields, err := po.stateFields("patchState")
+		if err != nil || len(patchFields) == 0 {
+			return
+		}
+		st := stateJSON(initFields)
+		if len(st) > p.opts.MaxStateBytes {
+			return
+		}
+		ctx := tctx(t)
+		room, sid, connID := "fuzz-"+newID(), newID(), newID()
+		args := p.roomArgs(room, sid, connID, "u", `"u"`, st, 60000, 120000, p.opts.MaxStateBytes, "", "0")
+		for _, fl := range initFields {
+			if fl.val != "" {
+				args = append(args, fl.key, fl.val)
+			}
+		}
+		if _, err := p.do(ctx, joinScript, args...); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = p.do(ctx, leaveScript, p.roomArgs(room, sid, connID)...) }()
+		code, epoch, changed, err := p.patch(ctx, &Socket{id: sid}, room, connID, 1, patchFields)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var initMap, patchMap map[string]any
+		_ = json.Unmarshal([]byte(st), &initMap)
+		dec := json.NewDecoder(bytes.NewReader(po["patchState"]))
+		dec.UseNumber()
+		_ = dec.Decode(&patchMap)
+		initMap = roundTrip(initMap)
+		want := referenceMerge(initMap, roundTrip(patchMap))
+		stored, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, "")...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var snap client.Snapshot
+		if err := json.Unmarshal([]byte(stored), &snap); err != nil || len(snap.Connections) != 1 {
+			t.Fatalf("snapshot %s: %v", stored, err)
+		}
+		var got map[string]any
+		_ = json.Unmarshal(snap.Connections[0].State, &got)
+		wantSize := len(canonicalJSON(want))
+		if wantSize > p.opts.MaxStateBytes {
+			if code != 3 || !equalJSON(got, initMap) || snap.Connections[0].Epoch != 1 {
+				t.Fatalf("merged size %d over the limit: got code %d state %v epoch %d; want code 3, state unchanged",
+					wantSize, code, got, snap.Connections[0].Epoch)
+			}
+			return
+		}
+		wantChanged := !equalJSON(want, initMap)
+		if code != 0 || !equalJSON(got, want) || changed != wantChanged || (changed && epoch != 2) || (!changed && epoch != 1) {
+			t.Fatalf("merge %s + %s: got code %d state %v changed %v epoch %d; want %v changed %v",
+				initial, patch, code, got, changed, epoch, want, wantChanged)
+		}
+	})
+}
+
+// roundTrip normalises a decoded JSON value the way the server stores it.
+func roundTrip(m map[string]any) map[string]any {
+	var out map[string]any
+	_ = json.Unmarshal(canonicalJSON(m), &out)
+	if out == nil {
+		out = map[string]any{}
+	}
+	return out
+}
+
+func equalJSON(a, b map[string]any) bool {
+	return bytes.Equal(canonicalJSON(roundTrip(a)), canonicalJSON(roundTrip(b)))
+}
+
+// FuzzPacket feeds raw Engine.IO frames to a live node over websocket: the
+// node survives every one of them and keeps serving a well-behaved client,
+// whose presence data stays intact.
+func FuzzPacket(f *testing.F) {
+	for _, s := range []string{
+		`42["presence:join",{"roomId":"r","userId":"u"}]`, `420["presence:join","x"]`, `421["presence:heartbeat",[1]]`,
+		`42["chat:message",{"text":{"a":1}}]`, `42[`, `42`, `4`, `40/unknown,`, `41`, `40`, `43999[1]`, `451-["x",{"_placeholder":true,"num":0}]`,
+		`49`, `2`, `3probe`, `5`, `6`, `42["presence:leave"]`, `42[null]`, `42[1,2]`, `42{"a":1}`, "42[\"\xff\"]", `4242424242`,
+		`42["presence:join",{"roomId":"r","userId":"u","state":{"a":1e999}}]`, `42["presence:heartbeat",{"epoch":1e20}]`,
+	} {
+		f.Add(s)
+	}
+	opts := testOptions(f)
+	opts.Rates = RateLimits{Other: Rate{PerSecond: 1e6, Burst: 1e6}, Heartbeat: Rate{PerSecond: 1e6, Burst: 1e6},
+		Patch: Rate{PerSecond: 1e6, Burst: 1e6}, Chat: Rate{PerSecond: 1e6, Burst: 1e6}}
+	opts.Presence.TTL = time.Hour
+	n := startNode(f, opts)
+	good := dial(f, n, client.Options{OnEvent: func(client.Event) {}})
+	if _, err := good.Join(tctx(f), client.JoinRequest{RoomID: "r", UserID: "good", State: map[string]any{"k": "v"}}); err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, frame string) {
+		c, err := client.Dial(tctx(t), n.url, client.Options{OnEvent: func(client.Event) {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.WriteRaw(frame)
+		_, _ = c.Call(tctx(t), "presence:sync") // let the frame be handled
+		_ = c.Close()
+		snap, err := good.Sync(tctx(t))
+		if err != nil {
+			t.Fatalf("after %q the good client failed: %v", frame, err)
+		}
+		for _, conn := range snap.Connections {
+			if conn.UserID == "good" && string(conn.State) != `{"k":"v"}` {
+				t.Fatalf("after %q the good client's state is %s", frame, conn.State)
+			}
+		}
+	})
+}
