@@ -1,0 +1,58 @@
+# make test installs what a fresh Debian machine lacks (redis-server, the SDK's
+# npm packages, Chromium for the browser test), then runs every test.
+
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+GO ?= go
+FUZZTIME ?= 2m
+SMOKE_PORT ?= 3917
+
+.PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz bench clean
+
+test: deps check go-test sdk-test smoke
+
+run:
+	$(GO) run .
+
+deps: deps-redis deps-node deps-chromium
+
+deps-redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+
+deps-node:
+	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
+	cd sdk && npm ci --no-audit --no-fund --loglevel=error
+
+deps-chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+check:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+
+go-test:
+	$(GO) test -race -count=1 ./...
+
+sdk-test:
+	cd sdk && npm test && npm run test:integration && npm run test:browser
+
+# The load generator's smoke run against a freshly built server.
+smoke:
+	@set -e; $(GO) build -o bin/rtm . ; \
+	PORT=$(SMOKE_PORT) bin/rtm >bin/smoke-server.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
+	for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(SMOKE_PORT)) 2>/dev/null && break; sleep 0.1; done; \
+	$(GO) run ./bench -smoke -target http://127.0.0.1:$(SMOKE_PORT)
+
+# Long fuzzing, by hand: FUZZTIME per target.
+fuzz: deps-redis
+	$(GO) test -run='^$$' -fuzz='^FuzzPayload$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzStateMerge$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzPacket$$' -fuzztime=$(FUZZTIME) .
+
+# Load runs, by hand; see bench/README.md.
+bench:
+	$(GO) run ./bench $(BENCHFLAGS)
+
+clean:
+	rm -rf bin sdk/dist

@@ -1,0 +1,112 @@
+// Interop check with the official socket.io-client 2.x, driven by
+// interop_test.go: node interop.cjs <url1> <url2> <transports> <room>
+// Two clients (one per node) join, patch, chat and leave with non-ASCII ids,
+// state and text; prints one JSON line {"ok":true,...} or {"ok":false,"error":...}.
+const io = require('socket.io-client');
+
+const [url1, url2, transportsArg, room] = process.argv.slice(2);
+const transports = transportsArg.split(',');
+const userA = 'zoë-👍';
+const userB = 'bjørn-中文';
+
+function connect(url) {
+  return new Promise((resolve, reject) => {
+    const s = io(url, { transports, reconnection: false, forceNew: true, timeout: 5000 });
+    s.on('connect', () => resolve(s));
+    s.on('connect_error', (e) => reject(new Error('connect_error: ' + e)));
+    s.on('error', (e) => reject(new Error('error: ' + e)));
+  });
+}
+
+function ack(s, event, payload) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(event + ': no ack')), 5000);
+    s.emit(event, payload, (res) => {
+      clearTimeout(t);
+      if (!res || res.ok !== true) reject(new Error(event + ': ' + JSON.stringify(res)));
+      else resolve(res);
+    });
+  });
+}
+
+function next(s, event, pred) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no ' + event)), 5000);
+    const h = (msg) => {
+      if (!pred(msg)) return;
+      clearTimeout(t);
+      s.off(event, h);
+      resolve(msg);
+    };
+    s.on(event, h);
+  });
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error('check failed: ' + what);
+}
+
+async function main() {
+  const a = await connect(url1);
+  const b = await connect(url2);
+  const out = { transports, upgraded: false };
+  if (transports.length > 1) {
+    // polling first, then the upgrade to websocket
+    await new Promise((resolve, reject) => {
+      if (a.io.engine.transport.name === 'websocket') return resolve();
+      const t = setTimeout(() => reject(new Error('no upgrade')), 5000);
+      a.io.engine.once('upgrade', () => { clearTimeout(t); resolve(); });
+    });
+  }
+  out.transportA = a.io.engine.transport.name;
+  out.upgraded = transports.length > 1 && out.transportA === 'websocket';
+
+  const stateA = { msg: 'héllo 中文 🚀', n: 1 };
+  const joinedA = next(a, 'presence:event', (e) => e.type === 'join' && e.userId === userA);
+  const ackA = await ack(a, 'presence:join', { roomId: room, userId: userA, state: stateA });
+  check(ackA.snapshot.roomId === room, 'snapshot roomId');
+  check(ackA.snapshot.members[0] === userA, 'snapshot member');
+  check(JSON.stringify(ackA.snapshot.connections[0].state) === JSON.stringify({ msg: stateA.msg, n: 1 }) ||
+    ackA.snapshot.connections[0].state.msg === stateA.msg, 'snapshot state');
+  const evA = await joinedA;
+  check(evA.seq === ackA.snapshot.seq && evA.connId === ackA.self.connId, 'own join event');
+
+  const seenB = next(a, 'presence:event', (e) => e.type === 'join' && e.userId === userB);
+  const ackB = await ack(b, 'presence:join', { roomId: room, userId: userB });
+  check(ackB.snapshot.members.includes(userA) && ackB.snapshot.members.includes(userB), 'members');
+  const connA = ackB.snapshot.connections.find((c) => c.userId === userA);
+  check(connA && connA.state.msg === stateA.msg, 'state seen by B');
+  const evB = await seenB;
+  check(evB.roomId === room && evB.userJoined === true && evB.count.members === 2, 'join event for B');
+
+  const upd = next(b, 'presence:event', (e) => e.type === 'update');
+  const hb = await ack(a, 'presence:heartbeat', { epoch: ackA.self.epoch, patchState: { msg: 'ça 😀', n: null } });
+  check(hb.changed === true && hb.epoch === ackA.self.epoch + 1, 'heartbeat ack');
+  const evU = await upd;
+  check(evU.state.msg === 'ça 😀' && !('n' in evU.state) && evU.userId === userA, 'update event');
+
+  const chat = next(b, 'chat:message', () => true);
+  const sent = await ack(a, 'chat:message', { text: 'grüße 👋 — “quotes”' });
+  const msg = await chat;
+  check(msg.text === 'grüße 👋 — “quotes”' && msg.id === sent.id && msg.userId === userA && msg.roomId === room, 'chat');
+
+  const left = next(b, 'presence:event', (e) => e.type === 'leave');
+  const lv = await ack(a, 'presence:leave', {});
+  check(lv.removed === true, 'leave ack');
+  const evL = await left;
+  check(evL.reason === 'leave' && evL.userId === userA && evL.userLeft === true, 'leave event');
+
+  // Bad input is answered, and the socket survives.
+  const bad = await new Promise((resolve) => b.emit('presence:heartbeat', { epoch: 'x' }, resolve));
+  check(bad.ok === false && bad.error.code === 'invalid_payload', 'invalid payload ack');
+  await ack(b, 'presence:leave');
+  a.close();
+  b.close();
+  out.ok = true;
+  return out;
+}
+
+main().then(
+  (out) => { console.log(JSON.stringify(out)); process.exit(0); },
+  (err) => { console.log(JSON.stringify({ ok: false, error: String(err && err.stack || err) })); process.exit(1); },
+);
