@@ -1,11 +1,14 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +51,21 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 	settings := []setting{
 		{"port", "PORT", "3000", "port to listen on", intTo(&c.Port, 0, 65535)},
 		{"redis-url", "REDIS_URL", "", "Redis URL (redis:// or rediss://); empty: embedded in-process Redis", strTo(&c.RedisURL)},
+		{"redis-ca-file", "REDIS_CA_FILE", "", "PEM file of the CA(s) to trust for rediss:// (default: the system's)", func(v string) error {
+			if v == "" {
+				return nil
+			}
+			pem, err := os.ReadFile(v)
+			if err != nil {
+				return err
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("no certificate in %s", v)
+			}
+			c.Server.RedisTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+			return nil
+		}},
 		{"log-level", "LOG_LEVEL", "info", "debug, info, warn or error", func(v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},

@@ -88,7 +88,7 @@ func FuzzStateMerge(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	p.pool = newPool(sharedRedisURL)
+	p.pool = newPool(redisDialer(sharedRedisURL, nil))
 	p.metrics = newMetrics(&Server{hub: newHub(opts.Logger)})
 	f.Cleanup(func() { p.pool.Close() })
 	f.Fuzz(func(t *testing.T, initial, patch []byte) {

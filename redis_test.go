@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,15 +51,18 @@ func TestMain(m *testing.M) {
 // same port: every key is gone, as after a crash of a Redis without
 // persistence.
 type redisServer struct {
-	dir  string
-	port int
+	dir   string
+	port  int
+	extra []string    // more redis-server arguments
+	tls   *tls.Config // set when the port speaks TLS
 
 	mu  sync.Mutex // guards cmd
 	cmd *exec.Cmd
 }
 
-// startRedisServer starts redis-server in dir (a new temp dir when "").
-func startRedisServer(dir string) (*redisServer, error) {
+// startRedisServer starts redis-server in dir (a new temp dir when "") with
+// extra arguments.
+func startRedisServer(dir string, extra ...string) (*redisServer, error) {
 	if _, err := exec.LookPath(*redisServerPath); err != nil {
 		return nil, fmt.Errorf("tests need a real Redis: %s not found (run `make test`, which installs redis-server, "+
 			"or `apt-get install redis-server`, or set REDIS_URL)", *redisServerPath)
@@ -75,15 +80,20 @@ func startRedisServer(dir string) (*redisServer, error) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	rs := &redisServer{dir: dir, port: port}
+	rs := &redisServer{dir: dir, port: port, extra: extra}
 	return rs, rs.start()
 }
 
 func (rs *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(rs.port) }
 
 func (rs *redisServer) start() error {
-	cmd := exec.Command(*redisServerPath, "--port", strconv.Itoa(rs.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--logfile", filepath.Join(rs.dir, "redis.log"))
+	portFlag := "--port"
+	if rs.tls != nil {
+		portFlag = "--tls-port"
+	}
+	args := append([]string{portFlag, strconv.Itoa(rs.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--logfile", filepath.Join(rs.dir, "redis.log")}, rs.extra...)
+	cmd := exec.Command(*redisServerPath, args...)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
@@ -92,9 +102,13 @@ func (rs *redisServer) start() error {
 	rs.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := redis.Dial("tcp", "127.0.0.1:"+strconv.Itoa(rs.port), redis.DialConnectTimeout(time.Second))
+		c, err := redis.Dial("tcp", "127.0.0.1:"+strconv.Itoa(rs.port), redis.DialConnectTimeout(time.Second),
+			redis.DialUseTLS(rs.tls != nil), redis.DialTLSConfig(rs.tls))
 		if err == nil {
 			_, err = c.Do("PING")
+			if err != nil && strings.HasPrefix(err.Error(), "NOAUTH") {
+				err = nil // up, and wants a password
+			}
 			c.Close()
 			if err == nil {
 				return nil

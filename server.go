@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -23,9 +24,12 @@ import (
 
 // ServerOptions configures a Server. Zero values take the defaults given.
 type ServerOptions struct {
-	// RedisURL is the Redis to use: redis://[:password@]host:port[/db], or
-	// rediss:// for TLS. Required.
+	// RedisURL is the Redis to use: redis://[user:password@]host:port[/db],
+	// or rediss:// for TLS. Required.
 	RedisURL string
+	// RedisTLS configures TLS for rediss:// URLs (a private CA, say). Zero
+	// value: the system's roots.
+	RedisTLS *tls.Config
 	// Presence configures the built-in presence module.
 	Presence PresenceOptions
 	// AllowedOrigins lists the Origin values browsers may connect from, on
@@ -128,7 +132,7 @@ func New(opts ServerOptions) (*Server, error) {
 	s := &Server{
 		opts:    o,
 		log:     o.Logger,
-		pool:    newPool(o.RedisURL),
+		pool:    newPool(redisDialer(o.RedisURL, o.RedisTLS)),
 		hub:     newHub(o.Logger),
 		channel: p.channel(),
 		ctx:     ctx,
@@ -170,9 +174,9 @@ func (s *Server) Use(m Module) error {
 
 // newPool returns a pool whose connections time out instead of hanging:
 // with Redis unreachable a handler answers unavailable within OpTimeout.
-func newPool(redisURL string) *redis.Pool {
+func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
 	return &redis.Pool{
-		DialContext: func(ctx context.Context) (redis.Conn, error) { return dialRedis(ctx, redisURL) },
+		DialContext: dial,
 		MaxIdle:     64,
 		MaxActive:   512,
 		Wait:        true,
@@ -187,12 +191,19 @@ func newPool(redisURL string) *redis.Pool {
 	}
 }
 
-// dialRedis opens one Redis connection with bounded timeouts.
-func dialRedis(ctx context.Context, redisURL string) (redis.Conn, error) {
-	return redis.DialURLContext(ctx, redisURL,
+// redisDialer returns a dial function for redisURL with bounded timeouts.
+func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (redis.Conn, error) {
+	opts := []redis.DialOption{
 		redis.DialConnectTimeout(time.Second),
-		redis.DialReadTimeout(2*time.Second),
-		redis.DialWriteTimeout(2*time.Second))
+		redis.DialReadTimeout(2 * time.Second),
+		redis.DialWriteTimeout(2 * time.Second),
+	}
+	if tlsConf != nil {
+		opts = append(opts, redis.DialTLSConfig(tlsConf))
+	}
+	return func(ctx context.Context) (redis.Conn, error) {
+		return redis.DialURLContext(ctx, redisURL, opts...)
+	}
 }
 
 // engineOptions configures Engine.IO: crypto-random session ids (the
@@ -461,7 +472,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	subReady := make(chan struct{})
 	var readyOnce sync.Once
 	sub := &subscriber{
-		dial:    func(ctx context.Context) (redis.Conn, error) { return dialRedis(ctx, s.opts.RedisURL) },
+		dial:    redisDialer(s.opts.RedisURL, s.opts.RedisTLS),
 		channel: s.channel, deliver: s.hub.deliver, log: s.log,
 		onState: func(up bool) {
 			s.mu.Lock()
