@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -144,12 +145,24 @@ func TestOriginAllowlist(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if ok != (resp.StatusCode == 200) {
 			t.Errorf("polling from %q: got %d; want allowed=%v", origin, resp.StatusCode, ok)
 		}
 		if ok && origin != "" && resp.Header.Get("Access-Control-Allow-Origin") != origin {
 			t.Errorf("polling from %q: no CORS header", origin)
+		}
+		if ok { // finish the handshake, as a client would: poll for the connect packet
+			sid := regexp.MustCompile(`"sid":"([^"]+)"`).FindSubmatch(body)
+			if sid == nil {
+				t.Fatalf("no sid in %q", body)
+			}
+			req, _ := http.NewRequest("GET", n.url+"/socket.io/?EIO=3&transport=polling&sid="+string(sid[1]), nil)
+			req.Header.Set("Origin", origin)
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
 		}
 	}
 }

@@ -247,8 +247,8 @@ func TestExpiryOfCrashedNode(t *testing.T) {
 func TestHeartbeatsKeepAlive(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
-	opts.Presence.TTL = 2 * time.Second
-	opts.Presence.ReaperLookback = 2 * time.Second
+	opts.Presence.TTL = 3 * time.Second
+	opts.Presence.ReaperLookback = 3 * time.Second
 	n := startNode(t, opts)
 	a, obs := dial(t, n), dial(t, n)
 	join(t, obs, "r", "obs", nil)
@@ -256,8 +256,8 @@ func TestHeartbeatsKeepAlive(t *testing.T) {
 	nextPresence(t, obs)
 	nextPresence(t, obs)
 	ctx := tctx(t)
-	for i := 0; i < 8; i++ {
-		time.Sleep(400 * time.Millisecond)
+	for i := 0; i < 12; i++ { // 3.6 s in all, past the lookback
+		time.Sleep(300 * time.Millisecond)
 		for _, c := range []*client.Conn{a, obs} {
 			if _, err := c.Heartbeat(ctx, client.HeartbeatRequest{}); err != nil {
 				t.Fatal(err)

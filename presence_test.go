@@ -98,7 +98,7 @@ func dial(t testing.TB, n *testNode, opts ...client.Options) *client.Conn {
 }
 
 func tctx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -116,7 +116,7 @@ func join(t *testing.T, c *client.Conn, room, user string, state any) *client.Jo
 // nextPresence returns c's next presence event, skipping other events.
 func nextPresence(t *testing.T, c *client.Conn) *client.PresenceEvent {
 	t.Helper()
-	timeout := time.After(5 * time.Second)
+	timeout := time.After(10 * time.Second)
 	for {
 		select {
 		case e, ok := <-c.Events():
@@ -132,7 +132,7 @@ func nextPresence(t *testing.T, c *client.Conn) *client.PresenceEvent {
 			}
 			return pe
 		case <-timeout:
-			t.Fatalf("no presence event within 5 s")
+			t.Fatalf("no presence event within 10 s")
 		}
 	}
 }

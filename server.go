@@ -105,6 +105,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server starts
+	ws     wsConns        // websockets upgrading a polling session
 
 	mu       sync.Mutex // guards the following fields
 	started  bool
@@ -112,8 +113,9 @@ type Server struct {
 	modules  []Module
 	sockets  map[string]*Socket
 	pending  map[string]pendingSession // handshakes not yet connected
-	perIP    map[string]int
-	redisSub bool // the events subscription is up
+	perIP    map[string]int            // connected sockets by client IP
+	reserved map[string][]time.Time    // admitted handshakes not yet connected, by IP
+	redisSub bool                      // the events subscription is up
 	extra    map[string]http.Handler
 }
 
@@ -130,16 +132,17 @@ func New(opts ServerOptions) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		opts:    o,
-		log:     o.Logger,
-		pool:    newPool(redisDialer(o.RedisURL, o.RedisTLS)),
-		hub:     newHub(o.Logger),
-		channel: p.channel(),
-		ctx:     ctx,
-		cancel:  cancel,
-		sockets: make(map[string]*Socket),
-		pending: make(map[string]pendingSession),
-		perIP:   make(map[string]int),
+		opts:     o,
+		log:      o.Logger,
+		pool:     newPool(redisDialer(o.RedisURL, o.RedisTLS)),
+		hub:      newHub(o.Logger),
+		channel:  p.channel(),
+		ctx:      ctx,
+		cancel:   cancel,
+		sockets:  make(map[string]*Socket),
+		pending:  make(map[string]pendingSession),
+		perIP:    make(map[string]int),
+		reserved: make(map[string][]time.Time),
 	}
 	s.metrics = newMetrics(s)
 	s.io = socketio.NewServer(s.engineOptions())
@@ -369,6 +372,11 @@ func (s *Server) onConnect(c socketio.Conn) error {
 	}
 	s.sockets[sock.id] = sock
 	s.perIP[sock.ip]++
+	if r := s.reserved[sock.ip]; len(r) > 0 { // this handshake's reservation
+		if s.reserved[sock.ip] = r[1:]; len(r) == 1 {
+			delete(s.reserved, sock.ip)
+		}
+	}
 	mods := s.modules
 	s.mu.Unlock()
 	for _, m := range mods {
@@ -380,6 +388,33 @@ func (s *Server) onConnect(c socketio.Conn) error {
 		}
 	}
 	return nil
+}
+
+// reserveIPSlot admits a handshake from ip if the sockets per IP cap allows
+// it, counting both connected sockets and admitted handshakes that have not
+// connected yet (the client sees its connect packet before onConnect runs,
+// so counting sockets alone would let a burst through). Reservations of
+// handshakes that never connect lapse after pendingMaxAge.
+func (s *Server) reserveIPSlot(ip string) bool {
+	if s.opts.MaxSocketsPerIP <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reserved[ip]
+	for len(r) > 0 && time.Since(r[0]) > pendingMaxAge {
+		r = r[1:]
+	}
+	if s.perIP[ip]+len(r) >= s.opts.MaxSocketsPerIP {
+		if len(r) == 0 {
+			delete(s.reserved, ip)
+		} else {
+			s.reserved[ip] = r
+		}
+		return false
+	}
+	s.reserved[ip] = append(r, time.Now())
+	return true
 }
 
 // onDisconnect forgets a socket and tells the modules, in reverse order.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -49,16 +50,38 @@ func (s *Server) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if q.Get("transport") == "websocket" {
-		w = &frameLimitWriter{ResponseWriter: w, limit: uint64(s.opts.MaxMessageBytes)}
+		w = &frameLimitWriter{ResponseWriter: w, limit: uint64(s.opts.MaxMessageBytes), sid: q.Get("sid"), conns: &s.ws}
 	}
-	sid := q.Get("sid")
+	s.serve(w, r, q.Get("sid"), body)
+}
+
+// serve hands a checked request to go-socket.io, working around two of its
+// races: a request that overtakes the registration of its session (retried)
+// and a polling POST caught by an upgrade (handed over, see upgrade.go).
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, sid string, body []byte) {
 	for {
 		if body != nil {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			r.ContentLength = int64(len(body))
 		}
-		if sid == "" || !s.young(sid) {
+		if sid == "" {
 			s.io.ServeHTTP(w, r)
+			return
+		}
+		if !s.young(sid) {
+			if body == nil {
+				s.io.ServeHTTP(w, r)
+				return
+			}
+			probe := &pausedProbe{ResponseWriter: w}
+			s.io.ServeHTTP(probe, r)
+			if probe.paused {
+				if !s.ws.handOver(sid, body) {
+					http.Error(w, "payload: paused", http.StatusBadRequest)
+					return
+				}
+				_, _ = w.Write([]byte("ok"))
+			}
 			return
 		}
 		// go-socket.io registers a session on a goroutine of its own after
@@ -124,23 +147,24 @@ func (p *sidProbe) Flush() {
 
 // admit decides on a handshake; a zero status admits it.
 func (s *Server) admit(r *http.Request) (int, string) {
+	ip := hostOf(remoteAddr(r.RemoteAddr))
 	s.mu.Lock()
 	draining := s.draining
-	ipCount := s.perIP[hostOf(remoteAddr(r.RemoteAddr))]
 	s.mu.Unlock()
 	switch {
 	case draining:
 		return http.StatusServiceUnavailable, "server shutting down"
 	case !s.originAllowed(r.Header.Get("Origin")):
 		return http.StatusForbidden, "origin not allowed"
-	case s.opts.MaxSocketsPerIP > 0 && ipCount >= s.opts.MaxSocketsPerIP:
-		return http.StatusTooManyRequests, "too many connections from this address"
 	}
 	if len(s.opts.JWTSecret) > 0 {
 		if _, err := verifyToken(s.opts.JWTSecret, r.URL.Query().Get("token")); err != nil {
-			s.log.Info("handshake refused", "reason", err.Error(), "ip", hostOf(remoteAddr(r.RemoteAddr)))
+			s.log.Info("handshake refused", "reason", err.Error(), "ip", ip)
 			return http.StatusUnauthorized, "unauthorized"
 		}
+	}
+	if !s.reserveIPSlot(ip) {
+		return http.StatusTooManyRequests, "too many connections from this address"
 	}
 	return 0, ""
 }
@@ -218,10 +242,13 @@ func utf16LengthsToBytes(b []byte) ([]byte, bool) {
 }
 
 // frameLimitWriter hands gorilla/websocket a connection that enforces the
-// frame limit when it hijacks the upgrade request.
+// frame limit when it hijacks the upgrade request. An upgrade of an existing
+// session (sid set) is tracked in conns for the handover of upgrade.go.
 type frameLimitWriter struct {
 	http.ResponseWriter
 	limit uint64
+	sid   string
+	conns *wsConns
 }
 
 func (w *frameLimitWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -233,7 +260,12 @@ func (w *frameLimitWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &frameLimitConn{Conn: c, limit: w.limit}, rw, nil
+	fc := &frameLimitConn{Conn: c, limit: w.limit}
+	if w.sid != "" {
+		fc.sid, fc.conns = w.sid, w.conns
+		w.conns.add(w.sid, fc)
+	}
+	return fc, rw, nil
 }
 
 // errFrameTooLarge ends a websocket whose client sent an oversized message.
@@ -242,37 +274,115 @@ var errFrameTooLarge = errors.New("websocket message exceeds the size limit")
 // frameLimitConn watches the websocket frames a client sends as they stream
 // past (RFC 6455 framing) and fails the read as soon as a frame header
 // announces a message larger than limit, before its payload is read: the
-// library has no read limit and would buffer any size. Only the reading side
-// is parsed; bytes pass through unchanged.
+// library has no read limit and would buffer any size. It also finds the
+// client's upgrade packet ("5") and hands the library, right after it, the
+// frames queued by upgrade.go. Bytes from the network pass through unchanged.
+// Read is called by one goroutine at a time (gorilla's reader).
 type frameLimitConn struct {
 	net.Conn
 	limit uint64
+	sid   string
+	conns *wsConns // nil unless this websocket upgrades a session
 
-	hdr       []byte // header bytes of the frame being parsed
-	remaining uint64 // payload bytes left in the current frame
-	message   uint64 // payload bytes of the current message so far
+	hdr        []byte  // header bytes of the frame being parsed
+	remaining  uint64  // payload bytes left in the current frame
+	message    uint64  // payload bytes of the current message so far
+	mask       [4]byte // the current frame's mask key
+	candidate  bool    // the current frame is a one-byte text frame
+	held       []byte  // bytes read after the upgrade frame, not yet returned
+	heldErr    error   // the read error that came with them
+	closeOnce  sync.Once
+	upgradeMu  sync.Mutex // guards the following fields
+	upgraded   bool       // the client's upgrade packet has gone past
+	queued     []byte     // frames to hand over after the upgrade packet
+	handingOut []byte     // frames being handed over now
 }
 
 func (c *frameLimitConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if ferr := c.scan(p[:n]); ferr != nil {
-		_ = c.Conn.Close()
+	if c.conns != nil {
+		c.upgradeMu.Lock()
+		if len(c.handingOut) > 0 {
+			n := copy(p, c.handingOut)
+			c.handingOut = c.handingOut[n:]
+			c.upgradeMu.Unlock()
+			return n, nil
+		}
+		c.upgradeMu.Unlock()
+	}
+	var n int
+	var err error
+	if len(c.held) > 0 {
+		n = copy(p, c.held)
+		c.held = c.held[n:]
+		if len(c.held) == 0 {
+			err, c.heldErr = c.heldErr, nil
+		}
+	} else {
+		n, err = c.Conn.Read(p)
+	}
+	end, ferr := c.scan(p[:n])
+	if ferr != nil {
+		_ = c.Close()
 		return 0, ferr
+	}
+	if end >= 0 && end < n { // hand over the queued frames before the rest
+		c.held = append(append([]byte(nil), p[end:n]...), c.held...)
+		if c.heldErr == nil {
+			c.heldErr = err
+		}
+		return end, nil
 	}
 	return n, err
 }
 
-// scan advances the frame parser over b.
-func (c *frameLimitConn) scan(b []byte) error {
-	for len(b) > 0 {
+// Close unregisters the connection and closes it.
+func (c *frameLimitConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.conns != nil {
+			c.conns.remove(c.sid, c)
+		}
+	})
+	return c.Conn.Close()
+}
+
+// queueAfterUpgrade adds frames to hand over after the upgrade packet (at
+// once if it has gone past already).
+func (c *frameLimitConn) queueAfterUpgrade(frames []byte) bool {
+	c.upgradeMu.Lock()
+	defer c.upgradeMu.Unlock()
+	if c.upgraded {
+		c.handingOut = append(c.handingOut, frames...)
+	} else {
+		c.queued = append(c.queued, frames...)
+	}
+	return true
+}
+
+// scan advances the frame parser over b. It returns the offset in b just
+// past the client's upgrade frame when that frame ends in b, else -1.
+func (c *frameLimitConn) scan(b []byte) (int, error) {
+	for i := 0; i < len(b); {
 		if c.remaining > 0 {
-			k := min(uint64(len(b)), c.remaining)
+			k := min(uint64(len(b)-i), c.remaining)
+			if c.candidate && b[i]^c.mask[0] == '5' {
+				c.remaining, c.candidate = 0, false
+				if c.conns != nil {
+					c.upgradeMu.Lock()
+					c.upgraded = true
+					c.handingOut, c.queued = append(c.handingOut, c.queued...), nil
+					c.upgradeMu.Unlock()
+					return i + 1, nil
+				}
+				i++
+				continue
+			}
+			c.candidate = false
 			c.remaining -= k
-			b = b[k:]
+			i += int(k)
 			continue
 		}
-		c.hdr = append(c.hdr, b[0])
-		b = b[1:]
+		c.hdr = append(c.hdr, b[i])
+		i++
 		need := 2
 		if len(c.hdr) >= 2 {
 			switch c.hdr[1] & 0x7f {
@@ -298,17 +408,23 @@ func (c *frameLimitConn) scan(b []byte) error {
 			size = uint64(l)
 		}
 		fin, opcode := c.hdr[0]&0x80 != 0, c.hdr[0]&0x0f
+		if c.hdr[1]&0x80 != 0 {
+			copy(c.mask[:], c.hdr[need-4:need])
+		} else {
+			c.mask = [4]byte{}
+		}
 		c.hdr = c.hdr[:0]
 		if opcode < 8 { // data frames; control frames are small by the RFC
 			c.message += size
 			if c.message > c.limit {
-				return errFrameTooLarge
+				return -1, errFrameTooLarge
 			}
 			if fin {
 				c.message = 0
 			}
 		}
 		c.remaining = size
+		c.candidate = !c.upgraded && opcode == 1 && fin && size == 1
 	}
-	return nil
+	return -1, nil
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/gorilla/websocket"
+
 	"rtm/client"
 )
 
@@ -271,7 +273,7 @@ func TestConcurrentSends(t *testing.T) {
 func TestSlowClientDropped(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
-	opts.OutboundQueue = 8
+	opts.OutboundQueue = 64
 	opts.Presence.TTL = time.Minute // no heartbeats during the burst
 	opts.Rates = RateLimits{Chat: Rate{PerSecond: 1e6, Burst: 1e6}, Other: Rate{PerSecond: 100, Burst: 100}}
 	n := startNode(t, opts)
@@ -290,7 +292,7 @@ func TestSlowClientDropped(t *testing.T) {
 	join(t, sender, "r", "sender", nil)
 	join(t, fast, "r", "fast", nil)
 	text := strings.Repeat("😀", 2000) // about 24 KB per message on the wire
-	const msgs = 400
+	const msgs = 800
 	got := make(chan int)
 	go func() {
 		count := 0
@@ -431,5 +433,49 @@ func TestPollingHandshakeRace(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// During the upgrade, go-socket.io pauses polling as soon as it has answered
+// the probe, while the client still writes over polling until it has the
+// pong: a POST in between must not fail, and its packets must be handled,
+// before anything sent over the websocket afterwards.
+func TestUpgradeHandsOverPausedPost(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	p := openPolling(t, n.url)
+	wsURL := "ws" + strings.TrimPrefix(n.url, "http") + "/socket.io/?EIO=3&transport=websocket&sid=" + p.sid
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "3probe" {
+		t.Fatalf("probe: got %q, %v", msg, err)
+	}
+	// The server has paused polling now; the client does not know yet.
+	p.post(`420["presence:join",{"roomId":"r","userId":"zoë"}]`)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`421["presence:sync"]`)); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < 2 {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		if s := string(msg); strings.HasPrefix(s, "43") {
+			got = append(got, s)
+		}
+	}
+	if !strings.HasPrefix(got[0], `430[{"ok":true,"self"`) || !strings.HasPrefix(got[1], `431[{"ok":true,"snapshot"`) {
+		t.Fatalf("got acks %q; want the join's, then the sync's", got)
 	}
 }

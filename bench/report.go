@@ -229,12 +229,14 @@ func run(c *config) (*Report, error) {
 	r.phase.Store("steady")
 	begin := scrapeAll(c.targets)
 	cpu0 := cpuSeconds()
+	ev0 := r.evJoin.Load() + r.evUpdate.Load() + r.evLeave.Load()
 	if ctx.Err() == nil {
 		r.steady(ctx)
 	}
 	r.inflight.Wait()
 	cpu1 := cpuSeconds()
 	t2, c2, rs2 := time.Now(), r.counts(), r.redisStats()
+	ev1 := r.evJoin.Load() + r.evUpdate.Load() + r.evLeave.Load()
 	end := scrapeAll(c.targets)
 	steadySecs := t2.Sub(t1).Seconds()
 
@@ -277,7 +279,7 @@ func run(c *config) (*Report, error) {
 	if steadySecs > 0 {
 		rep.Rates = map[string]float64{"heartbeats": float64(c2.beats-c1.beats) / steadySecs,
 			"patches": float64(c2.patches-c1.patches) / steadySecs, "chats": float64(c2.chats-c1.chats) / steadySecs,
-			"presence_events_received": float64(received) / steadySecs}
+			"presence_events_received": float64(ev1-ev0) / steadySecs}
 		rep.BenchCPU = 100 * (cpu1 - cpu0) / steadySecs
 	}
 	r.errMu.Lock()

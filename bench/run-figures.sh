@@ -122,6 +122,7 @@ fig_2() {
 
 # Figure 3: memory per idle connection on one node.
 fig_3() {
+	# RSS is read from the server's /metrics at the end of the steady phase.
 	for n in 1000 5000 10000 19000; do
 		start_redis
 		start_server
