@@ -34,7 +34,7 @@ go-test:
 	$(GO) test -race -count=1 ./...
 
 sdk-test:
-	cd sdk && npm test && npm run test:integration && npm run test:browser
+	cd sdk && npm run typecheck && npm test && npm run test:integration && npm run test:browser
 
 # The load generator's smoke run against a freshly built server.
 smoke:

@@ -1,0 +1,480 @@
+// Demo playground of the presence SDK: everything here goes through window.RealtimeSDK,
+// the SDK's <script> bundle.
+(function () {
+  'use strict';
+
+  var SDK = window.RealtimeSDK;
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+
+  var els = {
+    form: $('session-form'),
+    server: $('server-url'),
+    room: $('room'),
+    user: $('user'),
+    transport: $('transport'),
+    token: $('token'),
+    join: $('join'),
+    leave: $('leave'),
+    drop: $('drop'),
+    conn: $('conn-status'),
+    members: $('members'),
+    memberCount: $('member-count'),
+    messages: $('messages'),
+    chatForm: $('chat-form'),
+    chatText: $('chat-text'),
+    chatSend: $('chat-send'),
+    log: $('log'),
+    ownState: $('own-state'),
+    statusButtons: $('status-buttons'),
+    noteForm: $('note-form'),
+    note: $('note'),
+    patchForm: $('patch-form'),
+    patch: $('patch'),
+  };
+
+  /** The current session: one client and its channel. */
+  var client = null;
+  var channel = null;
+
+  // --- setup ----------------------------------------------------------------------------
+
+  var params = new URLSearchParams(location.search);
+  var saved = {};
+  try {
+    saved = JSON.parse(localStorage.getItem('rtm-demo') || '{}');
+  } catch (e) {
+    saved = {};
+  }
+  els.server.value = params.get('server') || saved.server || 'http://localhost:3000';
+  els.room.value = params.get('room') || saved.room || 'lobby';
+  els.user.value = params.get('user') || randomUser();
+  els.transport.value = params.get('transport') || saved.transport || 'auto';
+  $('sdk-version').textContent = 'SDK ' + SDK.VERSION + ' · protocol v' + SDK.PROTOCOL_VERSION;
+
+  function randomUser() {
+    var names = ['ada', 'grace', 'alan', 'linus', 'margaret', 'ken', 'barbara', 'dennis'];
+    return names[Math.floor(Math.random() * names.length)] + '-' + Math.random().toString(36).slice(2, 5);
+  }
+
+  // --- session --------------------------------------------------------------------------
+
+  els.form.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    start();
+  });
+  els.leave.addEventListener('click', function () {
+    stop();
+  });
+  els.drop.addEventListener('click', function () {
+    if (!client) return;
+    log('conn', 'simulated network drop: closing the Engine.IO connection');
+    client.dropTransport();
+  });
+
+  function start() {
+    stop(true);
+    var url = els.server.value.trim();
+    var roomId = els.room.value.trim();
+    var userId = els.user.value.trim();
+    if (!url || !roomId || !userId) return;
+    try {
+      localStorage.setItem('rtm-demo', JSON.stringify({ server: url, room: roomId, transport: els.transport.value }));
+    } catch (e) {
+      /* private mode */
+    }
+    var options = { reconnectionDelayMs: 500, reconnectionDelayMaxMs: 3000 };
+    var transports = { websocket: ['websocket'], polling: ['polling'], upgrade: ['polling', 'websocket'] };
+    if (transports[els.transport.value]) options.transports = transports[els.transport.value];
+    if (els.token.value.trim()) options.token = els.token.value.trim();
+
+    client = new SDK.RealtimeClient(url, options);
+    wireClient(client);
+    channel = client.presence(roomId, { userId: userId, state: { status: 'available' } });
+    wireChannel(channel);
+    setSessionUI(true);
+    log('conn', 'joining ' + q(roomId) + ' as ' + q(userId) + ' on ' + url);
+    var thisChannel = channel;
+    channel.join().then(
+      function (res) {
+        log('sync', 'joined: connId ' + short(res.self.connId) + ', epoch ' + res.self.epoch + ', ' + res.snapshot.connections.length + ' connection(s)');
+        if (thisChannel === channel) els.chatText.focus();
+      },
+      function (err) {
+        if (thisChannel !== channel) return;
+        log('error', 'join failed: ' + describe(err));
+        stop();
+      },
+    );
+  }
+
+  function stop(quiet) {
+    var c = client;
+    var ch = channel;
+    client = null;
+    channel = null;
+    setSessionUI(false);
+    renderMembers();
+    renderOwnState();
+    if (!c) return;
+    var done = function () {
+      c.disconnect();
+    };
+    if (ch && ch.active) {
+      ch.leave().then(
+        function (res) {
+          if (!quiet) log('leave', 'left the room (removed: ' + res.removed + ')');
+          done();
+        },
+        function (err) {
+          log('error', 'leave: ' + describe(err));
+          done();
+        },
+      );
+    } else {
+      done();
+    }
+  }
+
+  function setSessionUI(active) {
+    els.join.textContent = active ? 'Rejoin' : 'Join room';
+    els.leave.disabled = !active;
+    els.drop.disabled = !active;
+    els.chatText.disabled = !active;
+    els.chatSend.disabled = !active;
+    if (!active) setConn('idle', 'Not connected');
+    updateFacts();
+  }
+
+  // --- client and channel events --------------------------------------------------------
+
+  function wireClient(c) {
+    var mine = function () {
+      return c === client;
+    };
+    setConn('connecting', 'Connecting…');
+    c.on('connect', function () {
+      if (!mine()) return;
+      setConn('connected', 'Connected · ' + transportName(c));
+      log('conn', 'connected (' + transportName(c) + ')');
+      // Polling upgrades to WebSocket a moment later.
+      setTimeout(function () {
+        if (mine() && c.connected) setConn('connected', 'Connected · ' + transportName(c));
+      }, 1500);
+    });
+    c.on('disconnect', function (reason) {
+      if (!mine()) return;
+      log('conn', 'disconnected: ' + reason);
+      if (c.status === 'reconnecting') setConn('reconnecting', 'Reconnecting…');
+    });
+    c.on('reconnecting', function (attempt) {
+      if (!mine()) return;
+      setConn('reconnecting', 'Reconnecting… (attempt ' + attempt + ')');
+    });
+    c.on('reconnect', function (attempt) {
+      if (mine()) log('conn', 'reconnected after ' + attempt + ' attempt(s)');
+    });
+    c.on('connect_error', function (err) {
+      if (!mine()) return;
+      log('error', describe(err));
+      if (c.status === 'disconnected') setConn('error', 'Connection refused');
+      else setConn('reconnecting', 'Cannot reach server, retrying…');
+    });
+    c.on('chat:message', function (m) {
+      if (mine()) addMessage(m);
+    });
+  }
+
+  function wireChannel(ch) {
+    var mine = function () {
+      return ch === channel;
+    };
+    ch.on('change', function () {
+      if (!mine()) return;
+      renderMembers();
+      renderOwnState();
+      updateFacts();
+    });
+    ch.on('status', function () {
+      if (mine()) updateFacts();
+    });
+    ch.on('sync', function (info) {
+      if (!mine()) return;
+      var text = {
+        join: 'snapshot after join',
+        resume: 'resumed the same connection: nobody saw a leave/join',
+        rejoin: 'server said not_joined: joined again with a new connection',
+        gap: 'missed events (seq gap): resynced',
+        stale_epoch: 'stale epoch: resynced',
+      }[info.reason];
+      log('sync', text + ' <seq ' + info.snapshot.seq + ', ' + info.snapshot.connections.length + ' conn>');
+    });
+    ch.on('join', function (e) {
+      if (mine()) log('join', who(e) + (e.userJoined ? ' joined' : ' opened another connection') + stateText(e.state) + seqText(e));
+    });
+    ch.on('update', function (e) {
+      if (mine()) log('update', who(e) + ' →' + stateText(e.state) + seqText(e));
+    });
+    ch.on('leave', function (e) {
+      if (mine()) log('leave', who(e) + (e.userLeft ? ' left' : ' closed a connection') + ' (' + e.reason + ')' + seqText(e));
+    });
+    ch.on('error', function (err) {
+      if (mine()) log('error', describe(err));
+    });
+  }
+
+  // --- own state ------------------------------------------------------------------------
+
+  els.statusButtons.addEventListener('click', function (ev) {
+    var btn = ev.target.closest('button[data-status]');
+    if (btn) patchState({ status: btn.getAttribute('data-status') });
+  });
+  els.noteForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var note = els.note.value.trim();
+    patchState({ note: note || null });
+  });
+  els.patchForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var patch;
+    try {
+      patch = JSON.parse(els.patch.value);
+    } catch (e) {
+      log('error', 'the patch is not valid JSON: ' + e.message);
+      return;
+    }
+    patchState(patch);
+  });
+
+  function patchState(patch) {
+    if (!channel) {
+      log('error', 'join a room first');
+      return;
+    }
+    var ch = channel;
+    ch.setState(patch).then(
+      function (res) {
+        if (ch !== channel) return;
+        log('update', 'setState ' + JSON.stringify(patch) + ' → ' + (res.queued ? 'queued until the channel is back' : 'epoch ' + res.epoch + (res.changed ? '' : ' (no change)')));
+        renderOwnState();
+      },
+      function (err) {
+        log('error', 'setState: ' + describe(err));
+      },
+    );
+    renderOwnState();
+  }
+
+  function renderOwnState() {
+    var state = channel ? channel.state : {};
+    els.ownState.textContent = JSON.stringify(state, null, 2);
+    var current = state.status || '';
+    var buttons = els.statusButtons.querySelectorAll('button');
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].setAttribute('aria-pressed', String(buttons[i].getAttribute('data-status') === current));
+    }
+  }
+
+  // --- members --------------------------------------------------------------------------
+
+  function renderMembers() {
+    var list = els.members;
+    list.textContent = '';
+    if (!channel || channel.status === 'idle' || channel.status === 'left') {
+      list.appendChild(el('li', 'empty', 'Join a room to see who is here.'));
+      els.memberCount.textContent = '0 online';
+      return;
+    }
+    var users = channel.members.users();
+    var me = channel.userId;
+    users.sort(function (a, b) {
+      return (b.userId === me) - (a.userId === me) || a.userId.localeCompare(b.userId);
+    });
+    els.memberCount.textContent =
+      users.length + (users.length === 1 ? ' person' : ' people') + ' · ' + channel.members.size + (channel.members.size === 1 ? ' connection' : ' connections');
+    if (users.length === 0) {
+      list.appendChild(el('li', 'empty', 'Nobody here yet.'));
+      return;
+    }
+    users.forEach(function (u) {
+      var status = typeof u.state.status === 'string' ? u.state.status : 'available';
+      var li = el('li', 'member' + (u.userId === me ? ' me' : ''));
+      li.setAttribute('data-user', u.userId);
+      li.setAttribute('data-status', status);
+
+      var avatar = avatarFor(u.userId);
+      avatar.appendChild(el('span', 'presence ' + status));
+      li.appendChild(avatar);
+
+      var whoBox = el('div', 'who');
+      var name = el('div', 'name');
+      name.appendChild(el('span', 'user-id', u.userId));
+      if (u.userId === me) name.appendChild(el('span', 'you', 'you'));
+      name.appendChild(el('span', 'status-label ' + status, status));
+      whoBox.appendChild(name);
+      if (typeof u.state.note === 'string' && u.state.note) whoBox.appendChild(el('div', 'note', u.state.note));
+      var extra = Object.keys(u.state).filter(function (k) {
+        return k !== 'status' && k !== 'note';
+      });
+      if (extra.length) {
+        var tags = el('div', 'tags');
+        extra.forEach(function (k) {
+          tags.appendChild(el('span', 'tag', k + ': ' + JSON.stringify(u.state[k])));
+        });
+        whoBox.appendChild(tags);
+      }
+      li.appendChild(whoBox);
+
+      var conns = el('div', 'conns');
+      conns.appendChild(document.createTextNode(u.connections.length === 1 ? '1 connection' : u.connections.length + ' connections'));
+      u.connections.forEach(function (c) {
+        var id = el('span', 'mono', short(c.connId) + ' · e' + c.epoch);
+        id.title = c.connId;
+        conns.appendChild(id);
+      });
+      li.appendChild(conns);
+      list.appendChild(li);
+    });
+  }
+
+  function updateFacts() {
+    var ch = channel;
+    $('fact-status').textContent = ch ? ch.status : 'idle';
+    $('fact-conn').textContent = ch && ch.connId ? ch.connId : '–';
+    $('fact-epoch').textContent = ch && ch.connId ? String(ch.epoch) : '–';
+    $('fact-seq').textContent = ch && ch.connId ? String(ch.seq) : '–';
+    $('fact-missed').textContent = ch && ch.connId ? String(ch.missedHeartbeats) : '–';
+  }
+  setInterval(updateFacts, 1000);
+
+  // --- chat -----------------------------------------------------------------------------
+
+  els.chatForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var text = els.chatText.value;
+    if (!client || !text.trim()) return;
+    els.chatText.value = '';
+    client.emit('chat:message', { text: text }, { timeoutMs: 5000 }).then(
+      function (ack) {
+        log('chat', 'sent message ' + short(ack.id));
+      },
+      function (err) {
+        els.chatText.value = text;
+        log('error', 'chat:message: ' + describe(err));
+      },
+    );
+  });
+
+  function addMessage(m) {
+    var empty = els.messages.querySelector('.empty');
+    if (empty) empty.remove();
+    var mine = channel && m.connId === channel.connId;
+    var li = el('li', 'message' + (mine ? ' mine' : ''));
+    li.setAttribute('data-user', m.userId);
+    li.appendChild(avatarFor(m.userId));
+    var bubble = el('div', 'bubble');
+    bubble.appendChild(el('div', 'meta', (mine ? 'you' : m.userId) + ' · ' + clock(m.ts)));
+    bubble.appendChild(el('div', 'text', m.text));
+    li.appendChild(bubble);
+    els.messages.appendChild(li);
+    els.messages.scrollTop = els.messages.scrollHeight;
+    log('chat', m.userId + ': ' + truncate(m.text, 60));
+  }
+
+  // --- log ------------------------------------------------------------------------------
+
+  $('clear-log').addEventListener('click', function () {
+    els.log.textContent = '';
+  });
+
+  function log(kind, text) {
+    var li = el('li');
+    li.setAttribute('data-kind', kind);
+    li.appendChild(el('time', null, clock(Date.now())));
+    li.appendChild(el('span', 'kind ' + kind, kind));
+    li.appendChild(el('span', 'text', text));
+    var atBottom = els.log.scrollHeight - els.log.scrollTop - els.log.clientHeight < 40;
+    els.log.appendChild(li);
+    while (els.log.children.length > 500) els.log.removeChild(els.log.firstChild);
+    if (atBottom) els.log.scrollTop = els.log.scrollHeight;
+  }
+
+  // --- helpers --------------------------------------------------------------------------
+
+  function setConn(status, label) {
+    els.conn.setAttribute('data-status', status);
+    els.conn.querySelector('.label').textContent = label;
+  }
+
+  function transportName(c) {
+    var engine = c.socket.io && c.socket.io.engine;
+    var name = engine && engine.transport && engine.transport.name;
+    return name === 'websocket' ? 'WebSocket' : name === 'polling' ? 'polling' : 'socket';
+  }
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  var PALETTE = ['#6366f1', '#0ea5e9', '#14b8a6', '#f59e0b', '#ec4899', '#8b5cf6', '#10b981', '#f97316', '#3b82f6', '#e11d48'];
+
+  function avatarFor(userId) {
+    var hash = 0;
+    for (var i = 0; i < userId.length; i++) hash = (hash * 31 + userId.charCodeAt(i)) | 0;
+    var node = el('span', 'avatar', initials(userId));
+    node.style.background = PALETTE[Math.abs(hash) % PALETTE.length];
+    return node;
+  }
+
+  function initials(userId) {
+    var parts = userId.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+    var chars = parts.length > 1 ? [parts[0], parts[1]] : [userId];
+    return chars
+      .map(function (p) {
+        return Array.from(p)[0] || '';
+      })
+      .join('')
+      .slice(0, 2) || '?';
+  }
+
+  function who(e) {
+    return e.userId + ' [' + short(e.connId) + ']';
+  }
+
+  function stateText(state) {
+    return state && Object.keys(state).length ? ' ' + truncate(JSON.stringify(state), 80) : '';
+  }
+
+  function seqText(e) {
+    return '  #' + e.seq;
+  }
+
+  function short(id) {
+    return id ? String(id).slice(0, 6) : '–';
+  }
+
+  function q(s) {
+    return '"' + s + '"';
+  }
+
+  function truncate(s, n) {
+    return s.length > n ? s.slice(0, n - 1) + '…' : s;
+  }
+
+  function clock(ms) {
+    var d = new Date(ms);
+    return d.toTimeString().slice(0, 8);
+  }
+
+  function describe(err) {
+    if (!err) return 'unknown error';
+    return (err.code ? '[' + err.code + '] ' : '') + (err.message || String(err));
+  }
+
+  renderOwnState();
+  if (params.get('autojoin') === '1') start();
+})();

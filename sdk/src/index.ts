@@ -1,0 +1,43 @@
+/**
+ * Browser SDK of the realtime presence server.
+ *
+ * - {@link RealtimeClient}: one Socket.IO (Engine.IO v3) connection, events with promised
+ *   acknowledgements, connection-state events.
+ * - {@link PresenceChannel}: presence in one room, kept in sync and healed across reconnects.
+ */
+export { RealtimeClient } from './client.js';
+export type {
+  AckOf,
+  ConnectionStatus,
+  EmitOptions,
+  EngineLike,
+  PayloadOf,
+  RealtimeClientEvents,
+  RealtimeClientOptions,
+  SocketFactory,
+  SocketFactoryOptions,
+  SocketLike,
+} from './client.js';
+export { PresenceChannel, mergeState } from './presence.js';
+export type {
+  PresenceChannelEvents,
+  PresenceChannelOptions,
+  PresenceChannelStatus,
+  PresenceJoinResult,
+  PresenceSyncInfo,
+  PresenceSyncReason,
+  SetStateResult,
+} from './presence.js';
+export { PresenceMembers } from './members.js';
+export type { PresenceUser } from './members.js';
+export { AckTimeoutError, RealtimeError, isRealtimeError } from './errors.js';
+export type { ClientErrorCode, RealtimeErrorCode } from './errors.js';
+export { Emitter } from './emitter.js';
+export type { EventMap } from './emitter.js';
+export { ERROR_CODES, PROTOCOL_VERSION } from './protocol.js';
+export type * from './protocol.js';
+
+/** The SDK's version. */
+export const VERSION: string = typeof __SDK_VERSION__ === 'string' ? __SDK_VERSION__ : '0.0.0-dev';
+
+declare const __SDK_VERSION__: string | undefined;

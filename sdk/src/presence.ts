@@ -1,0 +1,830 @@
+import type { RealtimeClient } from './client.js';
+import { Emitter } from './emitter.js';
+import { isRealtimeError, RealtimeError } from './errors.js';
+import { PresenceMembers } from './members.js';
+import type {
+  PresenceCount,
+  PresenceEvent,
+  PresenceHeartbeatAck,
+  PresenceJoinAck,
+  PresenceJoinPayload,
+  PresenceSelf,
+  PresenceSnapshot,
+  PresenceState,
+  PresenceStatePatch,
+} from './protocol.js';
+import { mainThreadScheduler, workerScheduler, type Scheduler } from './timers.js';
+
+/** Options of {@link RealtimeClient.presence}. */
+export interface PresenceChannelOptions {
+  /** The user this connection belongs to (with a JWT, the token's `sub`). */
+  userId: string;
+  /** Initial state of the connection: a JSON object. */
+  state?: PresenceState;
+  /** Time between heartbeats. Keep it well inside the server's PRESENCE_TTL_MS. Default 10000 ms. */
+  heartbeatIntervalMs?: number;
+  /** Consecutive missed heartbeats after which the channel emits `error` (`heartbeat_timeout`). Default 3. */
+  maxMissedHeartbeats?: number;
+  /** Time allowed for a heartbeat's acknowledgement. Default: the interval, at most 10000 ms. */
+  heartbeatTimeoutMs?: number;
+  /** Time allowed for join, sync and leave acknowledgements. Default: the client's `ackTimeoutMs`. */
+  ackTimeoutMs?: number;
+  /** First delay before retrying an automatic re-join or sync that failed; doubles up to 30 s. Default 1000 ms. */
+  retryDelayMs?: number;
+  /**
+   * Run the heartbeat timer in a Worker where one can be started, so that a background tab
+   * keeps its heartbeat rate (see the README). Default true.
+   */
+  workerTimers?: boolean;
+  /** Send a heartbeat as soon as a hidden tab is shown again. Default true. */
+  heartbeatOnVisible?: boolean;
+}
+
+/**
+ * Status of a {@link PresenceChannel}:
+ * - `idle`: not joined and not trying to;
+ * - `joining`: a join is in flight, or waits for the socket to connect;
+ * - `joined`: in the room, heartbeating;
+ * - `reconnecting`: the socket dropped; the channel resumes its connection once it is back;
+ * - `left`: {@link PresenceChannel.leave} was called (join again at will).
+ */
+export type PresenceChannelStatus = 'idle' | 'joining' | 'joined' | 'reconnecting' | 'left';
+
+/**
+ * Why the channel replaced its view with a snapshot:
+ * - `join`: a fresh join (first join, or a resume the server could not honour);
+ * - `resume`: a resume after a reconnect kept the same connection, nobody saw a leave/join;
+ * - `rejoin`: the server answered `not_joined` (or announced this connection's `leave`), so
+ *   the channel joined again with a new connection;
+ * - `gap`: an event was missed (`seq` jumped) and `presence:sync` recovered;
+ * - `stale_epoch`: a heartbeat was refused as stale and `presence:sync` refreshed the epoch.
+ */
+export type PresenceSyncReason = 'join' | 'resume' | 'rejoin' | 'gap' | 'stale_epoch';
+
+/** Argument of the `sync` event. */
+export interface PresenceSyncInfo {
+  reason: PresenceSyncReason;
+  snapshot: PresenceSnapshot;
+  self: PresenceSelf;
+}
+
+/** Result of {@link PresenceChannel.join}. */
+export interface PresenceJoinResult {
+  self: PresenceSelf;
+  snapshot: PresenceSnapshot;
+  /** True when the join resumed the connection held before a reconnect. */
+  resumed: boolean;
+}
+
+/** Result of {@link PresenceChannel.setState}. */
+export interface SetStateResult {
+  /** The connection's epoch after the change (0 before the first join). */
+  epoch: number;
+  /** Whether the server's state changed. */
+  changed: boolean;
+  /**
+   * True when the channel was not joined (not yet, or reconnecting): the patch is kept and
+   * sent with the next join or resume.
+   */
+  queued: boolean;
+}
+
+/** Events of a {@link PresenceChannel}. */
+export interface PresenceChannelEvents {
+  /** A connection joined (the channel's own join is part of the first `sync` instead). */
+  join: (event: PresenceEvent) => void;
+  /** A connection's state changed (this channel's own included). */
+  update: (event: PresenceEvent) => void;
+  /** A connection left, with `reason` `leave`, `disconnect` or `expired`. */
+  leave: (event: PresenceEvent) => void;
+  /** The view was replaced with a snapshot. */
+  sync: (info: PresenceSyncInfo) => void;
+  /** Something went wrong that the channel could not fix by itself at once. */
+  error: (error: RealtimeError) => void;
+  /** The channel's status changed. */
+  status: (status: PresenceChannelStatus) => void;
+  /** The member view changed (after `sync`, `join`, `update` and `leave`): re-render here. */
+  change: () => void;
+}
+
+/** Most events kept while a join or sync is in flight. */
+const MAX_BUFFERED = 10_000;
+/** Syncs in a row that may find `seq` still jumping before the channel accepts the gap. */
+const MAX_GAP_SYNCS = 3;
+/** Failure codes that retrying the same join cannot fix. */
+const PERMANENT_JOIN_ERRORS = new Set<string>([
+  'invalid_payload',
+  'payload_too_large',
+  'forbidden',
+  'unauthorized',
+  'already_joined',
+]);
+/** Heartbeat failures counted as missed heartbeats. */
+const MISSED_HEARTBEAT_ERRORS = new Set<string>(['timeout', 'unavailable', 'internal', 'rate_limited']);
+
+type JoinKind = 'join' | 'resume' | 'rejoin';
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * PresenceChannel is this client's presence in one room: it joins, keeps a live
+ * {@link PresenceMembers} view, heartbeats with the latest epoch, and heals itself after
+ * reconnects (resume), `not_joined` (re-join) and missed events (sync). Get one from
+ * {@link RealtimeClient.presence}.
+ *
+ * All its work runs on the client's socket and the channel's single timer; nothing is
+ * shared between channels.
+ */
+export class PresenceChannel extends Emitter<PresenceChannelEvents> {
+  /** The room. */
+  readonly roomId: string;
+  /** The user this channel joins as. */
+  readonly userId: string;
+  /** The live view of the room. */
+  readonly members = new PresenceMembers();
+
+  private readonly client: RealtimeClient;
+  private readonly intervalMs: number;
+  private readonly maxMissed: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly ackTimeoutMs: number | undefined;
+  private readonly retryDelayMs: number;
+  private readonly scheduler: Scheduler;
+  private readonly heartbeatOnVisible: boolean;
+
+  private statusValue: PresenceChannelStatus = 'idle';
+  /** Whether the application wants this channel in the room (between join() and leave()). */
+  private wanted = false;
+  /** Bumped whenever the connection's session changes; stale async results compare it. */
+  private gen = 0;
+  private selfValue: PresenceSelf | null = null;
+  private seqValue = 0;
+  private countValue: PresenceCount = { connections: 0, members: 0 };
+  /** The connection's state as last known to be on the server. */
+  private baseState: PresenceState;
+  /** Patches not yet on the server, sent with the next join or resume (null keys delete). */
+  private pendingPatch: PresenceStatePatch | null = null;
+  /** Events held while a join or sync is in flight. */
+  private buffer: PresenceEvent[] = [];
+  private buffering = false;
+  private gapSyncs = 0;
+  private joinInFlight = false;
+  private joinWaiter: Deferred<PresenceJoinResult> | null = null;
+  private retryTimer: number | undefined;
+  private retryCount = 0;
+  private heartbeatTimer: number | undefined;
+  private heartbeatChain: Promise<unknown> = Promise.resolve();
+  private lastHeartbeatAt = 0;
+  private beatId = 0;
+  private missed = 0;
+  private missedReported = false;
+  private detachVisibility: (() => void) | null = null;
+
+  /** @internal Use {@link RealtimeClient.presence}. */
+  constructor(client: RealtimeClient, roomId: string, options: PresenceChannelOptions) {
+    super();
+    if (!options || typeof options.userId !== 'string') {
+      throw new TypeError('presence: options.userId is required');
+    }
+    this.client = client;
+    this.roomId = roomId;
+    this.userId = options.userId;
+    this.baseState = { ...(options.state ?? {}) };
+    this.intervalMs = positive(options.heartbeatIntervalMs, 10_000);
+    this.maxMissed = positive(options.maxMissedHeartbeats, 3);
+    this.heartbeatTimeoutMs = positive(options.heartbeatTimeoutMs, Math.min(this.intervalMs, 10_000));
+    this.ackTimeoutMs = options.ackTimeoutMs;
+    this.retryDelayMs = positive(options.retryDelayMs, 1000);
+    this.heartbeatOnVisible = options.heartbeatOnVisible ?? true;
+    this.scheduler = (options.workerTimers ?? true) ? (workerScheduler() ?? mainThreadScheduler) : mainThreadScheduler;
+
+    client.on('connect', () => this.onConnect());
+    client.on('disconnect', () => this.onDisconnect());
+    client.on('presence:event', (e: PresenceEvent) => this.onEvent(e));
+    client.on('connect_error', (err) => this.onConnectFailed(err));
+    client.on('reconnect_failed', () =>
+      this.onConnectFailed(new RealtimeError('connect_failed', 'reconnection gave up')),
+    );
+  }
+
+  /** The channel's status. */
+  get status(): PresenceChannelStatus {
+    return this.statusValue;
+  }
+
+  /** This channel's connection (`connId`, `epoch`), or null before the first join. */
+  get self(): PresenceSelf | null {
+    return this.selfValue ? { ...this.selfValue } : null;
+  }
+
+  /** This channel's connection id, or null before the first join. */
+  get connId(): string | null {
+    return this.selfValue?.connId ?? null;
+  }
+
+  /** The latest epoch of this channel's connection (0 before the first join). */
+  get epoch(): number {
+    return this.selfValue?.epoch ?? 0;
+  }
+
+  /** The seq of the last event applied to the view. */
+  get seq(): number {
+    return this.seqValue;
+  }
+
+  /** The room's size, as of the last snapshot or event. */
+  get count(): PresenceCount {
+    return { ...this.countValue };
+  }
+
+  /** This connection's own state, with the patches not yet acknowledged applied. */
+  get state(): PresenceState {
+    return this.pendingPatch ? mergeState(this.baseState, this.pendingPatch) : { ...this.baseState };
+  }
+
+  /** Consecutive heartbeats that got no acknowledgement in time. */
+  get missedHeartbeats(): number {
+    return this.missed;
+  }
+
+  /** Whether the channel is in the room or trying to be (between join() and leave()). */
+  get active(): boolean {
+    return this.wanted;
+  }
+
+  /** snapshot returns the current view in the shape of a protocol snapshot. */
+  snapshot(): PresenceSnapshot {
+    return {
+      roomId: this.roomId,
+      seq: this.seqValue,
+      members: this.members.userIds(),
+      connections: this.members.connections(),
+    };
+  }
+
+  /**
+   * join enters the room and resolves once joined, with the snapshot. When the socket is
+   * not connected yet it waits for the connection (and opens it if nobody has). It rejects with a {@link RealtimeError}
+   * when the server refuses the join (`forbidden`, `invalid_payload`, ...) or does not answer
+   * in time, and with `closed` when {@link leave} is called first. Calling it while joined
+   * resolves with the current view.
+   */
+  join(): Promise<PresenceJoinResult> {
+    if (this.statusValue === 'joined' && this.selfValue) {
+      return Promise.resolve({ self: { ...this.selfValue }, snapshot: this.snapshot(), resumed: false });
+    }
+    if (!this.joinWaiter) this.joinWaiter = deferred();
+    const waiter = this.joinWaiter;
+    if (!this.wanted) {
+      this.wanted = true;
+      this.attachVisibility();
+      if (this.client.connected) {
+        this.startJoin('join');
+      } else {
+        this.setStatus('joining');
+        const status = this.client.status;
+        if (status === 'idle' || status === 'disconnected') void this.client.connect().catch(() => undefined);
+      }
+    }
+    return waiter.promise;
+  }
+
+  /**
+   * leave removes this connection from the room and stops heartbeats. It resolves with
+   * `removed` (false when the server had nothing to remove, or the socket was not
+   * connected: the server then removes the connection once its disconnect grace ends).
+   */
+  async leave(): Promise<{ removed: boolean }> {
+    const inRoom = this.selfValue !== null || this.joinInFlight;
+    this.stop('left');
+    if (!inRoom || !this.client.connected) return { removed: false };
+    try {
+      const ack = await this.client.emit('presence:leave', {}, { timeoutMs: this.ackTimeoutMs });
+      return { removed: ack.removed === true };
+    } catch (err) {
+      if (isRealtimeError(err, 'disconnected')) return { removed: false };
+      throw err;
+    }
+  }
+
+  /**
+   * setState shallow-merges `patch` into this connection's state (a key set to null is
+   * deleted) with a `presence:heartbeat` carrying `patchState` and the latest epoch; the room
+   * then receives an `update` event. When the channel is not joined (not yet, or
+   * reconnecting), or the socket drops before the acknowledgement, the patch is kept and sent
+   * with the next join or resume (`queued: true`). It rejects on a refused patch
+   * (`payload_too_large`, `invalid_payload`) and on `timeout`.
+   */
+  async setState(patch: PresenceStatePatch): Promise<SetStateResult> {
+    if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) {
+      throw new RealtimeError('invalid_payload', 'setState: the patch must be a JSON object');
+    }
+    const clean = dropUndefined(patch);
+    if (this.statusValue === 'joined' && this.client.connected) {
+      try {
+        const ack = await this.heartbeat(clean, true);
+        this.baseState = mergeState(this.baseState, clean);
+        return { epoch: ack.epoch, changed: ack.changed, queued: false };
+      } catch (err) {
+        if (!isRealtimeError(err) || !['disconnected', 'not_joined'].includes(err.code)) throw err;
+      }
+    }
+    if (!this.wanted) {
+      this.baseState = mergeState(this.baseState, clean);
+    } else {
+      this.pendingPatch = { ...(this.pendingPatch ?? {}), ...clean };
+    }
+    return { epoch: this.epoch, changed: false, queued: true };
+  }
+
+  /**
+   * heartbeatNow sends a heartbeat at once (and restarts the schedule). The channel calls it
+   * when a hidden tab is shown again.
+   */
+  heartbeatNow(): Promise<PresenceHeartbeatAck> {
+    this.stopHeartbeat();
+    return this.beat();
+  }
+
+  /** @internal Called by RealtimeClient.disconnect: leave without waiting for an answer. */
+  detach(): void {
+    const inRoom = this.selfValue !== null || this.joinInFlight;
+    this.stop('left');
+    if (inRoom) this.client.send('presence:leave', {});
+  }
+
+  // --- joining ---------------------------------------------------------------------------
+
+  private onConnect(): void {
+    if (!this.wanted) return;
+    this.startJoin(this.selfValue ? 'resume' : 'join');
+  }
+
+  /** onConnectFailed fails a join() still waiting once the client has given up connecting. */
+  private onConnectFailed(err: RealtimeError): void {
+    if (this.joinWaiter && !this.client.connected && this.client.status === 'disconnected') {
+      this.stop('idle', err);
+    }
+  }
+
+  private onDisconnect(): void {
+    if (!this.wanted) return;
+    this.gen++;
+    this.stopHeartbeat();
+    this.clearRetry();
+    this.joinInFlight = false;
+    this.buffering = false;
+    this.buffer = [];
+    this.setStatus('reconnecting');
+  }
+
+  private startJoin(kind: JoinKind): void {
+    const gen = ++this.gen;
+    this.stopHeartbeat();
+    this.clearRetry();
+    this.buffer = [];
+    this.buffering = true;
+    this.joinInFlight = true;
+    this.setStatus('joining');
+
+    const resume = kind === 'resume' && this.selfValue ? { ...this.selfValue } : undefined;
+    if (kind === 'rejoin') this.selfValue = null;
+    const sentPatch = this.pendingPatch;
+    const desired = this.state;
+    const payload: PresenceJoinPayload = { roomId: this.roomId, userId: this.userId };
+    if (resume) {
+      payload.resume = resume;
+      if (sentPatch) payload.state = sentPatch;
+    } else if (Object.keys(desired).length > 0) {
+      payload.state = desired;
+    }
+    this.client.emit('presence:join', payload, { timeoutMs: this.ackTimeoutMs }).then(
+      (ack) => {
+        if (gen === this.gen) this.onJoined(ack, kind, resume, sentPatch, desired);
+      },
+      (err: unknown) => {
+        if (gen === this.gen) this.onJoinFailed(toRealtimeError(err), kind);
+      },
+    );
+  }
+
+  private onJoined(
+    ack: PresenceJoinAck,
+    kind: JoinKind,
+    resume: PresenceSelf | undefined,
+    sentPatch: PresenceStatePatch | null,
+    desired: PresenceState,
+  ): void {
+    this.joinInFlight = false;
+    const resumed = resume !== undefined && ack.self.connId === resume.connId;
+    this.selfValue = { connId: ack.self.connId, epoch: ack.self.epoch };
+    // Patches made while the join was in flight are still to be sent.
+    const newer = this.pendingPatch !== sentPatch ? this.pendingPatch : null;
+    const mine = ack.snapshot.connections.find((c) => c.connId === ack.self.connId);
+    this.baseState = mine ? { ...(mine.state ?? {}) } : desired;
+    // A resume the server could not honour became a fresh connection that got only the
+    // patch as its state: bring it to the state the channel wants.
+    const fix = resumed ? {} : diffState(this.baseState, desired);
+    this.pendingPatch = Object.keys(fix).length > 0 || newer ? { ...fix, ...(newer ?? {}) } : null;
+    this.missed = 0;
+    this.missedReported = false;
+    this.retryCount = 0;
+    this.gapSyncs = 0;
+    this.setStatus('joined');
+    const reason = kind === 'resume' ? (resumed ? 'resume' : 'join') : kind;
+    this.applySnapshot(ack.snapshot, reason);
+    const waiter = this.joinWaiter;
+    this.joinWaiter = null;
+    waiter?.resolve({ self: { ...this.selfValue }, snapshot: ack.snapshot, resumed });
+    if (this.statusValue !== 'joined') return;
+    this.scheduleHeartbeat(this.intervalMs);
+    if (this.pendingPatch) {
+      const patch = this.pendingPatch;
+      this.pendingPatch = null;
+      this.setState(patch).catch((err) => this.dispatch('error', toRealtimeError(err)));
+    }
+  }
+
+  private onJoinFailed(err: RealtimeError, kind: JoinKind): void {
+    this.joinInFlight = false;
+    this.buffering = false;
+    this.buffer = [];
+    if (err.code === 'disconnected') return; // onConnect joins again.
+    if (err.code === 'already_joined' && !this.client.otherChannelActive(this)) {
+      // The server holds this socket in a room although the channel has no connection (an
+      // acknowledgement was lost): leave that room, then join again.
+      const gen = this.gen;
+      this.client.emit('presence:leave', {}, { timeoutMs: this.ackTimeoutMs }).then(
+        () => {
+          if (gen === this.gen && this.wanted) this.startJoin(kind === 'resume' ? 'join' : kind);
+        },
+        (e: unknown) => {
+          if (gen === this.gen) this.onJoinFailed(toRealtimeError(e), kind);
+        },
+      );
+      return;
+    }
+    const waiter = this.joinWaiter;
+    if (waiter || PERMANENT_JOIN_ERRORS.has(err.code)) {
+      this.stop('idle', err);
+      if (!waiter) this.dispatch('error', err);
+      return;
+    }
+    // An automatic re-join that may work later (timeout, unavailable, rate_limited...).
+    this.dispatch('error', err);
+    this.retry(() => this.startJoin(kind));
+  }
+
+  /** stop ends the channel's session locally: no timers, no view, no pending join. */
+  private stop(status: 'idle' | 'left', reason?: RealtimeError): void {
+    this.wanted = false;
+    this.gen++;
+    this.stopHeartbeat();
+    this.clearRetry();
+    this.joinInFlight = false;
+    this.buffering = false;
+    this.buffer = [];
+    this.selfValue = null;
+    this.seqValue = 0;
+    this.countValue = { connections: 0, members: 0 };
+    this.missed = 0;
+    this.missedReported = false;
+    this.members.clear();
+    if (this.pendingPatch) {
+      this.baseState = mergeState(this.baseState, this.pendingPatch);
+      this.pendingPatch = null;
+    }
+    this.detachVisibility?.();
+    this.detachVisibility = null;
+    const waiter = this.joinWaiter;
+    this.joinWaiter = null;
+    waiter?.reject(reason ?? new RealtimeError('closed', 'the channel left before it joined'));
+    this.setStatus(status);
+    this.dispatch('change');
+  }
+
+  // --- the view --------------------------------------------------------------------------
+
+  private applySnapshot(snapshot: PresenceSnapshot, reason: PresenceSyncReason): void {
+    this.members.replace(snapshot.connections);
+    this.seqValue = snapshot.seq;
+    this.countValue = { connections: snapshot.connections.length, members: snapshot.members.length };
+    const self = this.selfValue;
+    if (self) {
+      const mine = snapshot.connections.find((c) => c.connId === self.connId);
+      if (mine) {
+        self.epoch = Math.max(self.epoch, mine.epoch);
+        this.baseState = { ...(mine.state ?? {}) };
+      }
+    }
+    this.buffer = this.buffer.filter((e) => e.seq > snapshot.seq);
+    this.buffering = false;
+    this.dispatch('sync', { reason, snapshot, self: { ...(self ?? { connId: '', epoch: 0 }) } });
+    this.dispatch('change');
+    this.drain();
+  }
+
+  private onEvent(e: PresenceEvent): void {
+    if (!e || e.roomId !== this.roomId || !this.wanted) return;
+    if (!this.buffering && this.statusValue !== 'joined') return;
+    if (this.buffer.length < MAX_BUFFERED) this.buffer.push(e);
+    this.drain();
+  }
+
+  /**
+   * drain applies held events in seq order while they follow on from the view: older ones
+   * are dropped (the view has them), a jump in seq starts a sync. Nothing is applied while a
+   * join or sync is in flight.
+   */
+  private drain(): void {
+    this.buffer.sort((a, b) => a.seq - b.seq);
+    while (this.buffer.length > 0 && !this.buffering && this.statusValue === 'joined') {
+      const e = this.buffer[0]!;
+      if (e.seq <= this.seqValue) {
+        this.buffer.shift();
+      } else if (e.seq === this.seqValue + 1) {
+        this.buffer.shift();
+        this.gapSyncs = 0;
+        this.apply(e);
+      } else if (this.gapSyncs < MAX_GAP_SYNCS) {
+        this.gapSyncs++;
+        void this.sync('gap');
+      } else {
+        this.acceptGap();
+      }
+    }
+  }
+
+  /** acceptGap applies the held events despite a jump that repeated syncs did not close. */
+  private acceptGap(): void {
+    const held = this.buffer;
+    this.buffer = [];
+    this.gapSyncs = 0;
+    this.dispatch(
+      'error',
+      new RealtimeError('seq_gap', `room ${this.roomId}: seq jumped from ${this.seqValue} to ${held[0]?.seq}`),
+    );
+    for (const e of held) {
+      if (e.seq > this.seqValue && !this.buffering && this.statusValue === 'joined') this.apply(e);
+    }
+  }
+
+  private apply(e: PresenceEvent): void {
+    this.seqValue = e.seq;
+    if (e.count) this.countValue = { connections: e.count.connections, members: e.count.members };
+    const existing = this.members.get(e.connId);
+    switch (e.type) {
+      case 'join':
+        this.members.set({
+          connId: e.connId,
+          userId: e.userId,
+          state: e.state ?? {},
+          epoch: e.epoch ?? 0,
+          lastSeenMs: e.ts,
+        });
+        break;
+      case 'update':
+        this.members.set({
+          connId: e.connId,
+          userId: e.userId,
+          state: e.state ?? existing?.state ?? {},
+          epoch: e.epoch ?? existing?.epoch ?? 0,
+          lastSeenMs: e.ts,
+        });
+        break;
+      case 'leave':
+        this.members.remove(e.connId);
+        break;
+      default:
+        return; // an event type from a later protocol version
+    }
+    const self = this.selfValue;
+    const mine = self !== null && e.connId === self.connId;
+    if (mine && e.type === 'update') {
+      if (typeof e.epoch === 'number') self.epoch = Math.max(self.epoch, e.epoch);
+      if (e.state) this.baseState = { ...e.state };
+    }
+    this.dispatch(e.type, e);
+    this.dispatch('change');
+    if (mine && e.type === 'leave' && this.wanted && this.statusValue === 'joined') {
+      // The server removed this connection (expired, ...): join again.
+      this.startJoin('rejoin');
+    }
+  }
+
+  /**
+   * sync fetches a snapshot with `presence:sync` and replaces the view; events arriving
+   * meanwhile are held and applied after it when their seq is newer.
+   */
+  private async sync(reason: PresenceSyncReason): Promise<void> {
+    if (this.buffering || this.statusValue !== 'joined') return;
+    const gen = this.gen;
+    this.buffering = true;
+    try {
+      const ack = await this.client.emit('presence:sync', {}, { timeoutMs: this.ackTimeoutMs });
+      if (gen !== this.gen) return;
+      this.applySnapshot(ack.snapshot, reason);
+    } catch (raw) {
+      if (gen !== this.gen) return;
+      const err = toRealtimeError(raw);
+      this.buffering = false;
+      if (err.code === 'not_joined') {
+        this.startJoin('rejoin');
+      } else if (err.code !== 'disconnected') {
+        this.dispatch('error', err);
+        this.retry(() => void this.sync(reason));
+      }
+    }
+  }
+
+  // --- heartbeats ------------------------------------------------------------------------
+
+  private scheduleHeartbeat(delayMs: number): void {
+    this.stopHeartbeat();
+    this.heartbeatTimer = this.scheduler.setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      void this.beat().catch(() => undefined);
+    }, delayMs);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) this.scheduler.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  /** beat sends one scheduled heartbeat and schedules the next one an interval after it. */
+  private beat(): Promise<PresenceHeartbeatAck> {
+    const gen = this.gen;
+    const id = ++this.beatId;
+    const startedAt = Date.now();
+    const result = this.heartbeat(undefined, false);
+    const next = () => {
+      if (gen !== this.gen || id !== this.beatId || this.statusValue !== 'joined') return;
+      this.scheduleHeartbeat(Math.max(0, this.intervalMs - (Date.now() - startedAt)));
+    };
+    result.then(next, next);
+    return result;
+  }
+
+  /**
+   * heartbeat queues one `presence:heartbeat`. Heartbeats go out one at a time, so that each
+   * carries the epoch the previous one produced (two in flight could make the second stale).
+   */
+  private heartbeat(patch: PresenceStatePatch | undefined, isPatch: boolean): Promise<PresenceHeartbeatAck> {
+    const run = () => this.sendHeartbeat(patch, isPatch);
+    const result = this.heartbeatChain.then(run, run);
+    this.heartbeatChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private async sendHeartbeat(
+    patch: PresenceStatePatch | undefined,
+    isPatch: boolean,
+    retried = false,
+  ): Promise<PresenceHeartbeatAck> {
+    const gen = this.gen;
+    const self = this.selfValue;
+    if (this.statusValue !== 'joined' || !self || !this.client.connected) {
+      throw new RealtimeError('disconnected', 'presence:heartbeat: not joined', { event: 'presence:heartbeat' });
+    }
+    this.lastHeartbeatAt = Date.now();
+    const payload = patch ? { epoch: self.epoch, patchState: patch } : { epoch: self.epoch };
+    try {
+      const ack = await this.client.emit('presence:heartbeat', payload, { timeoutMs: this.heartbeatTimeoutMs });
+      if (gen === this.gen && this.selfValue) {
+        if (typeof ack.epoch === 'number') this.selfValue.epoch = Math.max(this.selfValue.epoch, ack.epoch);
+        this.missed = 0;
+        this.missedReported = false;
+      }
+      return ack;
+    } catch (raw) {
+      const err = toRealtimeError(raw);
+      if (gen !== this.gen) throw err;
+      if (err.code === 'not_joined') {
+        this.startJoin('rejoin');
+      } else if (err.code === 'stale_epoch') {
+        await this.sync('stale_epoch');
+        if (isPatch && !retried && gen === this.gen && this.statusValue === 'joined') {
+          return this.sendHeartbeat(patch, isPatch, true);
+        }
+      } else if (MISSED_HEARTBEAT_ERRORS.has(err.code)) {
+        this.countMissed(err);
+      }
+      throw err;
+    }
+  }
+
+  private countMissed(err: RealtimeError): void {
+    this.missed++;
+    if (this.missed >= this.maxMissed && !this.missedReported) {
+      this.missedReported = true;
+      this.dispatch(
+        'error',
+        new RealtimeError(
+          'heartbeat_timeout',
+          `room ${this.roomId}: ${this.missed} heartbeats in a row got no acknowledgement (last: ${err.code})`,
+          { event: 'presence:heartbeat', cause: err },
+        ),
+      );
+    }
+  }
+
+  // --- background tabs -------------------------------------------------------------------
+
+  private attachVisibility(): void {
+    if (!this.heartbeatOnVisible || this.detachVisibility) return;
+    const doc = (globalThis as { document?: any }).document;
+    if (!doc || typeof doc.addEventListener !== 'function') return;
+    const onVisibility = () => {
+      if (doc.visibilityState !== 'visible') return;
+      if (this.statusValue !== 'joined' || !this.client.connected) return;
+      if (Date.now() - this.lastHeartbeatAt < 1000) return;
+      void this.heartbeatNow().catch(() => undefined);
+    };
+    doc.addEventListener('visibilitychange', onVisibility);
+    this.detachVisibility = () => doc.removeEventListener('visibilitychange', onVisibility);
+  }
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  private retry(fn: () => void): void {
+    this.clearRetry();
+    const delay = Math.min(this.retryDelayMs * 2 ** this.retryCount, 30_000);
+    this.retryCount++;
+    const gen = this.gen;
+    this.retryTimer = this.scheduler.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (gen === this.gen && this.wanted && this.client.connected) fn();
+    }, delay);
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== undefined) this.scheduler.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private setStatus(status: PresenceChannelStatus): void {
+    if (this.statusValue === status) return;
+    this.statusValue = status;
+    this.dispatch('status', status);
+  }
+}
+
+/** mergeState shallow-merges `patch` into `state`; a key set to null is deleted. */
+export function mergeState(state: PresenceState, patch: PresenceStatePatch): PresenceState {
+  const out: PresenceState = { ...state };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+/** diffState returns the patch that turns `from` into `to`. */
+function diffState(from: PresenceState, to: PresenceState): PresenceStatePatch {
+  const out: PresenceStatePatch = {};
+  for (const [k, v] of Object.entries(to)) if (!jsonEqual(from[k], v)) out[k] = v;
+  for (const k of Object.keys(from)) if (!(k in to)) out[k] = null;
+  return out;
+}
+
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  return ka.every((k) => jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+}
+
+function dropUndefined(patch: PresenceStatePatch): PresenceStatePatch {
+  const out: PresenceStatePatch = {};
+  for (const [k, v] of Object.entries(patch)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+function positive(value: number | undefined, fallback: number): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A join() nobody awaits must not surface as an unhandled rejection.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+function toRealtimeError(err: unknown): RealtimeError {
+  if (err instanceof RealtimeError) return err;
+  return new RealtimeError('internal', err instanceof Error ? err.message : String(err), { cause: err });
+}

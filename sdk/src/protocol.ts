@@ -1,0 +1,186 @@
+/**
+ * Wire shapes of protocol version 1 (see PROTOCOL.md at the repository root).
+ *
+ * Every type here mirrors one shape of the contract exactly; the SDK adds nothing to
+ * what travels on the wire.
+ */
+
+/** The protocol version these types describe. */
+export const PROTOCOL_VERSION = 1;
+
+/** Error codes a server acknowledgement can carry, in the protocol's order of precedence. */
+export const ERROR_CODES = [
+  'rate_limited',
+  'invalid_payload',
+  'payload_too_large',
+  'forbidden',
+  'already_joined',
+  'not_joined',
+  'stale_epoch',
+  'unauthorized',
+  'unavailable',
+  'internal',
+] as const;
+
+/** An error code from a server acknowledgement (`{ ok: false, error: { code } }`). */
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/**
+ * A connection's presence state: a JSON object (never an array or a scalar), at most
+ * 4096 bytes as compact UTF-8 JSON once merged.
+ */
+export type PresenceState = Record<string, unknown>;
+
+/**
+ * A patch for presence state: shallow-merged into the current state, where a key set to
+ * `null` is deleted.
+ */
+export type PresenceStatePatch = Record<string, unknown>;
+
+/** The `error` object of a failed acknowledgement. */
+export interface AckErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+/** A failed acknowledgement. */
+export interface AckFailure {
+  ok: false;
+  error: AckErrorBody;
+}
+
+/** A successful acknowledgement with its fields. */
+export type AckSuccess<T extends object = Record<never, never>> = { ok: true } & T;
+
+/** Any acknowledgement: every acknowledgement is one JSON object of this shape. */
+export type Ack<T extends object = Record<never, never>> = AckSuccess<T> | AckFailure;
+
+/** The identity of one presence connection held by a client. */
+export interface PresenceSelf {
+  connId: string;
+  epoch: number;
+}
+
+/** One connection in a room. */
+export interface PresenceConnection {
+  connId: string;
+  userId: string;
+  state: PresenceState;
+  epoch: number;
+  lastSeenMs: number;
+}
+
+/** A room's presence snapshot, as returned by join, sync and the HTTP API. */
+export interface PresenceSnapshot {
+  roomId: string;
+  /** The seq of the last event the snapshot reflects. */
+  seq: number;
+  /** Each userId once, however many connections it has. */
+  members: string[];
+  connections: PresenceConnection[];
+}
+
+/** Payload of `presence:join`. */
+export interface PresenceJoinPayload {
+  roomId: string;
+  userId: string;
+  state?: PresenceState | null;
+  /** Take over a connection this client held on a previous socket. */
+  resume?: PresenceSelf;
+}
+
+/** Successful acknowledgement of `presence:join`. */
+export type PresenceJoinAck = AckSuccess<{ self: PresenceSelf; snapshot: PresenceSnapshot }>;
+
+/** Payload of `presence:heartbeat`. */
+export interface PresenceHeartbeatPayload {
+  epoch?: number;
+  patchState?: PresenceStatePatch | null;
+}
+
+/** Successful acknowledgement of `presence:heartbeat`. */
+export type PresenceHeartbeatAck = AckSuccess<{ epoch: number; changed: boolean }>;
+
+/** Payload of `presence:sync` (none, or an empty object). */
+export type PresenceSyncPayload = Record<string, never>;
+
+/** Successful acknowledgement of `presence:sync`. */
+export type PresenceSyncAck = AckSuccess<{ snapshot: PresenceSnapshot }>;
+
+/** Payload of `presence:leave` (none, or an empty object). */
+export type PresenceLeavePayload = Record<string, never>;
+
+/** Successful acknowledgement of `presence:leave`. */
+export type PresenceLeaveAck = AckSuccess<{ removed: boolean }>;
+
+/** Kind of presence event. */
+export type PresenceEventType = 'join' | 'update' | 'leave';
+
+/** Why a connection left. */
+export type LeaveReason = 'leave' | 'disconnect' | 'expired';
+
+/** A room's size right after a change. */
+export interface PresenceCount {
+  connections: number;
+  members: number;
+}
+
+/** `presence:event`, sent by the server to every socket in the room. */
+export interface PresenceEvent {
+  type: PresenceEventType;
+  roomId: string;
+  seq: number;
+  userId: string;
+  connId: string;
+  state?: PresenceState;
+  epoch?: number;
+  ts: number;
+  reason?: LeaveReason;
+  /** On `join`: this is the user's first connection in the room. */
+  userJoined?: boolean;
+  /** On `leave`: this was the user's last connection in the room. */
+  userLeft?: boolean;
+  count: PresenceCount;
+}
+
+/** Payload of `chat:message` sent by a client. */
+export interface ChatMessagePayload {
+  /** 1 to 2000 Unicode code points. */
+  text: string;
+}
+
+/** Successful acknowledgement of `chat:message`. */
+export type ChatMessageAck = AckSuccess<{ id: string; ts: number }>;
+
+/** `chat:message`, sent by the server to every socket in the sender's room. */
+export interface ChatMessage {
+  id: string;
+  roomId: string;
+  userId: string;
+  connId: string;
+  text: string;
+  ts: number;
+}
+
+/** Body of `GET /healthz`. */
+export interface HealthResponse {
+  status: 'ok';
+}
+
+/** Body of `GET /v1/rooms/{roomId}/presence`. */
+export type RoomPresenceResponse = PresenceSnapshot;
+
+/** Client-to-server events: `[payload, successful acknowledgement]`. */
+export interface ClientToServerEvents {
+  'presence:join': [PresenceJoinPayload, PresenceJoinAck];
+  'presence:heartbeat': [PresenceHeartbeatPayload | undefined, PresenceHeartbeatAck];
+  'presence:sync': [PresenceSyncPayload | undefined, PresenceSyncAck];
+  'presence:leave': [PresenceLeavePayload | undefined, PresenceLeaveAck];
+  'chat:message': [ChatMessagePayload, ChatMessageAck];
+}
+
+/** Server-to-client events and their payloads. */
+export interface ServerToClientEvents {
+  'presence:event': PresenceEvent;
+  'chat:message': ChatMessage;
+}

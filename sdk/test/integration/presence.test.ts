@@ -1,0 +1,194 @@
+// The SDK against the real Go server, over each Engine.IO transport.
+import io from 'socket.io-client';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { RealtimeClient, type PresenceChannel, type PresenceEvent, type PresenceSyncInfo } from '../../src/index.js';
+
+const url = inject('serverUrl');
+const clients: RealtimeClient[] = [];
+const rawSockets: Array<{ close(): void }> = [];
+
+afterEach(() => {
+  for (const c of clients.splice(0)) c.disconnect();
+  for (const s of rawSockets.splice(0)) s.close();
+});
+
+let roomCounter = 0;
+function room(name: string): string {
+  return `${name}-${process.pid}-${Date.now().toString(36)}-${++roomCounter}`;
+}
+
+/** waitFor polls `check` until it returns a truthy value. */
+async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** RawSocket is the part of a socket.io-client socket the tests drive directly. */
+interface RawSocket {
+  on(event: string, fn: (...args: any[]) => void): void;
+  emit(event: string, ...args: any[]): void;
+  close(): void;
+}
+
+/** record collects a channel's presence and sync events. */
+function record(channel: PresenceChannel) {
+  const events: PresenceEvent[] = [];
+  const syncs: PresenceSyncInfo[] = [];
+  channel.on('join', (e) => events.push(e));
+  channel.on('update', (e) => events.push(e));
+  channel.on('leave', (e) => events.push(e));
+  channel.on('sync', (s) => syncs.push(s));
+  return { events, syncs };
+}
+
+describe.each([['websocket'], ['polling']] as const)('over %s', (transport) => {
+  function client(): RealtimeClient {
+    const c = new RealtimeClient(url, {
+      transports: [transport],
+      reconnectionDelayMs: 100,
+      reconnectionDelayMaxMs: 500,
+      ackTimeoutMs: 5000,
+    });
+    clients.push(c);
+    return c;
+  }
+
+  it('two clients see each other join, update and leave', async () => {
+    const roomId = room('pair');
+    const a = client();
+    const b = client();
+    const alice = a.presence(roomId, { userId: 'alice', state: { name: 'Alice ✓' } });
+    const bob = b.presence(roomId, { userId: 'bob', state: { name: 'Bob 🚀' } });
+    const seenByAlice = record(alice);
+
+    const aj = await alice.join();
+    expect(aj.snapshot.members).toEqual(['alice']);
+    const bj = await bob.join();
+    expect(bj.snapshot.members.sort()).toEqual(['alice', 'bob']);
+    expect(bob.members.user('alice')!.state).toEqual({ name: 'Alice ✓' });
+
+    const join = await waitFor('alice to see bob join', () => seenByAlice.events.find((e) => e.type === 'join'));
+    expect(join).toMatchObject({ userId: 'bob', connId: bob.connId, userJoined: true, state: { name: 'Bob 🚀' } });
+    expect(alice.members.userIds().sort()).toEqual(['alice', 'bob']);
+    expect(alice.count).toEqual({ connections: 2, members: 2 });
+
+    const res = await bob.setState({ status: 'busy — 会議中' });
+    expect(res).toMatchObject({ changed: true, queued: false });
+    expect(res.epoch).toBeGreaterThan(bj.self.epoch);
+    await waitFor('alice to see the update', () => alice.members.get(bob.connId!)?.state.status === 'busy — 会議中');
+    expect(seenByAlice.events.find((e) => e.type === 'update')).toMatchObject({ userId: 'bob', epoch: res.epoch });
+
+    const chat: unknown[] = [];
+    b.on('chat:message', (m) => chat.push(m));
+    const ack = await a.emit('chat:message', { text: 'héllo 👋' });
+    expect(ack.ok).toBe(true);
+    await waitFor('bob to get the chat message', () => chat.length > 0);
+    expect(chat[0]).toMatchObject({ id: ack.id, roomId, userId: 'alice', connId: alice.connId, text: 'héllo 👋' });
+
+    await expect(bob.leave()).resolves.toEqual({ removed: true });
+    const leave = await waitFor('alice to see bob leave', () => seenByAlice.events.find((e) => e.type === 'leave'));
+    expect(leave).toMatchObject({ userId: 'bob', reason: 'leave', userLeft: true, count: { connections: 1, members: 1 } });
+    expect(alice.members.userIds()).toEqual(['alice']);
+    // Every event arrived in seq order without a gap.
+    const seqs = seenByAlice.events.map((e) => e.seq);
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+    expect(seenByAlice.syncs.map((s) => s.reason)).toEqual(['join']);
+  });
+
+  it('a dropped socket resumes its connection and the other client sees no leave or join', async () => {
+    const roomId = room('resume');
+    const a = client();
+    const b = client();
+    const alice = a.presence(roomId, { userId: 'alice', heartbeatIntervalMs: 500 });
+    const bob = b.presence(roomId, { userId: 'bob' });
+    await alice.join();
+    await bob.join();
+    const seenByAlice = record(alice);
+    const seenByBob = record(bob);
+    const connId = alice.connId;
+    const epoch = alice.epoch;
+    const reconnects: number[] = [];
+    a.on('reconnect', (n) => reconnects.push(n));
+
+    a.dropTransport(); // close the Engine.IO connection under the socket
+    await waitFor('alice to resume', () => seenByAlice.syncs.find((s) => s.reason === 'resume'));
+    expect(reconnects).toHaveLength(1);
+    expect(alice.status).toBe('joined');
+    expect(alice.connId).toBe(connId);
+    expect(alice.epoch).toBeGreaterThan(epoch);
+
+    // The resumed connection is live: heartbeats pass and updates reach bob.
+    await alice.setState({ back: true });
+    await waitFor('bob to see the update', () => bob.members.get(connId!)?.state.back === true);
+
+    // Past the server's disconnect grace (2 s), the old socket's disconnect removed nothing.
+    await sleep(3000);
+    expect(seenByBob.events.map((e) => `${e.type}:${e.userId}`)).toEqual(['update:alice']);
+    expect(bob.members.has(connId!)).toBe(true);
+    expect(alice.missedHeartbeats).toBe(0);
+    const res = await fetch(`${url}/v1/rooms/${encodeURIComponent(roomId)}/presence`);
+    const snap = (await res.json()) as { connections: Array<{ connId: string }> };
+    expect(snap.connections.map((c) => c.connId).sort()).toEqual([connId, bob.connId].sort());
+  });
+
+  it('not_joined leads to a re-join with a fresh view', async () => {
+    const roomId = room('rejoin');
+    const a = client();
+    const b = client();
+    const alice = a.presence(roomId, { userId: 'alice', state: { v: 1 }, heartbeatIntervalMs: 300 });
+    const bob = b.presence(roomId, { userId: 'bob' });
+    await alice.join();
+    await bob.join();
+    const seenByAlice = record(alice);
+    const seenByBob = record(bob);
+    const oldConn = alice.connId!;
+
+    // Another socket takes alice's connection over with a resume: alice's socket is out of
+    // the room and its next heartbeat answers not_joined.
+    const intruder = io(url, { transports: [transport], forceNew: true, reconnection: false }) as RawSocket;
+    rawSockets.push(intruder);
+    const ack = await new Promise<any>((resolve, reject) => {
+      intruder.on('connect_error', reject);
+      intruder.on('connect', () =>
+        intruder.emit(
+          'presence:join',
+          { roomId, userId: 'alice', resume: { connId: oldConn, epoch: alice.epoch } },
+          resolve,
+        ),
+      );
+    });
+    expect(ack).toMatchObject({ ok: true, self: { connId: oldConn } });
+
+    const sync = await waitFor('alice to re-join', () => seenByAlice.syncs.find((s) => s.reason === 'rejoin'));
+    expect(alice.status).toBe('joined');
+    expect(alice.connId).not.toBe(oldConn);
+    expect(sync.self.connId).toBe(alice.connId);
+    expect(alice.members.connections().map((c) => c.connId).sort()).toEqual([oldConn, alice.connId, bob.connId].sort());
+    expect(alice.members.get(alice.connId!)!.state).toEqual({ v: 1 });
+    // Bob sees the new connection join (the user was already there).
+    const join = await waitFor('bob to see the new connection', () =>
+      seenByBob.events.find((e) => e.type === 'join' && e.connId === alice.connId),
+    );
+    expect(join).toMatchObject({ userId: 'alice', userJoined: false });
+    // The re-joined channel keeps heartbeating.
+    await sleep(700);
+    expect(alice.missedHeartbeats).toBe(0);
+    expect(alice.status).toBe('joined');
+  });
+
+  it('a refused join rejects with the protocol code', async () => {
+    const a = client();
+    const channel = a.presence('bad{room}', { userId: 'alice' });
+    await expect(channel.join()).rejects.toMatchObject({ code: 'invalid_payload', name: 'RealtimeError' });
+    expect(channel.status).toBe('idle');
+  });
+});

@@ -1,0 +1,177 @@
+import { vi } from 'vitest';
+import { RealtimeClient, type RealtimeClientOptions, type SocketFactoryOptions, type SocketLike } from '../../src/index.js';
+import type { PresenceConnection, PresenceEvent, PresenceSnapshot } from '../../src/protocol.js';
+
+/** One packet the client sent: event, payload and acknowledgement callback. */
+export interface Sent {
+  event: string;
+  payload: any;
+  ack?: (response: unknown) => void;
+  acked: boolean;
+}
+
+/**
+ * FakeSocket stands in for a socket.io-client Socket. The test plays the server: it
+ * connects and drops the socket, answers what the client sent and pushes events.
+ */
+export class FakeSocket implements SocketLike {
+  connected = false;
+  opened = 0;
+  readonly sent: Sent[] = [];
+  readonly io = { opts: { query: {} as Record<string, string>, transports: undefined as Array<'websocket' | 'polling'> | undefined }, engine: { close: () => this.drop('forced close') } };
+  private readonly handlers = new Map<string, Set<(...args: any[]) => void>>();
+
+  constructor(readonly url: string, readonly options: SocketFactoryOptions) {
+    this.io.opts.query = { ...options.query };
+  }
+
+  on(event: string, fn: (...args: any[]) => void): this {
+    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
+    this.handlers.get(event)!.add(fn);
+    return this;
+  }
+
+  off(event: string, fn?: (...args: any[]) => void): this {
+    if (fn) this.handlers.get(event)?.delete(fn);
+    else this.handlers.delete(event);
+    return this;
+  }
+
+  /** emit is what the client sends to the server. */
+  emit(event: string, ...args: any[]): this {
+    const ack = typeof args[args.length - 1] === 'function' ? args.pop() : undefined;
+    this.sent.push({ event, payload: args[0], ack, acked: false });
+    return this;
+  }
+
+  open(): this {
+    this.opened++;
+    return this;
+  }
+
+  close(): this {
+    if (this.connected) {
+      this.connected = false;
+      this.fire('disconnect', 'io client disconnect');
+    }
+    return this;
+  }
+
+  /** fire delivers a socket event (connect, disconnect, server events) to the client. */
+  fire(event: string, ...args: any[]): void {
+    for (const fn of [...(this.handlers.get(event) ?? [])]) fn(...args);
+  }
+
+  connect(): void {
+    this.connected = true;
+    this.fire('connect');
+  }
+
+  drop(reason = 'transport close'): void {
+    this.connected = false;
+    this.fire('disconnect', reason);
+  }
+
+  /** push sends a presence event to the client. */
+  push(event: PresenceEvent): void {
+    this.fire('presence:event', event);
+  }
+
+  /** all returns the packets sent with `event`. */
+  all(event: string): Sent[] {
+    return this.sent.filter((s) => s.event === event);
+  }
+
+  /** last returns the last packet sent with `event`. */
+  last(event: string): Sent {
+    const list = this.all(event);
+    const s = list[list.length - 1];
+    if (!s) throw new Error(`nothing sent with ${event}; sent: ${this.sent.map((x) => x.event).join(', ')}`);
+    return s;
+  }
+
+  /** pending returns the packets sent with `event` that have no answer yet. */
+  pending(event: string): Sent[] {
+    return this.all(event).filter((s) => !s.acked);
+  }
+
+  /** reply answers the oldest unanswered packet sent with `event`. */
+  reply(event: string, response: unknown): Sent {
+    const s = this.pending(event)[0];
+    if (!s) throw new Error(`no unanswered ${event}; sent: ${this.sent.map((x) => x.event).join(', ')}`);
+    s.acked = true;
+    s.ack?.(response);
+    return s;
+  }
+}
+
+/** setup creates a client on a FakeSocket. */
+export function setup(options: RealtimeClientOptions = {}): { client: RealtimeClient; socket: FakeSocket } {
+  let socket!: FakeSocket;
+  const client = new RealtimeClient('http://server.test', {
+    autoConnect: false,
+    ...options,
+    socketFactory: (url, opts) => {
+      socket = new FakeSocket(url, opts);
+      return socket;
+    },
+  });
+  return { client, socket };
+}
+
+/** conn builds a connection of a snapshot. */
+export function conn(connId: string, userId: string, state: Record<string, unknown> = {}, epoch = 1): PresenceConnection {
+  return { connId, userId, state, epoch, lastSeenMs: 1_700_000_000_000 };
+}
+
+/** snapshot builds a snapshot of `room`. */
+export function snapshot(room: string, seq: number, connections: PresenceConnection[]): PresenceSnapshot {
+  return { roomId: room, seq, members: [...new Set(connections.map((c) => c.userId))], connections };
+}
+
+/** joinAck builds a successful presence:join acknowledgement. */
+export function joinAck(connId: string, epoch: number, snap: PresenceSnapshot) {
+  return { ok: true, self: { connId, epoch }, snapshot: snap };
+}
+
+/** event builds a presence event. */
+export function event(
+  type: PresenceEvent['type'],
+  seq: number,
+  connId: string,
+  userId: string,
+  extra: Partial<PresenceEvent> = {},
+): PresenceEvent {
+  return {
+    type,
+    roomId: 'room-1',
+    seq,
+    userId,
+    connId,
+    ts: 1_700_000_000_000 + seq,
+    count: { connections: 1, members: 1 },
+    ...(type === 'leave' ? { reason: 'leave' as const } : { state: {}, epoch: 1 }),
+    ...extra,
+  };
+}
+
+/** flush lets every pending promise callback run (setImmediate is left real by useFakeTimers). */
+export async function flush(): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/** useFakeTimers installs fake timers, Date included. */
+export function useFakeTimers(): void {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+}
+
+/**
+ * tick advances fake time by `ms`, lets promise callbacks run, then one more millisecond
+ * for the zero-delay timers they set (fake timers run those 1 ms later inside a tick).
+ */
+export async function tick(ms: number): Promise<void> {
+  await vi.advanceTimersByTimeAsync(ms);
+  await flush();
+  await vi.advanceTimersByTimeAsync(1);
+  await flush();
+}
