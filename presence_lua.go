@@ -344,7 +344,3 @@ if h[1] ~= ARGV[1] then return false end
 local t = redis.call('TIME')
 return {h[2], string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))}
 `)
-
-// presenceScripts lists every script, for loading them before pipelining.
-var presenceScripts = []*redis.Script{joinScript, heartbeatScript, patchScript, leaveScript,
-	disconnectScript, reapScript, dueRoomsScript, snapshotScript, memberScript}

@@ -47,9 +47,8 @@ func TestMain(m *testing.M) {
 }
 
 // redisServer is a redis-server process on a free loopback port, in a temp
-// dir, with persistence off. restart kills it and starts a new one on the
-// same port: every key is gone, as after a crash of a Redis without
-// persistence.
+// dir, with persistence off. kill then start gives a new one on the same
+// port with every key gone, as after a crash of a Redis without persistence.
 type redisServer struct {
 	dir   string
 	port  int
@@ -130,11 +129,6 @@ func (rs *redisServer) kill() {
 		_ = rs.cmd.Wait()
 		rs.cmd = nil
 	}
-}
-
-func (rs *redisServer) restart() error {
-	rs.kill()
-	return rs.start()
 }
 
 func (rs *redisServer) stop() {

@@ -73,9 +73,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, sid string, body 
 				s.io.ServeHTTP(w, r)
 				return
 			}
-			probe := &pausedProbe{ResponseWriter: w}
+			probe := &rejectProbe{ResponseWriter: w, prefix: "payload: paused"}
 			s.io.ServeHTTP(probe, r)
-			if probe.paused {
+			if probe.caught {
 				if !s.ws.handOver(sid, body) {
 					http.Error(w, "payload: paused", http.StatusBadRequest)
 					return
@@ -87,38 +87,38 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, sid string, body 
 		// go-socket.io registers a session on a goroutine of its own after
 		// answering the handshake: a request that overtakes it is told
 		// "invalid sid". Retry such a request until the session exists.
-		probe := &sidProbe{ResponseWriter: w}
+		probe := &rejectProbe{ResponseWriter: w, prefix: "invalid sid"}
 		s.io.ServeHTTP(probe, r)
-		if !probe.unknown {
+		if !probe.caught {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 }
 
-// sidProbe passes a response through unless it is go-socket.io's 400
-// "invalid sid value", which it swallows and reports as unknown.
-type sidProbe struct {
+// rejectProbe passes a response through unless it is go-socket.io's 400
+// whose body starts with prefix, which it swallows and reports as caught.
+type rejectProbe struct {
 	http.ResponseWriter
-	unknown bool
+	prefix  string
+	caught  bool
 	started bool
 }
 
-func (p *sidProbe) WriteHeader(code int) {
+func (p *rejectProbe) WriteHeader(code int) {
 	if code == http.StatusBadRequest && !p.started {
-		p.unknown = true
+		p.caught = true
 		return
 	}
 	p.started = true
 	p.ResponseWriter.WriteHeader(code)
 }
 
-func (p *sidProbe) Write(b []byte) (int, error) {
-	if p.unknown {
-		if !bytes.HasPrefix(b, []byte("invalid sid")) {
+func (p *rejectProbe) Write(b []byte) (int, error) {
+	if p.caught {
+		if !bytes.HasPrefix(b, []byte(p.prefix)) {
 			// A 400 for another reason: pass it on after all.
-			p.unknown = false
-			p.started = true
+			p.caught, p.started = false, true
 			p.ResponseWriter.WriteHeader(http.StatusBadRequest)
 			return p.ResponseWriter.Write(b)
 		}
@@ -129,7 +129,7 @@ func (p *sidProbe) Write(b []byte) (int, error) {
 }
 
 // Hijack lets a websocket upgrade through the probe.
-func (p *sidProbe) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (p *rejectProbe) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h, ok := p.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("hijacking not supported")
@@ -139,8 +139,8 @@ func (p *sidProbe) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // Flush lets long-polling responses through the probe.
-func (p *sidProbe) Flush() {
-	if f, ok := p.ResponseWriter.(http.Flusher); ok && !p.unknown {
+func (p *rejectProbe) Flush() {
+	if f, ok := p.ResponseWriter.(http.Flusher); ok && !p.caught {
 		f.Flush()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 )
@@ -52,36 +51,6 @@ func (w *wsConns) get(sid string) *frameLimitConn {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.conns[sid]
-}
-
-// pausedProbe passes a polling POST's response through unless it is the
-// library's 400 "payload: paused", which it swallows and reports.
-type pausedProbe struct {
-	http.ResponseWriter
-	paused  bool
-	started bool
-}
-
-func (p *pausedProbe) WriteHeader(code int) {
-	if code == http.StatusBadRequest && !p.started {
-		p.paused = true
-		return
-	}
-	p.started = true
-	p.ResponseWriter.WriteHeader(code)
-}
-
-func (p *pausedProbe) Write(b []byte) (int, error) {
-	if p.paused {
-		if !bytes.HasPrefix(b, []byte("payload: paused")) {
-			p.paused, p.started = false, true
-			p.ResponseWriter.WriteHeader(http.StatusBadRequest)
-			return p.ResponseWriter.Write(b)
-		}
-		return len(b), nil
-	}
-	p.started = true
-	return p.ResponseWriter.Write(b)
 }
 
 // handOver gives the packets of a polling body (byte lengths) to the
