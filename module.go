@@ -120,10 +120,6 @@ func (s *Server) handle(c socketio.Conn, event string, payload json.RawMessage, 
 		code = errInternal.Code
 		return errorAck(errInternal)
 	}
-	if len(payload) > s.opts.MaxMessageBytes {
-		code = "payload_too_large"
-		return errorAck(tooLarge("payload exceeds the frame limit"))
-	}
 	if !sock.limits.allow(event, payload) {
 		code = errRateLimited.Code
 		return errorAck(errRateLimited)

@@ -249,9 +249,9 @@ local ck = cprefix .. cid
 local h = redis.call('HMGET', ck, 'own', 'ep', 'uj')
 local cur = tonumber(h[2] or '0')
 if h[1] ~= sid then return {1, cur, 0} end
-if ep >= 0 and ep < cur then return {2, cur, 0} end
 local st = merge(ck, patch, maxbytes, false)
-if st == nil then return {3, cur, 0} end
+if st == nil then return {3, cur, 0} end -- payload_too_large outranks stale_epoch
+if ep >= 0 and ep < cur then return {2, cur, 0} end
 local now = now_ms()
 live(cid, ck, now, lookback, keyttl)
 if st then

@@ -349,6 +349,9 @@ func TestStateSizeLimit(t *testing.T) {
 	if err != nil || hb.Epoch != 1 {
 		t.Fatalf("got %+v, %v; the refused patch must write nothing", hb, err)
 	}
+	// A patch both too large and stale is payload_too_large (it ranks first).
+	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{Epoch: ptr(int64(0)), PatchState: map[string]any{"x": 1}})
+	wantCode(t, err, "payload_too_large")
 	// Replacing the big value with a small one is fine.
 	if hb, err = a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"k": "small", "x": 1}}); err != nil || hb.Epoch != 2 {
 		t.Fatalf("got %+v, %v", hb, err)

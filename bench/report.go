@@ -51,9 +51,16 @@ func scrape(target string) (*serverSample, error) {
 		name := line[:sp]
 		if i := strings.IndexByte(name, '{'); i >= 0 {
 			if strings.HasSuffix(name[:i], "_bucket") {
-				continue
+				// Keep the server-side heartbeat handling time histogram.
+				const hb = `rtm_handler_seconds_bucket{event="presence:heartbeat",le="`
+				if strings.HasPrefix(name, hb) {
+					name = "hb_le=" + strings.TrimSuffix(name[len(hb):], `"}`)
+				} else {
+					continue
+				}
+			} else {
+				name = name[:i]
 			}
-			name = name[:i]
 		}
 		v, err := strconv.ParseFloat(line[sp+1:], 64)
 		if err == nil {
@@ -97,6 +104,36 @@ type ServerFigures struct {
 	MeanBeatBatch    float64 `json:"mean_heartbeat_batch_steady"`
 	RedisRTTMeanMs   float64 `json:"redis_roundtrip_mean_ms_steady"`
 	ReaperRunsSteady float64 `json:"reaper_runs_steady"`
+	// HandlerP50Ms and HandlerP99Ms: the server's own heartbeat handling time
+	// in the steady phase (rtm_handler_seconds, upper bound of the bucket).
+	HandlerP50Ms float64 `json:"server_heartbeat_handler_p50_ms_steady"`
+	HandlerP99Ms float64 `json:"server_heartbeat_handler_p99_ms_steady"`
+}
+
+// bucketQuantile returns the upper bound of the histogram bucket holding
+// quantile q of the values added between begin and end.
+func bucketQuantile(begin, end map[string]float64, q float64) float64 {
+	type b struct{ le, n float64 }
+	var bs []b
+	for k, v := range end {
+		if le, ok := strings.CutPrefix(k, "hb_le="); ok && le != "+Inf" {
+			f, err := strconv.ParseFloat(le, 64)
+			if err == nil {
+				bs = append(bs, b{f, v - begin[k]})
+			}
+		}
+	}
+	total := end["hb_le=+Inf"] - begin["hb_le=+Inf"]
+	if total <= 0 {
+		return 0
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].le < bs[j].le })
+	for _, x := range bs {
+		if x.n >= q*total {
+			return x.le * 1000
+		}
+	}
+	return -1 // beyond the last bucket
 }
 
 func serverFigures(target string, base, begin, end *serverSample) ServerFigures {
@@ -129,6 +166,8 @@ func serverFigures(target string, base, begin, end *serverSample) ServerFigures 
 			f.RedisRTTMeanMs = 1000 * d("rtm_redis_roundtrip_seconds_sum") / n
 		}
 		f.ReaperRunsSteady = d("rtm_reaper_runs_total")
+		f.HandlerP50Ms = bucketQuantile(begin.M, m, 0.5)
+		f.HandlerP99Ms = bucketQuantile(begin.M, m, 0.99)
 	}
 	return f
 }
@@ -414,10 +453,10 @@ func (rep *Report) writeTable(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, s := range rep.Servers {
-		fmt.Fprintf(w, "server %s: sockets %.0f joined %.0f | RSS %s (baseline %s, %.1f KiB/conn) | heap %.1f KiB/conn, stacks %.1f KiB/conn | goroutines %.0f (baseline %.0f, %.2f/conn) | steady CPU %.0f%% | mean heartbeat batch %.1f | redis rtt mean %.2f ms | reaper runs %.0f\n",
+		fmt.Fprintf(w, "server %s: sockets %.0f joined %.0f | RSS %s (baseline %s, %.1f KiB/conn) | heap %.1f KiB/conn, stacks %.1f KiB/conn | goroutines %.0f (baseline %.0f, %.2f/conn) | steady CPU %.0f%% | mean heartbeat batch %.1f | redis rtt mean %.2f ms | reaper runs %.0f | server-side heartbeat handling p50 <= %.1f ms, p99 <= %.1f ms\n",
 			s.Target, s.Sockets, s.Joined, mib(s.RSSBytes), mib(s.RSSBaseline), s.RSSPerConn/1024, s.HeapPerConn/1024,
 			s.StackPerConn/1024, s.Goroutines, s.GoroutinesBase, s.GoroutinesPer, s.CPUPercent, s.MeanBeatBatch,
-			s.RedisRTTMeanMs, s.ReaperRunsSteady)
+			s.RedisRTTMeanMs, s.ReaperRunsSteady, s.HandlerP50Ms, s.HandlerP99Ms)
 	}
 	fmt.Fprintf(w, "bench CPU in steady phase: %.0f%%\n", rep.BenchCPU)
 	for _, p := range rep.Phases {

@@ -31,6 +31,10 @@ trap cleanup EXIT
 
 start_redis() {
 	if [[ -z $REDIS_PID ]]; then
+		if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+			echo "a Redis already listens on $REDIS_PORT: stop it or set REDIS_PORT" >&2
+			exit 1
+		fi
 		redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --loglevel warning \
 			>"$OUT/redis.log" 2>&1 &
 		REDIS_PID=$!
@@ -43,6 +47,10 @@ start_redis() {
 # start_server [VAR=value...]: a node with rate limits off, on the real Redis.
 start_server() {
 	stop_server
+	if curl -fs "$TARGET/healthz" >/dev/null 2>&1; then
+		echo "something already serves $TARGET: stop it or set PORT" >&2
+		exit 1
+	fi
 	env PORT="$PORT" REDIS_URL="redis://$REDIS" LOG_LEVEL=warn PPROF=true \
 		RATE_HEARTBEAT=0 RATE_PATCH=0 RATE_CHAT=0 RATE_OTHER=0 "$@" \
 		"$OUT/rtm-server" >>"$OUT/server.log" 2>&1 &
@@ -58,15 +66,6 @@ stop_server() {
 		wait "$SERVER_PID" 2>/dev/null || true
 		SERVER_PID=""
 	fi
-}
-
-# bench NAME ARGS...: one load run, its table in $OUT/NAME.txt and JSON in $OUT/NAME.json.
-bench() {
-	local name=$1
-	shift
-	echo "== $name: bench -target $TARGET -redis $REDIS $*"
-	"$BENCH" -target "$TARGET" -redis "$REDIS" -quiet "$@" -json >"$OUT/$name.json" 2>"$OUT/$name.log" || true
-	"$BENCH" -target "$TARGET" -redis "$REDIS" -quiet "$@" >"$OUT/$name.txt" 2>>"$OUT/$name.log" || true
 }
 
 # once NAME ARGS...: like bench but a single run, table and JSON from the same run.
@@ -111,9 +110,10 @@ fig_2() {
 	for k in 1 16 64 256; do
 		mapfile -t ARGS < <("$BENCH" -redis "$REDIS" -beat-cmd "$k" -lua presence_lua.go)
 		echo "== redis-benchmark EVALSHA heartbeatScript, $k heartbeats per call"
-		redis-benchmark -p "$REDIS_PORT" -c 50 -n $((400000 / k + 2000)) -r 10000 -q "${ARGS[@]}" | tee "$OUT/f2-redis-benchmark-$k.txt"
+		redis-benchmark -p "$REDIS_PORT" -c 50 -n $((400000 / k + 2000)) -r 10000 -q "${ARGS[@]}" |
+			tr '\r' '\n' | grep 'requests per second' | sed 's/.*-1: //' | tee "$OUT/f2-redis-benchmark-$k.txt"
 	done
-	for rate in 10000 20000 30000 40000 60000; do
+	for rate in 2000 5000 9000 12000 20000 30000 40000; do
 		start_redis
 		start_server
 		once "f2-server-$rate" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate "$rate" -max-inflight 20000
