@@ -500,3 +500,27 @@ func TestGracefulShutdownHandsOver(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// A subscription that Redis drops (CLIENT KILL) is noticed and re-made by
+// itself; events flow again without restarting the node.
+func TestSubscriberReconnects(t *testing.T) {
+	t.Parallel()
+	rs := ownRedis(t)
+	opts := testOptions(t)
+	opts.RedisURL = rs.url()
+	n := startNode(t, opts)
+	a, b := dial(t, n), dial(t, n)
+	join(t, a, "r", "alice", nil)
+	nextPresence(t, a)
+	if killed, err := redis.Int(redisDo(t, rs.url(), "CLIENT", "KILL", "TYPE", "pubsub"), nil); err != nil || killed != 1 {
+		t.Fatalf("killed %d subscriptions, %v; want 1", killed, err)
+	}
+	waitFor(t, 10*time.Second, "the subscription to come back", func() bool {
+		n, _ := redis.Int(redisDo(t, rs.url(), "PUBSUB", "NUMSUB", opts.Presence.Prefix+"events").([]any)[1], nil)
+		return n == 1
+	})
+	join(t, b, "r", "bob", nil)
+	if e := nextPresence(t, a); e.UserID != "bob" || e.Seq != 2 {
+		t.Fatalf("got %+v", e)
+	}
+}
