@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -205,7 +206,9 @@ func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (re
 		opts = append(opts, redis.DialTLSConfig(tlsConf))
 	}
 	return func(ctx context.Context) (redis.Conn, error) {
-		return redis.DialURLContext(ctx, redisURL, opts...)
+		// Clipped: DialURLContext appends to the options, and dials run
+		// concurrently.
+		return redis.DialURLContext(ctx, redisURL, slices.Clip(opts)...)
 	}
 }
 
