@@ -53,6 +53,25 @@ func (s *Server) young(sid string) bool {
 	return ok && time.Since(p.since) < pendingMaxAge
 }
 
+// awaitConnect waits, at most until pendingMaxAge after its handshake, for
+// session sid to connect, and returns its socket (nil if it did not).
+func (s *Server) awaitConnect(sid string) *Socket {
+	s.mu.Lock()
+	p, pending := s.pending[sid]
+	sock := s.sockets[sid]
+	s.mu.Unlock()
+	if sock != nil || !pending {
+		return sock
+	}
+	t := time.NewTimer(time.Until(p.since.Add(pendingMaxAge)))
+	defer t.Stop()
+	select {
+	case <-p.ready:
+	case <-t.C:
+	}
+	return s.socket(sid)
+}
+
 // settleHandshakes waits until no handshake younger than pendingMaxAge is
 // pending, or ctx ends.
 func (s *Server) settleHandshakes(ctx context.Context) {

@@ -106,7 +106,7 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server starts
-	ws     wsConns        // websockets upgrading a polling session
+	ups    upgrades       // polling sessions upgrading to websocket
 
 	mu       sync.Mutex // guards the following fields
 	started  bool
@@ -150,6 +150,7 @@ func New(opts ServerOptions) (*Server, error) {
 	s.io.OnConnect("/", s.onConnect)
 	s.io.OnDisconnect("/", s.onDisconnect)
 	s.io.OnError("/", s.onError)
+	s.io.OnEvent("/", holdEvent, s.holdReader)
 	s.mc = &ModuleContext{IO: s.io, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
 	s.presence = p
 	if err := s.Use(p); err != nil {

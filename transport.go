@@ -48,7 +48,15 @@ func (s *Server) serveSocketIO(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if q.Get("transport") == "websocket" {
-		w = &frameLimitWriter{ResponseWriter: w, limit: uint64(s.opts.MaxMessageBytes), sid: q.Get("sid"), conns: &s.ws}
+		fw := &frameLimitWriter{ResponseWriter: w, limit: uint64(s.opts.MaxMessageBytes)}
+		if sid := q.Get("sid"); sid != "" { // a polling session upgrading (upgrade.go)
+			fw.up = s.ups.begin(sid)
+			defer s.ups.end(fw.up)
+			if sock := s.awaitConnect(sid); sock != nil && isPolling(sock.conn) {
+				s.parkReader(fw.up)
+			}
+		}
+		w = fw
 	}
 	s.serve(w, r, q.Get("sid"), body)
 }
@@ -71,14 +79,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, sid string, body 
 				s.io.ServeHTTP(w, r)
 				return
 			}
+			up := s.ups.get(sid)
+			if up != nil && up.holding() && up.keep(body) {
+				s.corsHeaders(w, r)
+				_, _ = w.Write([]byte("ok"))
+				return
+			}
 			probe := &rejectProbe{ResponseWriter: w, prefix: "payload: paused"}
 			s.io.ServeHTTP(probe, r)
 			if probe.caught {
-				if !s.ws.handOver(sid, body) {
+				if up == nil || !up.keep(body) {
 					http.Error(w, "payload: paused", http.StatusBadRequest)
 					return
 				}
-				_, _ = w.Write([]byte("ok"))
+				_, _ = w.Write([]byte("ok")) // the library has set the CORS headers
 			}
 			return
 		}
@@ -141,6 +155,18 @@ func (p *rejectProbe) Flush() {
 	if f, ok := p.ResponseWriter.(http.Flusher); ok && !p.caught {
 		f.Flush()
 	}
+}
+
+// corsHeaders sets the headers go-socket.io's polling transport sets, for a
+// response we give in its place.
+func (s *Server) corsHeaders(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		return
+	}
+	w.Header().Set("Access-Control-Allow-Origin", origin)
+	w.Header().Set("Access-Control-Allow-Credentials", "true")
 }
 
 // admit decides on a handshake; a zero status admits it.

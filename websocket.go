@@ -10,13 +10,12 @@ import (
 )
 
 // frameLimitWriter hands gorilla/websocket a connection that enforces the
-// frame limit when it hijacks the upgrade request. An upgrade of an existing
-// session (sid set) is tracked in conns for the handover of upgrade.go.
+// frame limit when it hijacks the upgrade request. For the upgrade of a
+// polling session, up is that upgrade (upgrade.go).
 type frameLimitWriter struct {
 	http.ResponseWriter
 	limit uint64
-	sid   string
-	conns *wsConns
+	up    *upgrade
 }
 
 func (w *frameLimitWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -28,10 +27,11 @@ func (w *frameLimitWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fc := &frameLimitConn{Conn: c, limit: w.limit}
-	if w.sid != "" {
-		fc.sid, fc.conns = w.sid, w.conns
-		w.conns.add(w.sid, fc)
+	fc := &frameLimitConn{Conn: c, limit: w.limit, up: w.up}
+	if w.up != nil {
+		w.up.mu.Lock()
+		w.up.conn = fc
+		w.up.mu.Unlock()
 	}
 	return fc, rw, nil
 }
@@ -49,33 +49,32 @@ var errFrameTooLarge = errors.New("websocket message exceeds the size limit")
 type frameLimitConn struct {
 	net.Conn
 	limit uint64
-	sid   string
-	conns *wsConns // nil unless this websocket upgrades a session
+	up    *upgrade // nil unless this websocket upgrades a polling session
 
-	hdr        []byte  // header bytes of the frame being parsed
-	remaining  uint64  // payload bytes left in the current frame
-	message    uint64  // payload bytes of the current message so far
-	mask       [4]byte // the current frame's mask key
-	candidate  bool    // the current frame is a one-byte text frame
-	held       []byte  // bytes read after the upgrade frame, not yet returned
-	heldErr    error   // the read error that came with them
-	closeOnce  sync.Once
-	upgradeMu  sync.Mutex // guards the following fields
-	upgraded   bool       // the client's upgrade packet has gone past
-	queued     []byte     // frames to hand over after the upgrade packet
-	handingOut []byte     // frames being handed over now
+	hdr       []byte  // header bytes of the frame being parsed
+	remaining uint64  // payload bytes left in the current frame
+	message   uint64  // payload bytes of the current message so far
+	mask      [4]byte // the current frame's mask key
+	candidate bool    // the current frame is a one-byte text frame
+	upgraded  bool    // the client's upgrade packet has gone past
+	held      []byte  // bytes read after the upgrade frame, not yet returned
+	heldErr   error   // the read error that came with them
+	closeOnce sync.Once
+
+	outMu      sync.Mutex // guards handingOut
+	handingOut []byte     // frames to return before anything else
 }
 
 func (c *frameLimitConn) Read(p []byte) (int, error) {
-	if c.conns != nil {
-		c.upgradeMu.Lock()
+	if c.up != nil {
+		c.outMu.Lock()
 		if len(c.handingOut) > 0 {
 			n := copy(p, c.handingOut)
 			c.handingOut = c.handingOut[n:]
-			c.upgradeMu.Unlock()
+			c.outMu.Unlock()
 			return n, nil
 		}
-		c.upgradeMu.Unlock()
+		c.outMu.Unlock()
 	}
 	var n int
 	var err error
@@ -93,7 +92,7 @@ func (c *frameLimitConn) Read(p []byte) (int, error) {
 		_ = c.Close()
 		return 0, ferr
 	}
-	if end >= 0 && end < n { // hand over the queued frames before the rest
+	if end >= 0 && end < n { // hand out the kept frames before the rest
 		c.held = append(append([]byte(nil), p[end:n]...), c.held...)
 		if c.heldErr == nil {
 			c.heldErr = err
@@ -103,27 +102,21 @@ func (c *frameLimitConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Close unregisters the connection and closes it.
+// Close tells the upgrade, if any, and closes the connection.
 func (c *frameLimitConn) Close() error {
 	c.closeOnce.Do(func() {
-		if c.conns != nil {
-			c.conns.remove(c.sid, c)
+		if c.up != nil {
+			c.up.wsEnded()
 		}
 	})
 	return c.Conn.Close()
 }
 
-// queueAfterUpgrade adds frames to hand over after the upgrade packet (at
-// once if it has gone past already).
-func (c *frameLimitConn) queueAfterUpgrade(frames []byte) bool {
-	c.upgradeMu.Lock()
-	defer c.upgradeMu.Unlock()
-	if c.upgraded {
-		c.handingOut = append(c.handingOut, frames...)
-	} else {
-		c.queued = append(c.queued, frames...)
-	}
-	return true
+// handOut adds frames to return from Read before anything else.
+func (c *frameLimitConn) handOut(frames []byte) {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	c.handingOut = append(c.handingOut, frames...)
 }
 
 // scan advances the frame parser over b. It returns the offset in b just
@@ -133,12 +126,9 @@ func (c *frameLimitConn) scan(b []byte) (int, error) {
 		if c.remaining > 0 {
 			k := min(uint64(len(b)-i), c.remaining)
 			if c.candidate && b[i]^c.mask[0] == '5' {
-				c.remaining, c.candidate = 0, false
-				if c.conns != nil {
-					c.upgradeMu.Lock()
-					c.upgraded = true
-					c.handingOut, c.queued = append(c.handingOut, c.queued...), nil
-					c.upgradeMu.Unlock()
+				c.remaining, c.candidate, c.upgraded = 0, false, true
+				if c.up != nil {
+					c.up.sawUpgradePacket(c)
 					return i + 1, nil
 				}
 				i++

@@ -106,7 +106,10 @@ async function main() {
   return out;
 }
 
+// Write the result, then exit once it is flushed (exiting at once can lose
+// output written to a pipe).
+const finish = (res, code) => process.stdout.write(JSON.stringify(res) + '\n', () => process.exit(code));
 main().then(
-  (out) => { console.log(JSON.stringify(out)); process.exit(0); },
-  (err) => { console.log(JSON.stringify({ ok: false, error: String(err && err.stack || err) })); process.exit(1); },
+  (out) => finish(out, 0),
+  (err) => finish({ ok: false, error: String((err && err.stack) || err) }, 1),
 );
