@@ -79,15 +79,23 @@ func startServer(t *testing.T, eio *engineio.Options, register func(*socketio.Se
 }
 
 // conn returns the server side of the connection with the given id.
+// go-socket.io writes the connect packet before it runs OnConnect, so a
+// client can be connected a moment before the server has recorded it.
 func (ts *testServer) conn(t *testing.T, id string) socketio.Conn {
 	t.Helper()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	s, ok := ts.conns[id]
-	if !ok {
-		t.Fatalf("server has no connection %q", id)
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		ts.mu.Lock()
+		s, ok := ts.conns[id]
+		ts.mu.Unlock()
+		if ok {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server has no connection %q", id)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return s
 }
 
 // waitGone waits for the server's OnDisconnect for id and returns its reason.
