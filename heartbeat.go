@@ -40,16 +40,26 @@ func (p *Presence) beat(ctx context.Context, s *Socket, room, connID string, epo
 	}
 }
 
+// maxBeatFlights bounds the heartbeat batches in flight at once.
+const maxBeatFlights = 4
+
 // runBeats coalesces plain heartbeats: it takes the first waiting heartbeat,
 // lets others join it for HeartbeatLinger (or until maxBeatBatch), and
 // refreshes them all with one script call: one Redis round trip for the
 // whole batch, with every check of a single heartbeat made per item (owner
-// sid, epoch). Exactly one goroutine runs it; it ends with ctx, failing any
-// heartbeat still waiting.
+// sid, epoch). Up to maxBeatFlights batches are in flight; while they all
+// are, new heartbeats gather into the next batch. Exactly one goroutine
+// runs it; it ends with ctx, after its batches, failing any heartbeat still
+// waiting.
 func (p *Presence) runBeats(ctx context.Context) {
-	batch := make([]*beat, 0, maxBeatBatch)
+	flights := make(chan struct{}, maxBeatFlights)
+	defer func() { // wait for the batches in flight
+		for i := 0; i < maxBeatFlights; i++ {
+			flights <- struct{}{}
+		}
+	}()
 	for {
-		batch = batch[:0]
+		batch := make([]*beat, 0, 16)
 		select {
 		case <-ctx.Done():
 			p.failBeats(ctx.Err())
@@ -70,16 +80,28 @@ func (p *Presence) runBeats(ctx context.Context) {
 			}
 			linger.Stop()
 		}
+		select { // a free flight, gathering meanwhile
+		case flights <- struct{}{}:
+		case <-ctx.Done():
+			for _, b := range batch {
+				b.done <- beatResult{err: ctx.Err()}
+			}
+			p.failBeats(ctx.Err())
+			return
+		}
+	gather:
 		for len(batch) < maxBeatBatch { // take whatever else is already waiting
 			select {
 			case b := <-p.beats:
 				batch = append(batch, b)
-				continue
 			default:
+				break gather
 			}
-			break
 		}
-		p.flushBeats(ctx, batch)
+		go func() { // owned by runBeats, which waits for its flight slot
+			defer func() { <-flights }()
+			p.flushBeats(ctx, batch)
+		}()
 	}
 }
 

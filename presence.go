@@ -107,10 +107,38 @@ func (p *Presence) Register(mc *ModuleContext) error {
 	return nil
 }
 
-// Run implements Runner: the reaper and the heartbeat batcher, until ctx ends.
+// Run implements Runner: the reaper and the heartbeat batcher, until ctx
+// ends. It first loads the scripts, so that the first calls, however many
+// at once, need not fall back from EVALSHA to sending the script (redigo's
+// fallback still covers a Redis that restarted and forgot them).
 func (p *Presence) Run(ctx context.Context) {
-	go p.runBeats(ctx)
+	if err := p.loadScripts(ctx); err != nil {
+		p.log.Warn("presence scripts not preloaded", "err", err)
+	}
+	done := make(chan struct{})
+	go func() { // owned by Run, which waits for it
+		defer close(done)
+		p.runBeats(ctx)
+	}()
 	p.runReaper(ctx)
+	<-done
+}
+
+// loadScripts loads every presence script into Redis.
+func (p *Presence) loadScripts(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
+	defer cancel()
+	c, err := p.pool.GetContext(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, s := range presenceScripts {
+		if err := s.Load(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // OnConnect implements ConnectionHandler.

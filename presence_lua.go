@@ -344,3 +344,7 @@ if h[1] ~= ARGV[1] then return false end
 local t = redis.call('TIME')
 return {h[2], string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))}
 `)
+
+// presenceScripts lists every script, for loading them ahead of use.
+var presenceScripts = []*redis.Script{joinScript, heartbeatScript, patchScript, leaveScript,
+	disconnectScript, reapScript, dueRoomsScript, snapshotScript, memberScript}
