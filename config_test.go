@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -92,5 +94,17 @@ func TestConfigHelpListsEnv(t *testing.T) {
 		if !strings.Contains(out.String(), "env "+name+")") {
 			t.Errorf("help does not list %s", name)
 		}
+	}
+}
+
+// The command exits with status 2 and names the setting on a bad value.
+func TestCommandExitStatusOnBadSetting(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "RTM_TEST_AS_COMMAND=1", "RTM_TEST_ARGS=-presence-ttl-ms nope")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "PRESENCE_TTL_MS") {
+		t.Fatalf("got %v, %q; want exit status 2 naming PRESENCE_TTL_MS", err, out)
 	}
 }

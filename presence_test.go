@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -60,6 +61,13 @@ func startNode(t testing.TB, opts ServerOptions, mods ...Module) *testNode {
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, ln) }()
 	n := &testNode{srv: srv, url: "http://" + ln.Addr().String()}
+	waitFor(t, 10*time.Second, "the node to serve", func() bool { // any answer: Run is serving
+		resp, err := http.Get(n.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
 	stopped := false
 	n.stop = func() {
 		if stopped {
@@ -400,5 +408,14 @@ func TestUnicodeRoundTrip(t *testing.T) {
 			t.Fatalf("got %+v, %v", m, err)
 		}
 		break
+	}
+}
+
+// Modules are registered before the server starts; later is an error.
+func TestUseAfterRunFails(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	if err := n.srv.Use(greeter{}); err == nil || !strings.Contains(err.Error(), "after the server started") {
+		t.Fatalf("got %v; want an error", err)
 	}
 }

@@ -29,6 +29,11 @@ var redisServerPath = flag.String("redis-server", "redis-server", "redis-server 
 var sharedRedisURL string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("RTM_TEST_AS_COMMAND") == "1" { // config_test.go runs the command itself
+		os.Args = append([]string{"rtm"}, strings.Fields(os.Getenv("RTM_TEST_ARGS"))...)
+		main()
+		os.Exit(0)
+	}
 	flag.Parse()
 	os.Exit(func() int {
 		if url := os.Getenv("REDIS_URL"); url != "" {
@@ -173,7 +178,7 @@ func keysWithPrefix(t *testing.T, url, prefix string) []string {
 }
 
 // waitFor polls cond every 10 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
