@@ -50,10 +50,12 @@ function record(channel: PresenceChannel) {
   return { events, syncs };
 }
 
-describe.each([['websocket'], ['polling']] as const)('over %s', (transport) => {
+// 'polling,websocket' starts on polling and upgrades, as socket.io-client's default does.
+describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('over %s', (transport) => {
+  const transports = transport.split(',') as Array<'websocket' | 'polling'>;
   function client(): RealtimeClient {
     const c = new RealtimeClient(url, {
-      transports: [transport],
+      transports,
       reconnectionDelayMs: 100,
       reconnectionDelayMaxMs: 500,
       ackTimeoutMs: 5000,
@@ -154,7 +156,7 @@ describe.each([['websocket'], ['polling']] as const)('over %s', (transport) => {
 
     // Another socket takes alice's connection over with a resume: alice's socket is out of
     // the room and its next heartbeat answers not_joined.
-    const intruder = io(url, { transports: [transport], forceNew: true, reconnection: false }) as RawSocket;
+    const intruder = io(url, { transports, forceNew: true, reconnection: false }) as RawSocket;
     rawSockets.push(intruder);
     const ack = await new Promise<any>((resolve, reject) => {
       intruder.on('connect_error', reject);
