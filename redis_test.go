@@ -47,6 +47,9 @@ func TestMain(m *testing.M) {
 		}
 		defer rs.stop()
 		sharedRedisURL = rs.url()
+		// Child test processes (fuzz workers) use this one instead of
+		// starting their own, which would outlive a worker that crashes.
+		os.Setenv("REDIS_URL", sharedRedisURL)
 		return m.Run()
 	}())
 }
