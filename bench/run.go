@@ -458,42 +458,36 @@ func (r *runner) silence() {
 	fmt.Fprintf(os.Stderr, "silenced %d connections; %d observers keep heartbeating\n", r.silenced.Load(), len(keep))
 }
 
-// leaveAll sends presence:leave on every joined connection (when cfg.leave)
-// and closes every connection.
+// leaveAll sends presence:leave on every joined connection (when cfg.leave).
 func (r *runner) leaveAll() {
-	work := make(chan *bconn)
-	var wg sync.WaitGroup
-	for w := 0; w < r.cfg.dialConc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for bc := range work {
-				if r.cfg.leave && bc.joined.Load() && !bc.silent.Load() && bc.c.Err() == nil {
-					ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
-					t0 := time.Now()
-					_, err := bc.c.Leave(ctx)
-					cancel()
-					if err != nil {
-						r.fail(errCode(err), err)
-					} else {
-						r.leaveH.Record(time.Since(t0))
-						r.leaves.Add(1)
-					}
-				}
-			}
-		}()
-	}
-	for _, bc := range r.conns {
-		if bc.c != nil {
-			work <- bc
+	r.eachConn(func(bc *bconn) {
+		if !r.cfg.leave || !bc.joined.Load() || bc.silent.Load() || bc.c.Err() != nil {
+			return
 		}
-	}
-	close(work)
-	wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.timeout)
+		t0 := time.Now()
+		_, err := bc.c.Leave(ctx)
+		cancel()
+		if err != nil {
+			r.fail(errCode(err), err)
+			return
+		}
+		r.leaveH.Record(time.Since(t0))
+		r.leaves.Add(1)
+	})
 }
 
-// closeAll closes every connection, dialConc at a time.
+// closeAll closes every connection.
 func (r *runner) closeAll() {
+	r.eachConn(func(bc *bconn) {
+		bc.closing.Store(true) // its end is expected, not a failure
+		bc.c.Close()
+	})
+}
+
+// eachConn runs f on every dialled connection, dialConc at a time, and
+// returns when all are done.
+func (r *runner) eachConn(f func(*bconn)) {
 	work := make(chan *bconn)
 	var wg sync.WaitGroup
 	for w := 0; w < r.cfg.dialConc; w++ {
@@ -501,13 +495,12 @@ func (r *runner) closeAll() {
 		go func() {
 			defer wg.Done()
 			for bc := range work {
-				bc.c.Close()
+				f(bc)
 			}
 		}()
 	}
 	for _, bc := range r.conns {
 		if bc.c != nil {
-			bc.closing.Store(true)
 			work <- bc
 		}
 	}

@@ -373,13 +373,18 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
 
   private onDisconnect(): void {
     if (!this.wanted) return;
+    this.halt();
+    this.setStatus('reconnecting');
+  }
+
+  /** halt stops the session's machinery: timers, retries, a pending join and its buffer. */
+  private halt(): void {
     this.gen++;
     this.stopHeartbeat();
     this.clearRetry();
     this.joinInFlight = false;
     this.buffering = false;
     this.buffer = [];
-    this.setStatus('reconnecting');
   }
 
   private startJoin(kind: JoinKind): void {
@@ -482,12 +487,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   /** stop ends the channel's session locally: no timers, no view, no pending join. */
   private stop(status: 'idle' | 'left', reason?: RealtimeError): void {
     this.wanted = false;
-    this.gen++;
-    this.stopHeartbeat();
-    this.clearRetry();
-    this.joinInFlight = false;
-    this.buffering = false;
-    this.buffer = [];
+    this.halt();
     this.selfValue = null;
     this.seqValue = 0;
     this.countValue = { connections: 0, members: 0 };
