@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -521,5 +522,36 @@ func TestSubscriberReconnects(t *testing.T) {
 	join(t, b, "r", "bob", nil)
 	if e := nextPresence(t, a); e.UserID != "bob" || e.Seq != 2 {
 		t.Fatalf("got %+v", e)
+	}
+}
+
+// After a graceful shutdown nothing the node started is left running: the
+// goroutine count returns to where it was (within the test's own few).
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	opts := testOptions(t)
+	n := startNode(t, opts)
+	var conns []*client.Conn
+	for i := 0; i < 20; i++ {
+		c := dial(t, n)
+		join(t, c, "r", fmt.Sprint("u", i), nil)
+		conns = append(conns, c)
+	}
+	if _, err := conns[0].Heartbeat(tctx(t), client.HeartbeatRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	n.stop()
+	for _, c := range conns {
+		<-c.Done()
+		for range c.Events() { // the client keeps its queued events until they are read
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+5 {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines left (%d before):\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
