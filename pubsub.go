@@ -18,7 +18,7 @@ const (
 	subPingPeriod  = 2 * time.Second
 	subReadTimeout = 5 * time.Second
 	subBackoffMin  = 100 * time.Millisecond
-	subBackoffMax  = 5 * time.Second
+	subBackoffMax  = time.Second // a node without its subscription misses events: come back fast
 )
 
 // subscriber holds this node's one pub/sub connection and hands every message
