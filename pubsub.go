@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -122,4 +123,26 @@ func (s *subscriber) listen(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// startSubscriber runs the node's events subscriber on the server's wait
+// group until ctx ends. The returned channel is closed once the subscription
+// is first up.
+func (s *Server) startSubscriber(ctx context.Context) <-chan struct{} {
+	ready := make(chan struct{})
+	var readyOnce sync.Once
+	sub := &subscriber{
+		dial:    redisDialer(s.opts.RedisURL, s.opts.RedisTLS),
+		channel: s.channel, deliver: s.hub.deliver, log: s.log,
+		onState: func(up bool) {
+			s.mu.Lock()
+			s.redisSub = up
+			s.mu.Unlock()
+			if up {
+				readyOnce.Do(func() { close(ready) })
+			}
+		},
+	}
+	s.spawn(func() { sub.run(ctx) })
+	return ready
 }

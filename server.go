@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"time"
 
@@ -175,42 +174,6 @@ func (s *Server) Use(m Module) error {
 		return fmt.Errorf("module %s: %w", m.Name(), err)
 	}
 	return nil
-}
-
-// newPool returns a pool whose connections time out instead of hanging:
-// with Redis unreachable a handler answers unavailable within OpTimeout.
-func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
-	return &redis.Pool{
-		DialContext: dial,
-		MaxIdle:     64,
-		MaxActive:   512,
-		Wait:        true,
-		IdleTimeout: 4 * time.Minute,
-		TestOnBorrow: func(c redis.Conn, t time.Time) error {
-			if time.Since(t) < time.Minute {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
-	}
-}
-
-// redisDialer returns a dial function for redisURL with bounded timeouts.
-func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (redis.Conn, error) {
-	opts := []redis.DialOption{
-		redis.DialConnectTimeout(time.Second),
-		redis.DialReadTimeout(2 * time.Second),
-		redis.DialWriteTimeout(2 * time.Second),
-	}
-	if tlsConf != nil {
-		opts = append(opts, redis.DialTLSConfig(tlsConf))
-	}
-	return func(ctx context.Context) (redis.Conn, error) {
-		// Clipped: DialURLContext appends to the options, and dials run
-		// concurrently.
-		return redis.DialURLContext(ctx, redisURL, slices.Clip(opts)...)
-	}
 }
 
 // engineOptions configures Engine.IO: crypto-random session ids (the
@@ -410,26 +373,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 			s.log.Debug("socket.io serve loop ended", "err", err)
 		}
 	})
-	subReady := make(chan struct{})
-	var readyOnce sync.Once
-	sub := &subscriber{
-		dial:    redisDialer(s.opts.RedisURL, s.opts.RedisTLS),
-		channel: s.channel, deliver: s.hub.deliver, log: s.log,
-		onState: func(up bool) {
-			s.mu.Lock()
-			s.redisSub = up
-			s.mu.Unlock()
-			if up {
-				readyOnce.Do(func() { close(subReady) })
-			}
-		},
-	}
-	s.spawn(func() { sub.run(runCtx) })
 	// Serving before the subscription is up would lose the first events of
 	// the first joins; with Redis down the node serves anyway (and answers
 	// unavailable) after a bound.
 	select {
-	case <-subReady:
+	case <-s.startSubscriber(runCtx):
 	case <-time.After(subReadTimeout):
 		s.log.Warn("serving without the events subscription; Redis unreachable?")
 	case <-ctx.Done():
