@@ -22,6 +22,7 @@ deps-redis:
 deps-node:
 	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
 	cd sdk && npm ci --no-audit --no-fund --loglevel=error
+	cd testdata/interop && npm ci --no-audit --no-fund --loglevel=error
 
 deps-chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
