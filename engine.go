@@ -390,7 +390,9 @@ func (e *Engine) connectV4(s *Socket, auth []byte) {
 		s.closeAfterFlush()
 		return
 	}
-	s.sendFrame([]byte(`40{"sid":"` + newID() + `"}`))
+	// The namespace's socket id is the session id: the protocol has one
+	// socket per session, and only its own client ever sees it.
+	s.sendFrame([]byte(`40{"sid":"` + s.id + `"}`))
 	s.markConnected()
 	e.host.connect(s)
 }
