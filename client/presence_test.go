@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"sync"
 	"testing"
-
-	socketio "github.com/googollee/go-socket.io"
 )
 
 // fakeApp stands in for the rtm server: each protocol event answers a reply
@@ -20,20 +18,30 @@ type fakeApp struct {
 	payloads map[string]string
 }
 
-// register adds the protocol's handlers to srv.
-func (a *fakeApp) register(srv *socketio.Server) {
+// handlers returns the protocol's handlers for a testServer, plus "emit",
+// which sends the client the event named by its first argument with its
+// second as argument.
+func (a *fakeApp) handlers() map[string]handler {
+	hs := map[string]handler{}
 	for _, ev := range []string{eventJoin, eventHeartbeat, eventLeave, eventSync, EventChat} {
-		srv.OnEvent("/", ev, func(_ socketio.Conn, p json.RawMessage) json.RawMessage {
+		hs[ev] = func(_ *testSocket, args []json.RawMessage) (json.RawMessage, bool) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.payloads[ev] = string(p)
-			return json.RawMessage(a.replies[ev])
-		})
+			if len(args) > 0 {
+				a.payloads[ev] = string(args[0])
+			}
+			return json.RawMessage(a.replies[ev]), true
+		}
 	}
-	srv.OnEvent("/", "emit", func(s socketio.Conn, name string, arg json.RawMessage) string {
-		s.Emit(name, arg)
-		return "ok"
-	})
+	hs["emit"] = func(s *testSocket, args []json.RawMessage) (json.RawMessage, bool) {
+		var name string
+		if len(args) != 2 || json.Unmarshal(args[0], &name) != nil {
+			return json.RawMessage(`"bad emit"`), true
+		}
+		s.emit(name, args[1])
+		return json.RawMessage(`"ok"`), true
+	}
+	return hs
 }
 
 // reply sets the acknowledgement of event.
@@ -52,7 +60,7 @@ func (a *fakeApp) payload(event string) string {
 
 func TestPresenceHelpers(t *testing.T) {
 	app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
-	ts := startServer(t, nil, app.register)
+	ts := startServer(t, serverConfig{handlers: app.handlers()})
 	c := dial(t, ts.url, Options{})
 	ctx := context.Background()
 	epoch := int64(4)
@@ -131,7 +139,7 @@ func TestPresenceHelpers(t *testing.T) {
 
 func TestPresenceHelpersErrors(t *testing.T) {
 	app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
-	ts := startServer(t, nil, app.register)
+	ts := startServer(t, serverConfig{handlers: app.handlers()})
 	c := dial(t, ts.url, Options{})
 	ctx := context.Background()
 	calls := map[string]func() error{
@@ -203,7 +211,7 @@ func TestDecodeAck(t *testing.T) {
 
 func TestParseEvents(t *testing.T) {
 	app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
-	ts := startServer(t, nil, app.register)
+	ts := startServer(t, serverConfig{handlers: app.handlers()})
 	c := dial(t, ts.url, Options{})
 	presence := `{"type":"leave","roomId":"r1","seq":12,"userId":"ü","connId":"c9","ts":1700000000001,` +
 		`"reason":"disconnect","userLeft":true,"count":{"connections":3,"members":2}}`
