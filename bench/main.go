@@ -22,6 +22,7 @@ import (
 // config is the whole command line.
 type config struct {
 	targets      []string
+	eio          int // Engine.IO version: 3 or 4
 	rooms        int
 	users        int // per room
 	connsPerUser int
@@ -90,6 +91,8 @@ func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	target := fs.String("target", envStr("TARGET_URL", "http://127.0.0.1:3000"),
 		"server base URL(s), comma-separated; connections are spread round-robin (env TARGET_URL)")
+	fs.IntVar(&c.eio, "eio", envInt("EIO", 4),
+		"Engine.IO version to speak: 3 (socket.io-client 2.x) or 4 (socket.io-client 3.x/4.x) (env EIO)")
 	fs.IntVar(&c.rooms, "rooms", envInt("ROOM_COUNT", 10), "number of rooms (env ROOM_COUNT)")
 	fs.IntVar(&c.users, "users", envInt("USERS_PER_ROOM", 10), "users per room (env USERS_PER_ROOM)")
 	fs.IntVar(&c.connsPerUser, "conns-per-user", envInt("CONNS_PER_USER", 1), "connections per user (env CONNS_PER_USER)")
@@ -177,6 +180,8 @@ func (c *config) validate() error {
 		}
 	}
 	switch {
+	case c.eio != 3 && c.eio != 4:
+		return fmt.Errorf("-eio %d: want 3 or 4", c.eio)
 	case c.rooms < 1 || c.users < 1 || c.connsPerUser < 1:
 		return errors.New("-rooms, -users and -conns-per-user must be at least 1")
 	case c.patchShare < 0 || c.patchShare > 1:
