@@ -8,6 +8,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -46,6 +47,14 @@ type config struct {
 	jsonOut      bool
 	quiet        bool
 	smoke        bool
+
+	// -scenario overload (see overload.go).
+	scenario      string
+	members       int
+	patchEvery    time.Duration
+	offered       float64 // deliveries per second; overrides patchEvery when > 0
+	probeOK       time.Duration
+	recoveryLimit time.Duration
 
 	// Redis helpers (no sockets).
 	luaFile      string
@@ -121,6 +130,16 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the final report as JSON on stdout instead of the table")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&c.smoke, "smoke", false, "smoke test: 50 connections for 5 s within the default rate limits; exit 1 on any error or missing event")
+	fs.StringVar(&c.scenario, "scenario", envStr("SCENARIO", ""),
+		"scenario: empty for the rooms/users load, or overload: -members in one room on one node, each patching every -patch-every (env SCENARIO)")
+	fs.IntVar(&c.members, "members", envInt("MEMBERS", 1000), "overload: members of the one room (env MEMBERS)")
+	fs.DurationVar(&c.patchEvery, "patch-every", envDur("PATCH_EVERY", 500*time.Millisecond),
+		"overload: time between two patches of one member (env PATCH_EVERY)")
+	fs.Float64Var(&c.offered, "offered", envFloat("OFFERED_DELIVERIES", 0),
+		"overload: offered deliveries per second (patches/s × members); overrides -patch-every when > 0 (env OFFERED_DELIVERIES)")
+	fs.DurationVar(&c.probeOK, "probe-ok", 50*time.Millisecond,
+		"overload: the node has recovered once a fresh join and heartbeat are each acked within this")
+	fs.DurationVar(&c.recoveryLimit, "recovery-limit", time.Minute, "overload: give up waiting for recovery after this long")
 	fs.StringVar(&c.luaFile, "lua", "presence_lua.go", "the server's presence_lua.go, for -beat-cmd")
 	fs.StringVar(&c.prefix, "prefix", "prs:", "the server's PRESENCE_PREFIX, for -seed and -beat-cmd")
 	fs.IntVar(&c.seed, "seed", 0, "write this many connections straight into -redis (spread over -rooms, key layout of presence_lua.go) and exit")
@@ -173,6 +192,24 @@ func (c *config) validate() error {
 		if err := checkLoopback(t); err != nil {
 			return err
 		}
+	}
+	switch c.scenario {
+	case "":
+	case "overload":
+		switch {
+		case len(c.targets) != 1:
+			return errors.New("-scenario overload loads one node: give one -target")
+		case c.members < 1 || c.members > 100_000:
+			return errors.New("-members must be within 1..100000")
+		case c.offered < 0 || c.offered == 0 && c.patchEvery <= 0:
+			return errors.New("-patch-every must be positive (or set -offered)")
+		case c.patchInterval() < time.Microsecond:
+			return errors.New("-offered is too high for -members")
+		case c.probeOK <= 0 || c.recoveryLimit <= 0:
+			return errors.New("-probe-ok and -recovery-limit must be positive")
+		}
+	default:
+		return fmt.Errorf("-scenario %q: want overload or nothing", c.scenario)
 	}
 	if c.redisAddr != "" {
 		if err := checkLoopback("tcp://" + c.redisAddr); err != nil {
@@ -266,6 +303,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	case c.scenario == "overload":
+		mainOverload(c)
+		return
 	}
 	rep, err := run(c)
 	if err != nil {
@@ -281,6 +321,26 @@ func main() {
 		for _, p := range problems {
 			fmt.Fprintln(os.Stderr, "bench: FAIL:", p)
 		}
+		os.Exit(1)
+	}
+}
+
+// mainOverload runs -scenario overload, prints its report and exits 1 when
+// it missed a criterion.
+func mainOverload(c *config) {
+	rep, err := runOverload(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if c.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.writeTable(os.Stdout)
+	}
+	if len(rep.Checks) > 0 {
 		os.Exit(1)
 	}
 }
