@@ -495,7 +495,7 @@ func (o *overload) live(ctx context.Context) (stop func()) {
 // answer other than ok or rate_limited, event delivery p99 within 5 s, and
 // recovery.
 func (rep *OverloadReport) check() []string {
-	var p []string
+	p := []string{}
 	if rep.JoinsOK != int64(rep.Members) {
 		p = append(p, fmt.Sprintf("%d of %d members joined: %v", rep.JoinsOK, rep.Members, rep.JoinsFailed))
 	}
