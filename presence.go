@@ -32,9 +32,6 @@ type PresenceOptions struct {
 	// MaxStateBytes bounds a connection's merged state as compact JSON.
 	// Zero value: 4096.
 	MaxStateBytes int
-	// HeartbeatLinger is how long a plain heartbeat waits for others to share
-	// its Redis round trip. Zero value: 2 ms; negative: no waiting.
-	HeartbeatLinger time.Duration
 	// OpTimeout bounds each Redis operation of a handler. Zero value: 3 s.
 	OpTimeout time.Duration
 }
@@ -53,7 +50,6 @@ func (o PresenceOptions) withDefaults() PresenceOptions {
 	def(&o.ReaperInterval, 3*time.Second)
 	def(&o.ReaperLookback, 2*o.TTL)
 	def(&o.DisconnectGrace, 5*time.Second)
-	def(&o.HeartbeatLinger, 2*time.Millisecond)
 	def(&o.OpTimeout, 3*time.Second)
 	if o.MaxStateBytes == 0 {
 		o.MaxStateBytes = 4096
@@ -90,7 +86,7 @@ func NewPresence(opts PresenceOptions) (*Presence, error) {
 	if o.TTL < time.Second || o.ReaperInterval < 10*time.Millisecond {
 		return nil, errors.New("presence: TTL must be at least 1 s and the reaper interval at least 10 ms")
 	}
-	return &Presence{opts: o, beats: make(chan *beat, 1024)}, nil
+	return &Presence{opts: o, beats: make(chan *beat, maxBeatQueue)}, nil
 }
 
 // Name implements Module.
