@@ -23,19 +23,21 @@ type beatResult struct {
 }
 
 // beat refreshes one connection through the batcher and returns the script's
-// code (0 ok, 1 not_joined, 2 stale_epoch) and the connection's epoch.
+// code (0 ok, 1 not_joined, 2 stale_epoch) and the connection's epoch. A
+// deadline that runs out while the heartbeat waits for its batch is
+// classified like any Redis timeout (overload while Redis answers).
 func (p *Presence) beat(ctx context.Context, s *Socket, room, connID string, epoch int64) (int64, int64, error) {
 	b := &beat{room: room, connID: connID, sid: s.id, epoch: epoch, done: make(chan beatResult, 1)}
 	select {
 	case p.beats <- b:
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return 0, 0, p.failure(ctx.Err())
 	}
 	select {
 	case r := <-b.done:
 		return r.code, r.epoch, r.err
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return 0, 0, p.failure(ctx.Err())
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -68,6 +69,9 @@ type Presence struct {
 	metrics *metrics
 	spawn   func(func())
 	beats   chan *beat
+
+	born       time.Time    // origin of lastAnswer
+	lastAnswer atomic.Int64 // when Redis last answered, as a duration since born
 }
 
 var (
@@ -86,7 +90,7 @@ func NewPresence(opts PresenceOptions) (*Presence, error) {
 	if o.TTL < time.Second || o.ReaperInterval < 10*time.Millisecond {
 		return nil, errors.New("presence: TTL must be at least 1 s and the reaper interval at least 10 ms")
 	}
-	return &Presence{opts: o, beats: make(chan *beat, maxBeatQueue)}, nil
+	return &Presence{opts: o, beats: make(chan *beat, maxBeatQueue), born: time.Now()}, nil
 }
 
 // Name implements Module.
@@ -183,8 +187,23 @@ func (p *Presence) roomArgs(room, sid string, extra ...any) []any {
 	return append(args, extra...)
 }
 
-// do runs a script on a pooled connection within ctx.
+// do runs a script on a pooled connection within ctx. A pooled connection
+// that finds the server gone (EOF, reset: Redis restarted since it was
+// dialed) is retried once on a fresh one: the script never ran on a server
+// that had closed the connection. Timeouts are classified by redisFailure.
 func (p *Presence) do(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
+	reply, err := p.doOnce(ctx, s, keysAndArgs...)
+	if err != nil && isConnLost(err) && ctx.Err() == nil {
+		reply, err = p.doOnce(ctx, s, keysAndArgs...)
+	}
+	if err == nil {
+		p.answered()
+		return reply, nil
+	}
+	return reply, p.failure(err)
+}
+
+func (p *Presence) doOnce(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
 	start := time.Now()
 	c, err := p.pool.GetContext(ctx)
 	if err != nil {
@@ -198,6 +217,15 @@ func (p *Presence) do(ctx context.Context, s *redis.Script, keysAndArgs ...any) 
 		p.metrics.redisError("do")
 	}
 	return reply, err
+}
+
+// answered records that Redis just answered a call.
+func (p *Presence) answered() { p.lastAnswer.Store(int64(time.Since(p.born))) }
+
+// failure classifies err from a Redis call by how recently Redis answered
+// (see redisFailure).
+func (p *Presence) failure(err error) error {
+	return redisFailure(err, time.Since(p.born)-time.Duration(p.lastAnswer.Load()))
 }
 
 // lookback and keyTTL in milliseconds, as the scripts take them. A key lives
