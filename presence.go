@@ -170,6 +170,57 @@ func (p *Presence) disconnect(s *Socket, room, connID string) {
 	}
 }
 
+// resync runs after the node's subscription came back from a gap: it reads
+// the seq of every room with joined sockets here, in one pipelined round
+// trip, and lets the hub tell the sockets of each room that moved while the
+// node was deaf (hub.resyncRoom). The subscriber calls it; events flow
+// meanwhile.
+func (p *Presence) resync(ctx context.Context) {
+	rooms := p.hub.joinedRooms()
+	if len(rooms) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
+	defer cancel()
+	seqs, err := p.roomSeqs(ctx, rooms)
+	if err != nil {
+		p.log.Warn("resync after the subscription gap failed; clients learn of missed events at the next one",
+			"rooms", len(rooms), "err", err)
+		return
+	}
+	told := 0
+	for i, room := range rooms {
+		told += p.hub.resyncRoom(room, seqs[i])
+	}
+	p.log.Info("resync after the subscription gap", "rooms", len(rooms), "sockets", told)
+}
+
+// roomSeqs returns the current seq of each room (0 for a room Redis does not
+// have), in one pipelined round trip.
+func (p *Presence) roomSeqs(ctx context.Context, rooms []string) ([]int64, error) {
+	c, err := p.pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	for _, room := range rooms {
+		if err := c.Send("GET", p.roomTag(room)+"seq"); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
+	seqs := make([]int64, len(rooms))
+	for i := range rooms {
+		r, err := redis.ReceiveContext(c, ctx)
+		if seqs[i], err = redis.Int64(r, err); err != nil && !errors.Is(err, redis.ErrNil) {
+			return nil, err
+		}
+	}
+	return seqs, nil
+}
+
 // Redis keys; see the layout in presence_lua.go.
 func (p *Presence) roomTag(room string) string { return p.opts.Prefix + "{" + room + "}:" }
 func (p *Presence) indexKey() string           { return p.opts.Prefix + "rooms" }

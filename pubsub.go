@@ -159,10 +159,14 @@ func (s *Server) startSubscriber(ctx context.Context) <-chan struct{} {
 		// pool, whose idle connections are then known to be dead too.
 		dial:    s.pool.DialContext,
 		channel: s.channel, deliver: s.hub.deliver, log: s.log,
+		onResubscribe: s.presence.resync,
 		onState: func(up bool) {
 			s.mu.Lock()
 			s.redisSub = up
 			s.mu.Unlock()
+			if !up {
+				s.hub.markGap()
+			}
 			if up {
 				readyOnce.Do(func() { close(ready) })
 			}
