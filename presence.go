@@ -157,14 +157,14 @@ func (p *Presence) OnDisconnect(s *Socket) {
 }
 
 func (p *Presence) disconnect(s *Socket, room, connID string) {
-	grace, reason := max(p.opts.DisconnectGrace, 0), "disconnect"
+	grace, reason, kind := max(p.opts.DisconnectGrace, 0), "disconnect", "grace"
 	if s.shutdown.Load() {
-		grace, reason = p.opts.TTL, "expired"
+		grace, reason, kind = p.opts.TTL, "expired", "shutdown"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.OpTimeout)
 	defer cancel()
 	_, err := p.do(ctx, disconnectScript, p.roomArgs(room, s.id, connID,
-		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds())...)
+		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds(), kind)...)
 	if err != nil {
 		p.log.Warn("disconnect not recorded; the connection will expire", "room", room, "conn", connID, "err", err)
 	}
