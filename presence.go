@@ -416,6 +416,11 @@ func (p *Presence) handleHeartbeat(ctx context.Context, s *Socket, raw json.RawM
 	if !hasEpoch {
 		epoch = -1
 	}
+	// payload_too_large outranks not_joined: a patch whose non-null values
+	// alone exceed the limit is refused whatever it would merge into.
+	if st := stateJSON(patch); len(st) > p.opts.MaxStateBytes {
+		return nil, tooLarge(fmt.Sprintf("patchState is %d bytes; the limit is %d", len(st), p.opts.MaxStateBytes))
+	}
 	room, _, connID := s.presence()
 	if room == "" {
 		return nil, errNotJoined
