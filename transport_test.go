@@ -250,7 +250,11 @@ func TestConcurrentSends(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
 	c := dial(t, n)
-	sock := n.srv.socket(c.ID())
+	var sock *Socket
+	waitFor(t, 5*time.Second, "the server to register the socket", func() bool {
+		sock = n.srv.socket(c.ID())
+		return sock != nil
+	})
 	var wg sync.WaitGroup
 	for g := 0; g < 20; g++ {
 		wg.Add(1)
