@@ -211,7 +211,7 @@ func (h *hub) restartedLocked(room string, s *Socket, m *membership, seq int64) 
 	if m.lastSeq == 0 || seq > m.lastSeq {
 		return false
 	}
-	h.log.Info("room history restarted; the socket's connection is gone", "room", room, "conn", m.connID,
+	h.log.Debug("room history restarted; the socket's connection is gone", "room", room, "conn", m.connID,
 		"seq", seq, "last", m.lastSeq)
 	h.goneLocked(room, s, m)
 	return true
@@ -221,11 +221,11 @@ func (h *hub) restartedLocked(room string, s *Socket, m *membership, seq int64) 
 // membership's connection, clears it: s counts as not joined.
 func (h *hub) goneLocked(room string, s *Socket, m *membership) {
 	h.removeLocked(s, room)
-	s.mu.Lock()
-	if s.room == room && s.connID == m.connID {
-		s.room, s.userID, s.connID = "", "", ""
+	// No join of s can set a new connection between this read and write: a
+	// join activates its membership first, which needs h.mu.
+	if r, _, connID := s.presence(); r == room && connID == m.connID {
+		s.setPresence("", "", "")
 	}
-	s.mu.Unlock()
 }
 
 // markGap records that the subscription is down: until it is back, nothing
