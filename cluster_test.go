@@ -491,6 +491,14 @@ func TestGracefulShutdownHandsOver(t *testing.T) {
 		t.Fatalf("resume after shutdown: got %+v, %v", res, err)
 	}
 	<-stopped
+	// The node's disconnect writes are done: gone's deadline is the shutdown
+	// time plus the TTL, by the Redis clock (not its join plus the lookback).
+	if due, err := redis.Int64(redisDo(t, opts.RedisURL, "ZSCORE", opts.Presence.Prefix+"{r}:due", goneAck.Self.ConnID), nil); err == nil {
+		now, _ := redis.Int64s(redisDo(t, opts.RedisURL, "TIME"), nil)
+		if left := time.Duration(due-(now[0]*1000+now[1]/1000)) * time.Millisecond; left > opts.Presence.TTL {
+			t.Fatalf("gone is due in %v; want at most the TTL (%v)", left, opts.Presence.TTL)
+		}
+	}
 	e := nextPresence(t, obs)
 	if e.Type != "leave" || e.UserID != "gone" || e.Reason != "expired" {
 		t.Fatalf("got %+v; want gone to expire", e)
