@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -329,10 +330,14 @@ func TestStarvedPoolShedsRateLimited(t *testing.T) {
 	rs.kill()
 	waitFor(t, 10*time.Second, "a Redis outage to be reported", func() bool {
 		_, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{})
-		if ae, ok := err.(*client.AckError); ok && ae.Code == "rate_limited" {
+		var ae *client.AckError
+		if !errors.As(err, &ae) {
+			return false
+		}
+		if ae.Code == "rate_limited" {
 			t.Fatalf("Redis is down: got rate_limited; want unavailable")
 		}
-		return err != nil && err.(*client.AckError).Code == "unavailable"
+		return ae.Code == "unavailable"
 	})
 }
 
