@@ -26,7 +26,7 @@ import (
 // soon as the node's subscription is back, which is within a second of Redis
 // accepting connections again.
 func TestQuietNodeRecoversFromRedisRestart(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its bounds are times.
 	rs := ownRedis(t)
 	opts := testOptions(t)
 	opts.RedisURL = rs.url()
@@ -94,7 +94,7 @@ func fillPool(t *testing.T, pool *redis.Pool, n int) {
 // the subscriber keeps trying often: once Redis is back it re-subscribes
 // within about 100 ms.
 func TestSubscriberBackSoonAfterRedis(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its bounds are times.
 	rs := ownRedis(t)
 	opts := testOptions(t)
 	opts.RedisURL = rs.url()
@@ -283,7 +283,7 @@ func TestOversizedPatchOutranksNotJoined(t *testing.T) {
 // overloaded, not cut off from Redis. When Redis is really gone the answer
 // is unavailable.
 func TestStarvedPoolShedsRateLimited(t *testing.T) {
-	t.Parallel()
+	// Not parallel: its bounds are times.
 	rs := ownRedis(t)
 	opts := testOptions(t)
 	opts.RedisURL = rs.url()
