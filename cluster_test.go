@@ -509,9 +509,11 @@ func TestGracefulShutdownHandsOver(t *testing.T) {
 		t.Fatalf("reaper reported %q; want one removal by the shutdown deadline\n%v", got, logs)
 	}
 	noEvent(t, obs, 300*time.Millisecond) // alice resumed: no leave, no join
-	if code := httpStatus(t, n2.url+"/healthz"); code != http.StatusOK {
-		t.Fatalf("healthz %d", code)
-	}
+	// The other node stays healthy (a shared Redis under load may answer a
+	// PING late, hence the wait).
+	waitFor(t, 10*time.Second, "healthz 200 on the other node", func() bool {
+		return httpStatus(t, n2.url+"/healthz") == http.StatusOK
+	})
 }
 
 // A subscription that Redis drops (CLIENT KILL) is noticed and re-made by
