@@ -49,7 +49,7 @@ type subscriber struct {
 // run subscribes until ctx ends. It blocks; the server runs it on its wait group.
 func (s *subscriber) run(ctx context.Context) {
 	backoff := subBackoffMin
-	var lostAt time.Time // start of the current gap; zero while subscribed
+	var lostAt time.Time // start of the current gap; zero before the first failure
 	for ctx.Err() == nil {
 		subscribed, err := s.listen(ctx)
 		if s.onState != nil {
@@ -61,10 +61,10 @@ func (s *subscriber) run(ctx context.Context) {
 		if subscribed {
 			backoff, lostAt = subBackoffMin, time.Now()
 			s.log.Warn("pub/sub connection lost; reconnecting", "err", err)
-		} else {
-			if lostAt.IsZero() {
-				lostAt = time.Now()
-			}
+		} else if lostAt.IsZero() {
+			lostAt = time.Now()
+			s.log.Warn("pub/sub connection failed; retrying", "err", err)
+		} else { // every subBackoffMax while Redis is down: not worth a warning each
 			s.log.Debug("pub/sub reconnect failed", "err", err, "in", backoff, "down", time.Since(lostAt))
 		}
 		select {
