@@ -5,7 +5,8 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO ?= go
 FUZZTIME ?= 2m
-SMOKE_PORT ?= 0 # 0: a free port, read back from the server's log
+# 0: a free port, read back from the server's log
+SMOKE_PORT ?= 0
 
 .PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz bench clean
 
