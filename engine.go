@@ -48,7 +48,7 @@ type Engine struct {
 	upgrader websocket.Upgrader
 	spawn    func(func()) // runs a goroutine the host waits for
 
-	calls    chan struct{} // a slot per handler call in flight (call)
+	calls chan struct{} // a slot per handler call in flight (call)
 
 	mu       sync.Mutex // guards the following fields
 	sessions map[string]*Socket

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+	dto "github.com/prometheus/client_model/go"
 
 	"rtm/client"
 )
@@ -497,5 +498,30 @@ func TestConfigHelpShowsTypes(t *testing.T) {
 	if err != nil || !c.PProf || c.Server.Presence.TTL != 1500*time.Millisecond ||
 		c.Server.Presence.ReaperInterval != 250*time.Millisecond {
 		t.Fatalf("got %+v, %v; want pprof on, a TTL of 1.5 s and a reaper interval of 250 ms", c, err)
+	}
+}
+
+// Events still in flight when their socket goes are handled against that
+// socket and answer nothing: none is counted or answered as internal.
+func TestEventsOfAGoneSocketAreNotInternal(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for i := 0; i < 40; i++ {
+		r := dialRaw(t, n, versions[i%2], "", "")
+		r.send(fmt.Sprintf(`420["presence:join",{"roomId":"gone-%d","userId":"u"}]`, i))
+		for k := 1; k <= 10; k++ {
+			r.send(fmt.Sprintf(`42%d["presence:sync"]`, k))
+		}
+		_ = r.c.Close() // before any answer
+	}
+	waitFor(t, 10*time.Second, "every socket gone", func() bool { return n.srv.eng.Len() == 0 })
+	var m dto.Metric
+	for _, ev := range []string{"presence:join", "presence:sync"} {
+		if err := n.srv.metrics.acks.WithLabelValues(ev, "internal").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.GetCounter().GetValue(); got != 0 {
+			t.Fatalf("%s: %v internal answers for events of gone sockets", ev, got)
+		}
 	}
 }
