@@ -106,7 +106,8 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 			return nil
 		}}},
 		{"max-message-bytes", "MAX_MESSAGE_BYTES", "65536", "largest Socket.IO message accepted", intTo(&c.Server.MaxMessageBytes, 1024, 64<<20)},
-		{"max-sockets-per-ip", "MAX_SOCKETS_PER_IP", "0", "sockets allowed per client IP; 0: no cap", intTo(&c.Server.MaxSocketsPerIP, 0, 1<<30)},
+		{"max-sockets-per-ip", "MAX_SOCKETS_PER_IP", "0", "sessions allowed per client IP, from handshake until gone; 0: no cap", intTo(&c.Server.MaxSocketsPerIP, 0, 1<<30)},
+		{"max-http-conns-per-ip", "MAX_HTTP_CONNS_PER_IP", "0", "HTTP connections per client IP that are not websockets; 0: 4 x max-sockets-per-ip, or no cap", intTo(&c.Server.MaxHTTPConnsPerIP, 0, 1<<30)},
 		{"rate-heartbeat", "RATE_HEARTBEAT", "5:20", "plain heartbeats per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Heartbeat)},
 		{"rate-patch", "RATE_PATCH", "20:40", "state patches per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Patch)},
 		{"rate-chat", "RATE_CHAT", "10:20", "chat messages per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Chat)},
