@@ -1111,3 +1111,122 @@ func TestPollingClientInBusyRoom(t *testing.T) {
 		p.post(`421["presence:leave"]`)
 	}
 }
+
+// Shutdown with handshakes, polls and upgrades in flight neither hangs nor
+// panics, and leaves no session behind.
+func TestShutdownWithHandshakesInFlight(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.ShutdownTimeout = 5 * time.Second
+	n := startNode(t, opts)
+	p := openPolling(t, n.url, 4)
+	parked := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(p.url + "&sid=" + p.sid)
+		if err == nil {
+			resp.Body.Close()
+		}
+		parked <- err
+	}()
+	sock := n.srv.socket(p.sid)
+	waitFor(t, 5*time.Second, "the poll parked", func() bool {
+		sock.wmu.Lock()
+		defer sock.wmu.Unlock()
+		return sock.poll != nil
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := versions[g%2]
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if g%2 == 0 {
+					resp, err := http.Get(fmt.Sprintf("%s/socket.io/?EIO=%d&transport=polling", n.url, v))
+					if err == nil {
+						resp.Body.Close()
+					}
+					continue
+				}
+				u := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket", strings.TrimPrefix(n.url, "http"), v)
+				if c, _, err := websocket.DefaultDialer.Dial(u, nil); err == nil {
+					_ = c.WriteMessage(websocket.TextMessage, []byte("40"))
+					c.Close()
+				}
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "handshakes in flight", func() bool { return n.srv.eng.Len() > 5 })
+	start := time.Now()
+	n.stop() // fails the test if Run returns an error or takes over 15 s
+	close(stop)
+	wg.Wait()
+	if took := time.Since(start); took > opts.ShutdownTimeout {
+		t.Fatalf("shutdown took %v", took)
+	}
+	select {
+	case <-parked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a parked poll outlived the shutdown")
+	}
+	if got := n.srv.eng.Len(); got != 0 {
+		t.Fatalf("%d sessions left after shutdown", got)
+	}
+}
+
+// The origin allowlist holds on both transports and in both versions,
+// preflight included.
+func TestOriginAllowlistBothVersions(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.AllowedOrigins = []string{"https://a.example"}
+	n := startNode(t, opts)
+	for _, v := range versions {
+		for origin, want := range map[string]int{"https://a.example": 200, "https://a.example.evil.com": 403, "": 200} {
+			for _, method := range []string{"GET", "OPTIONS"} {
+				req, _ := http.NewRequest(method, fmt.Sprintf("%s/socket.io/?EIO=%d&transport=polling", n.url, v), nil)
+				if origin != "" {
+					req.Header.Set("Origin", origin)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				wantHere := want
+				if method == "OPTIONS" && want == 200 {
+					wantHere = 204
+				}
+				if resp.StatusCode != wantHere {
+					t.Errorf("EIO=%d %s from %q: HTTP %d; want %d", v, method, origin, resp.StatusCode, wantHere)
+				}
+				if want != 403 && origin != "" && resp.Header.Get("Access-Control-Allow-Origin") != origin {
+					t.Errorf("EIO=%d %s from %q: no CORS header", v, method, origin)
+				}
+			}
+			h := http.Header{}
+			if origin != "" {
+				h.Set("Origin", origin)
+			}
+			u := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket", strings.TrimPrefix(n.url, "http"), v)
+			c, resp, err := websocket.DefaultDialer.Dial(u, h)
+			if c != nil {
+				c.Close()
+			}
+			if got := 101; err != nil {
+				got = resp.StatusCode
+				if got != want {
+					t.Errorf("EIO=%d websocket from %q: HTTP %d; want %d", v, origin, got, want)
+				}
+			} else if want != 200 {
+				t.Errorf("EIO=%d websocket from %q: upgraded; want %d", v, origin, want)
+			}
+		}
+	}
+}
