@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -32,9 +33,10 @@ import (
 //   - polling: none of its own. A GET parks its HTTP handler goroutine until
 //     frames are queued, the session ends, or the long-poll bound passes; a
 //     POST runs its packets' handlers on its handler goroutine.
-//   - each event's handler runs on a goroutine of its own while its reader
-//     (or POST) waits for it (Engine.call): readers stay shallow while idle,
-//     and the calls in flight on the node are bounded.
+//   - each event's handler runs on one of the engine's workers while its
+//     reader (or POST) waits for it (Engine.call): readers stay shallow while
+//     idle, and the calls in flight on the node are bounded by the number of
+//     workers (maxCalls). Workers start on demand and end at Engine.stop.
 //   - every session has one runtime timer (no goroutine while waiting): it
 //     sends v4 pings and closes a session whose client went silent.
 //
@@ -48,7 +50,11 @@ type Engine struct {
 	upgrader websocket.Upgrader
 	spawn    func(func()) // runs a goroutine the host waits for
 
-	calls chan struct{} // a slot per handler call in flight (call)
+	jobs     chan job      // handler calls for idle workers (call)
+	quit     chan struct{} // closed by stop
+	quitOnce sync.Once
+	nworkers atomic.Int32   // workers started
+	workers  sync.WaitGroup // running workers
 
 	mu       sync.Mutex // guards the following fields
 	sessions map[string]*Socket
@@ -107,29 +113,76 @@ func newEngine(opts engineOptions, host engineHost, log *slog.Logger, spawn func
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true }, // checked before
 		},
-		calls:    make(chan struct{}, maxCalls),
+		jobs:     make(chan job),
+		quit:     make(chan struct{}),
 		sessions: make(map[string]*Socket),
 		perIP:    make(map[string]int),
 	}
 }
 
 // maxCalls bounds the handler calls in flight on a node. Past it, readers
-// wait for a slot and so read no more: a node that is behind slows its
+// wait for a worker and so read no more: a node that is behind slows its
 // clients down (TCP backpressure) instead of queueing work without bound.
 const maxCalls = 256
 
-// call runs f, a handler call, on a goroutine of its own within the node's
-// bound on calls in flight, and waits for it. The caller (a session's reader
-// or polling request) thereby keeps a shallow stack while idle, and a
-// session's events are still handled one at a time, in order.
+// call runs f, a handler call, on one of the engine's workers and waits for
+// it. The caller (a session's reader or polling request) thereby keeps a
+// shallow stack while idle, a session's events are still handled one at a
+// time and in order, and the workers keep their grown stacks from call to
+// call. Workers are started on demand, up to maxCalls, and stopped by stop.
 func (e *Engine) call(f func()) {
-	e.calls <- struct{}{}
 	done := make(chan struct{})
-	go func() { // owned by call, which waits for it
-		defer func() { <-e.calls; close(done) }()
+	j := job{f: f, done: done}
+	select {
+	case e.jobs <- j: // an idle worker took it
+	case <-e.quit: // stopped: the node is shutting down
 		f()
-	}()
+		return
+	default:
+		if e.nworkers.Add(1) <= maxCalls {
+			e.workers.Add(1)
+			go e.work(j) // owned by the engine: ends at stop
+		} else {
+			e.nworkers.Add(-1)
+			select {
+			case e.jobs <- j:
+			case <-e.quit:
+				f()
+				return
+			}
+		}
+	}
 	<-done
+}
+
+// job is one handler call for a worker.
+type job struct {
+	f    func()
+	done chan struct{}
+}
+
+// work runs first, then every job it is handed, until stop.
+func (e *Engine) work(first job) {
+	defer e.workers.Done()
+	first.f()
+	close(first.done)
+	for {
+		select {
+		case j := <-e.jobs:
+			j.f()
+			close(j.done)
+		case <-e.quit:
+			return
+		}
+	}
+}
+
+// stop ends the workers and waits for them. Calls after it run on their
+// caller's goroutine. The server stops the engine after every session's
+// reader has returned.
+func (e *Engine) stop() {
+	e.quitOnce.Do(func() { close(e.quit) })
+	e.workers.Wait()
 }
 
 // Engine.IO HTTP error codes, as engine.io answers them.

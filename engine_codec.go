@@ -108,20 +108,90 @@ func decodeSIO(b []byte) (sioPacket, error) {
 
 // decodeEvent splits an EVENT packet's data, a JSON array whose first element
 // is the event name, into the name and the first argument (nil when there is
-// none). Further arguments are ignored: no event of the protocol has any.
+// none; a copy, the caller may keep it). Further arguments are ignored: no
+// event of the protocol has any. The array is checked once with json.Valid
+// (no allocation) and then split by a scanner that may trust it.
 func decodeEvent(data []byte) (string, json.RawMessage, error) {
-	var arr []json.RawMessage
-	if err := json.Unmarshal(data, &arr); err != nil || len(arr) == 0 {
+	if !json.Valid(data) {
 		return "", nil, errBadPacket
 	}
+	i := skipSpace(data, 0)
+	if data[i] != '[' {
+		return "", nil, errBadPacket
+	}
+	i = skipSpace(data, i+1)
+	if data[i] != '"' {
+		return "", nil, errBadPacket
+	}
+	end := endOfValue(data, i)
 	var name string
-	if err := json.Unmarshal(arr[0], &name); err != nil {
+	if raw := data[i:end]; plainASCII(raw) {
+		name = string(raw[1 : len(raw)-1])
+	} else if json.Unmarshal(raw, &name) != nil {
 		return "", nil, errBadPacket
 	}
-	if len(arr) < 2 {
+	i = skipSpace(data, end)
+	if data[i] == ']' {
 		return name, nil, nil
 	}
-	return name, arr[1], nil
+	i = skipSpace(data, i+1) // past the comma
+	return name, bytes.Clone(data[i:endOfValue(data, i)]), nil
+}
+
+// plainASCII reports whether JSON string literal b is printable ASCII
+// without escapes: its text is then its value.
+func plainASCII(b []byte) bool {
+	for _, c := range b {
+		if c == '\\' || c < 0x20 || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// skipSpace returns the index of the first byte at or after i that is not
+// JSON white space.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfValue returns the index just past the JSON value starting at i, in
+// text already known to be valid JSON.
+func endOfValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = endOfValue(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != ']' && b[i] != '}' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 // appendEvent appends the Engine.IO message carrying the Socket.IO event

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -32,9 +33,37 @@ func FuzzDecodeSIO(f *testing.F) {
 			t.Fatalf("decoded more than the input: %+v", p)
 		}
 		if p.typ == sioEvent {
-			_, _, _ = decodeEvent(p.data)
+			checkDecodeEvent(t, p.data)
 		}
 	})
+}
+
+// checkDecodeEvent compares decodeEvent with encoding/json on b.
+func checkDecodeEvent(t *testing.T, b []byte) {
+	name, arg, err := decodeEvent(b)
+	var arr []json.RawMessage
+	var wantName string
+	wantErr := json.Unmarshal(b, &arr) != nil || len(arr) == 0 || arr[0][0] != '"' || json.Unmarshal(arr[0], &wantName) != nil
+	if wantErr != (err != nil) {
+		t.Fatalf("decodeEvent(%q): err %v; encoding/json says error=%v", b, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	var wantArg []byte
+	if len(arr) > 1 {
+		wantArg = arr[1]
+	}
+	if name != wantName || !bytes.Equal(arg, wantArg) {
+		t.Fatalf("decodeEvent(%q) = %q, %s; want %q, %s", b, name, arg, wantName, wantArg)
+	}
+}
+
+func FuzzDecodeEvent(f *testing.F) {
+	for _, s := range []string{`["a"]`, `["a",{"b":[1,"]"]},2]`, `["a\"",true]`, `[1]`, `[]`, `["x",]`, `"x"`, ` [ "a" , null ] `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(checkDecodeEvent)
 }
 
 func FuzzPayloadV3(f *testing.F) {

@@ -1230,3 +1230,30 @@ func TestOriginAllowlistBothVersions(t *testing.T) {
 		}
 	}
 }
+
+// decodeEvent agrees with encoding/json on the name and first argument.
+func TestDecodeEvent(t *testing.T) {
+	for in, want := range map[string]string{
+		`["a"]`: `a|`,
+		` [ "a" , {"k":[1,"]",{"x":"}"}]} , 2 ] `: `a|{"k":[1,"]",{"x":"}"}]}`,
+		`["a\"b\u00e9",true]`:                     `a"bé|true`,
+		`["presence:join",{"roomId":"r"}]`:        `presence:join|{"roomId":"r"}`,
+		`["x",-1.5e3,null]`:                       `x|-1.5e3`,
+		`["x","s\\"]`:                             `x|"s\\"`,
+		`[1]`:                                     `!`,
+		`[]`:                                      `!`,
+		`{"a":1}`:                                 `!`,
+		`["x",]`:                                  `!`,
+		`["x"`:                                    `!`,
+		`"x"`:                                     `!`,
+	} {
+		name, arg, err := decodeEvent([]byte(in))
+		got := name + "|" + string(arg)
+		if err != nil {
+			got = "!"
+		}
+		if got != want {
+			t.Errorf("decodeEvent(%s) = %s; want %s", in, got, want)
+		}
+	}
+}

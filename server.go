@@ -462,6 +462,7 @@ func (s *Server) shutdown(ctx context.Context, hs *http.Server, stopRunners cont
 	case <-ctx.Done():
 		err = errors.Join(err, fmt.Errorf("shutdown: goroutines still running: %w", ctx.Err()))
 	}
+	s.eng.stop()
 	for i := len(mods) - 1; i >= 0; i-- {
 		if sd, ok := mods[i].(Shutdowner); ok {
 			if serr := sd.Shutdown(ctx); serr != nil {
