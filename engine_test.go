@@ -872,7 +872,7 @@ func TestPingTimeout(t *testing.T) {
 	live := dialRaw(t, n, 4, "", "")
 	old := dial(t, n)
 	for end := time.Now().Add(4 * silence); time.Now().Before(end); {
-		pk, err := live.read(silence)
+		pk, err := live.read(silence + 5*time.Second) // the server's pings may come late on a busy machine
 		if err != nil {
 			t.Fatalf("the live v4 client was dropped: %v", err)
 		}
