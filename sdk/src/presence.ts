@@ -890,13 +890,28 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     });
   }
 
+  /**
+   * attachPagehide stores the connection when the page goes away. The page then stops
+   * holding it: the next page of the tab (a reload) may take it. A page restored from the
+   * back/forward cache holds it again.
+   */
   private attachPagehide(): void {
     if (!this.store || this.detachPagehide) return;
     const g = globalThis as { addEventListener?: any; removeEventListener?: any };
     if (typeof g.addEventListener !== 'function') return;
-    const onPagehide = () => this.persist();
+    const onPagehide = () => {
+      this.persist();
+      this.hold(null);
+    };
+    const onPageshow = () => {
+      if (this.wanted && this.selfValue) this.hold(this.selfValue.connId);
+    };
     g.addEventListener('pagehide', onPagehide);
-    this.detachPagehide = () => g.removeEventListener('pagehide', onPagehide);
+    g.addEventListener('pageshow', onPageshow);
+    this.detachPagehide = () => {
+      g.removeEventListener('pagehide', onPagehide);
+      g.removeEventListener('pageshow', onPageshow);
+    };
   }
 
   // --- server resync ---------------------------------------------------------------------
