@@ -14,7 +14,7 @@ import (
 // health, metrics and presence endpoints.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/socket.io/", s.serveSocketIO)
+	mux.Handle("/socket.io/", s.eng)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /v1/rooms/{roomId}/presence", s.serveRoomPresence)
@@ -102,4 +102,11 @@ func (s *Server) apiAuthorized(header string) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.APIToken)) == 1
+}
+
+// writeJSONError answers an HTTP error as JSON: {"code":status,"message":msg}.
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(canonicalJSON(map[string]any{"code": status, "message": msg}))
 }

@@ -94,7 +94,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 		{"rate-patch", "RATE_PATCH", "20:40", "state patches per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Patch)},
 		{"rate-chat", "RATE_CHAT", "10:20", "chat messages per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Chat)},
 		{"rate-other", "RATE_OTHER", "20:40", "other events per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Other)},
-		{"outbound-queue", "OUTBOUND_QUEUE", "1024", "events queued for a slow client before it is dropped", intTo(&c.Server.OutboundQueue, 1, 1<<20)},
+		{"outbound-queue-bytes", "OUTBOUND_QUEUE_BYTES", "4194304", "bytes queued for a client that does not read before it is dropped", intTo(&c.Server.OutboundQueueBytes, 1024, 1<<30)},
 		{"shutdown-timeout-ms", "SHUTDOWN_TIMEOUT_MS", "10000", "deadline of a graceful shutdown", msTo(&c.Server.ShutdownTimeout, 1)},
 		{"pprof", "PPROF", "false", "serve /debug/pprof/", func(v string) (err error) {
 			c.PProf, err = strconv.ParseBool(v)

@@ -49,6 +49,8 @@ type envelope struct {
 	Kind  string          `json:"k"`
 	Owner string          `json:"o"`
 	Data  json.RawMessage `json:"d"`
+
+	frame []byte // the Engine.IO message for the sockets: encoded once
 }
 
 func newHub(log *slog.Logger) *hub {
@@ -134,9 +136,7 @@ func (h *hub) deliver(raw []byte) {
 		h.log.Warn("dropping malformed pub/sub message", "err", err, "size", len(raw))
 		return
 	}
-	if e.Data != nil {
-		e.Data = asciiJSON(e.Data)
-	}
+	e.frame = eventFrame(e.Event, e.Data)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ms := h.rooms[e.Room]
@@ -171,7 +171,7 @@ func (h *hub) deliverLocked(room string, s *Socket, m *membership, e *envelope) 
 			return
 		}
 	}
-	s.Send(e.Event, e.Data)
+	s.sendFrame(e.frame)
 	if e.Type == "leave" && e.Conn == m.connID || m.maxSeq > 0 && e.Seq >= m.maxSeq {
 		h.removeLocked(s, room)
 	}

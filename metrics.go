@@ -57,9 +57,7 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "sockets",
 			Help: "Connected sockets on this node."}, func() float64 {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			return float64(len(s.sockets))
+			return float64(s.eng.Len())
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "joined_connections",
 			Help: "Sockets on this node that hold a presence connection."}, func() float64 {
@@ -103,14 +101,8 @@ func (m *metrics) refused(status string)          { m.refusals.WithLabelValues(s
 
 // joinedCount counts this node's sockets holding a presence connection.
 func (s *Server) joinedCount() int {
-	s.mu.Lock()
-	socks := make([]*Socket, 0, len(s.sockets))
-	for _, sock := range s.sockets {
-		socks = append(socks, sock)
-	}
-	s.mu.Unlock()
 	n := 0
-	for _, sock := range socks {
+	for _, sock := range s.eng.Sockets() {
 		if room, _, _ := sock.presence(); room != "" {
 			n++
 		}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	socketio "github.com/googollee/go-socket.io"
 )
 
 // Module is a feature attached to the server: presence is one, chat.go is
@@ -27,7 +26,7 @@ type Module interface {
 // ConnectionHandler is implemented by modules that want to know about every
 // socket. OnConnect runs before the socket's first event is handled;
 // OnDisconnect runs once, when it is gone. Neither may block for long, and
-// neither may call Emit on the socket synchronously in OnConnect (use Send).
+// both may Send to the socket.
 type ConnectionHandler interface {
 	OnConnect(s *Socket)
 	OnDisconnect(s *Socket)
@@ -55,12 +54,12 @@ type Shutdowner interface {
 type HandlerFunc func(ctx context.Context, s *Socket, payload json.RawMessage) (any, error)
 
 // ModuleContext is what a module gets to work with: direct access to the
-// go-socket.io server, the Redis pool and the logger, plus the two things
-// the library lacks: Handle, which gives an event the acknowledgement
-// contract of PROTOCOL.md, and EmitToRoom, which reaches a room's sockets on
-// every node.
+// engine (its sockets, each with Send; local rooms through the hub), the
+// Redis pool and the logger, plus Handle, which gives an event the
+// acknowledgement contract of PROTOCOL.md, and EmitToRoom, which reaches a
+// room's sockets on every node.
 type ModuleContext struct {
-	IO     *socketio.Server
+	Engine *Engine
 	Redis  *redis.Pool
 	Logger *slog.Logger
 
@@ -93,37 +92,82 @@ func (mc *ModuleContext) EmitToRoom(ctx context.Context, room, event string, pay
 	return err
 }
 
-// Handle attaches h to event. The handler takes its payload as raw JSON (a
-// client sending the wrong type cannot make the library drop the socket),
+// Handle attaches h to event. The handler takes its payload as raw JSON,
 // runs with a deadline, is rate limited by the event's class, never panics
-// out, and always answers an acknowledgement that asked for one.
+// out, and always answers an acknowledgement that asked for one. Call it
+// from Register.
 func (mc *ModuleContext) Handle(event string, h HandlerFunc) {
-	srv := mc.srv
-	mc.IO.OnEvent("/", event, func(c socketio.Conn, payload json.RawMessage) json.RawMessage {
-		return srv.handle(c, event, payload, h)
-	})
+	mc.srv.mu.Lock()
+	defer mc.srv.mu.Unlock()
+	mc.srv.handlers[event] = h
+}
+
+// Rate-limit strikes: a socket refused more than maxStrikes times within
+// strikeWindow is not slowing down and is disconnected.
+const (
+	maxStrikes   = 100
+	strikeWindow = 10 * time.Second
+)
+
+// errUnknownEvent answers an event that no module handles.
+var errUnknownEvent = invalid("unknown event")
+
+// event handles one client event (engineHost): it looks up the handler,
+// applies the rate limits (an unknown event counts as "other") and builds
+// the acknowledgement.
+func (s *Server) event(sock *Socket, name string, payload json.RawMessage, _ bool) json.RawMessage {
+	s.mu.Lock()
+	h := s.handlers[name]
+	s.mu.Unlock()
+	if !sock.limits.allow(name, payload) {
+		s.metrics.handled(metricEvent(name, h), errRateLimited.Code, 0)
+		s.strike(sock)
+		return errorAck(errRateLimited)
+	}
+	if h == nil {
+		s.metrics.handled("unknown", errUnknownEvent.Code, 0)
+		return errorAck(errUnknownEvent)
+	}
+	return s.handle(sock, name, payload, h)
+}
+
+// metricEvent is the event label for metrics: client-chosen names of
+// unknown events would grow the label set without bound.
+func metricEvent(name string, h HandlerFunc) string {
+	if h == nil {
+		return "unknown"
+	}
+	return name
+}
+
+// strike counts a rate-limit refusal and disconnects a socket that keeps
+// exceeding its limits.
+func (s *Server) strike(sock *Socket) {
+	now := time.Now()
+	sock.wmu.Lock()
+	if now.Sub(sock.strikeAt) > strikeWindow {
+		sock.strikes, sock.strikeAt = 0, now
+	}
+	sock.strikes++
+	over := sock.strikes > maxStrikes
+	sock.wmu.Unlock()
+	if over {
+		s.log.Warn("disconnecting socket: it keeps exceeding its rate limits", "conn", sock.id, "ip", sock.ip)
+		sock.close("rate limits exceeded")
+	}
 }
 
 // handle runs one handler call and builds its acknowledgement.
-func (s *Server) handle(c socketio.Conn, event string, payload json.RawMessage, h HandlerFunc) (ack json.RawMessage) {
+func (s *Server) handle(sock *Socket, event string, payload json.RawMessage, h HandlerFunc) (ack json.RawMessage) {
 	start := time.Now()
 	code := "ok"
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("handler panicked", "event", event, "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("handler panicked", "event", event, "conn", sock.id, "panic", r, "stack", string(debug.Stack()))
 			code, ack = errInternal.Code, errorAck(errInternal)
 		}
 		s.metrics.handled(event, code, time.Since(start))
 	}()
-	sock := s.socket(c.ID())
-	if sock == nil {
-		code = errInternal.Code
-		return errorAck(errInternal)
-	}
-	if !sock.limits.allow(event, payload) {
-		code = errRateLimited.Code
-		return errorAck(errRateLimited)
-	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Presence.OpTimeout)
 	defer cancel()
 	res, err := h(ctx, sock, payload)
@@ -131,9 +175,9 @@ func (s *Server) handle(c socketio.Conn, event string, payload json.RawMessage, 
 		pe := protocolError(err)
 		switch pe {
 		case errInternal:
-			s.log.Error("handler failed", "event", event, "conn", c.ID(), "err", err)
+			s.log.Error("handler failed", "event", event, "conn", sock.id, "err", err)
 		case errUnavailable:
-			s.log.Warn("redis unavailable", "event", event, "conn", c.ID(), "err", err)
+			s.log.Warn("redis unavailable", "event", event, "conn", sock.id, "err", err)
 		}
 		code = pe.Code
 		return errorAck(pe)
@@ -161,10 +205,10 @@ func okAck(res any) json.RawMessage {
 	out := make([]byte, 0, len(body)+10)
 	out = append(out, `{"ok":true,`...)
 	out = append(out, body[1:]...)
-	return asciiJSON(out)
+	return out
 }
 
 // errorAck builds {"ok":false,"error":{"code":...,"message":...}}.
 func errorAck(e *Error) json.RawMessage {
-	return asciiJSON(canonicalJSON(map[string]any{"ok": false, "error": e}))
+	return canonicalJSON(map[string]any{"ok": false, "error": e})
 }

@@ -5,21 +5,19 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
-	socketio "github.com/googollee/go-socket.io"
-	"github.com/googollee/go-socket.io/engineio"
-	"github.com/googollee/go-socket.io/engineio/transport"
-	"github.com/googollee/go-socket.io/engineio/transport/polling"
-	"github.com/googollee/go-socket.io/engineio/transport/websocket"
 )
 
 // ServerOptions configures a Server. Zero values take the defaults given.
@@ -44,13 +42,18 @@ type ServerOptions struct {
 	// MaxMessageBytes bounds one Socket.IO message: a larger websocket frame
 	// closes its socket; polling bodies may carry twice that. Zero value: 64 KiB.
 	MaxMessageBytes int
-	// MaxSocketsPerIP caps the sockets of one client IP. Zero value: no cap.
+	// MaxSocketsPerIP caps the sessions of one client IP, from handshake
+	// until gone. Zero value: no cap.
 	MaxSocketsPerIP int
+	// MaxHTTPConnsPerIP caps one client IP's HTTP connections that are not
+	// websockets (idle keep-alive, polling, handshakes in progress). Zero
+	// value: 4 x MaxSocketsPerIP, or no cap when that is zero.
+	MaxHTTPConnsPerIP int
 	// Rates are the per-socket rate limits. Zero value: DefaultRateLimits().
 	Rates RateLimits
-	// OutboundQueue is how many events may wait for a slow client before it
-	// is disconnected. Zero value: 1024.
-	OutboundQueue int
+	// OutboundQueueBytes bounds what may wait for one client: a client that
+	// lets more pile up is not reading and is disconnected. Zero value: 4 MiB.
+	OutboundQueueBytes int
 	// PingInterval and PingTimeout are the Engine.IO ones: a client silent for
 	// their sum is dropped. Zero values: 10 s and 20 s.
 	PingInterval, PingTimeout time.Duration
@@ -67,8 +70,8 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.Rates == (RateLimits{}) {
 		o.Rates = DefaultRateLimits()
 	}
-	if o.OutboundQueue == 0 {
-		o.OutboundQueue = 1024
+	if o.OutboundQueueBytes == 0 {
+		o.OutboundQueueBytes = 4 << 20
 	}
 	if o.PingInterval == 0 {
 		o.PingInterval = 10 * time.Second
@@ -79,6 +82,9 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 10 * time.Second
 	}
+	if o.MaxHTTPConnsPerIP == 0 {
+		o.MaxHTTPConnsPerIP = 4 * o.MaxSocketsPerIP
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -86,7 +92,7 @@ func (o ServerOptions) withDefaults() ServerOptions {
 	return o
 }
 
-// Server is one node: it owns the HTTP server, the go-socket.io server, the
+// Server is one node: it owns the HTTP server, the Socket.IO engine, the
 // Redis pool and the pub/sub subscriber, and runs the modules. New builds
 // it; Run serves on a listener the caller gives it until its context ends,
 // then shuts down in the order spelled out in shutdown.
@@ -94,7 +100,7 @@ type Server struct {
 	opts     ServerOptions
 	log      *slog.Logger
 	pool     *redis.Pool
-	io       *socketio.Server
+	eng      *Engine
 	hub      *hub
 	metrics  *metrics
 	presence *Presence
@@ -105,18 +111,15 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server starts
-	ups    upgrades       // polling sessions upgrading to websocket
 
 	mu       sync.Mutex // guards the following fields
 	started  bool
 	draining bool
 	modules  []Module
-	sockets  map[string]*Socket
-	pending  map[string]pendingSession // handshakes not yet connected
-	perIP    map[string]int            // connected sockets by client IP
-	reserved map[string][]time.Time    // admitted handshakes not yet connected, by IP
-	redisSub bool                      // the events subscription is up
+	handlers map[string]HandlerFunc // by event name; written only before Run
+	redisSub bool                   // the events subscription is up
 	extra    map[string]http.Handler
+	httpIP   map[string]int // HTTP connections not (yet) upgraded, by client IP
 }
 
 // New returns a server with the presence module registered. It does not
@@ -139,18 +142,18 @@ func New(opts ServerOptions) (*Server, error) {
 		channel:  p.channel(),
 		ctx:      ctx,
 		cancel:   cancel,
-		sockets:  make(map[string]*Socket),
-		pending:  make(map[string]pendingSession),
-		perIP:    make(map[string]int),
-		reserved: make(map[string][]time.Time),
+		handlers: make(map[string]HandlerFunc),
+		httpIP:   make(map[string]int),
 	}
 	s.metrics = newMetrics(s)
-	s.io = socketio.NewServer(s.engineOptions())
-	s.io.OnConnect("/", s.onConnect)
-	s.io.OnDisconnect("/", s.onDisconnect)
-	s.io.OnError("/", s.onError)
-	s.io.OnEvent("/", holdEvent, s.holdReader)
-	s.mc = &ModuleContext{IO: s.io, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
+	s.eng = newEngine(engineOptions{
+		pingInterval:  o.PingInterval,
+		pingTimeout:   o.PingTimeout,
+		maxMessage:    o.MaxMessageBytes,
+		maxQueueBytes: o.OutboundQueueBytes,
+		maxPerIP:      o.MaxSocketsPerIP,
+	}, s, o.Logger, s.spawn)
+	s.mc = &ModuleContext{Engine: s.eng, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
 	s.presence = p
 	if err := s.Use(p); err != nil {
 		return nil, err
@@ -174,25 +177,6 @@ func (s *Server) Use(m Module) error {
 		return fmt.Errorf("module %s: %w", m.Name(), err)
 	}
 	return nil
-}
-
-// engineOptions configures Engine.IO: crypto-random session ids (the
-// library's default is a guessable counter), both transports with the
-// origin allowlist, and the ping timing.
-func (s *Server) engineOptions() *engineio.Options {
-	check := func(r *http.Request) bool { return s.originAllowed(r.Header.Get("Origin")) }
-	return &engineio.Options{
-		PingInterval:       s.opts.PingInterval,
-		PingTimeout:        s.opts.PingTimeout,
-		SessionIDGenerator: (*sessionIDs)(s),
-		Transports: []transport.Transport{
-			&polling.Transport{Client: &http.Client{Timeout: time.Minute}, CheckOrigin: check},
-			// Zero buffer sizes: gorilla reuses the buffers net/http already
-			// holds for the hijacked connection (about 8 KiB a socket less);
-			// it resets the reader onto our frame-limited net.Conn.
-			&websocket.Transport{CheckOrigin: check},
-		},
-	}
 }
 
 // idLen is the length of ids made by newID.
@@ -222,57 +206,77 @@ func (s *Server) subscribed() bool {
 	return s.redisSub
 }
 
-// socket returns the socket with session id sid, or nil.
-func (s *Server) socket(sid string) *Socket {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sockets[sid]
+// socket returns the live socket with session id sid, or nil.
+func (s *Server) socket(sid string) *Socket { return s.eng.session(sid) }
+
+// The Server is the engine's host (engineHost): what follows is called by the
+// engine, on the goroutine of the session concerned.
+
+// originAllowed reports whether a browser from origin may connect. Requests
+// without an Origin header do not come from a browser page and are allowed.
+func (s *Server) originAllowed(origin string) bool {
+	return origin == "" || len(s.opts.AllowedOrigins) == 0 || slices.Contains(s.opts.AllowedOrigins, origin)
 }
 
-// onConnect records a new socket and tells the modules. It must not Emit
-// (go-socket.io's writer is not running yet), must not panic (the library
-// does not recover it) and never returns an error: in go-socket.io v1.7.0 a
-// refused connect leaves its session behind for good, so a socket that must
-// go is closed instead. A second connect packet on a socket is ignored.
-func (s *Server) onConnect(c socketio.Conn) error {
-	defer s.recoverHook("connect")
-	s.mu.Lock()
-	if p, ok := s.pending[c.ID()]; ok {
-		close(p.ready)
-		delete(s.pending, c.ID())
-	}
-	draining := s.draining
-	s.mu.Unlock()
-	if draining { // connected after shutdown began: too late to be served
-		s.spawn(func() { _ = c.Close() })
-		return nil
-	}
-	var cl *claims
-	if len(s.opts.JWTSecret) > 0 {
-		u := c.URL()
-		var err error
-		if cl, err = verifyToken(s.opts.JWTSecret, u.Query().Get("token")); err != nil {
-			s.log.Info("closing socket: token no longer valid", "conn", c.ID(), "err", err)
-			s.spawn(func() { _ = c.Close() })
-			return nil
-		}
-	}
-	sock := &Socket{
-		conn: c, id: c.ID(), ip: hostOf(c.RemoteAddr()), claims: cl,
-		limits: newLimits(s.opts.Rates), maxQueue: s.opts.OutboundQueue, spawn: s.spawn, onFull: s.dropSlow,
-	}
-	s.mu.Lock()
-	if _, dup := s.sockets[sock.id]; dup {
+// admit decides on a handshake; a zero status admits it. With auth on, a
+// token in the query must be valid (both versions); without one, a v3
+// handshake is refused and a v4 one may still bring it in its CONNECT.
+func (s *Server) admit(r *http.Request, proto int) (int, string) {
+	status, msg := func() (int, string) {
+		s.mu.Lock()
+		draining := s.draining
 		s.mu.Unlock()
-		return nil
-	}
-	s.sockets[sock.id] = sock
-	s.perIP[sock.ip]++
-	if r := s.reserved[sock.ip]; len(r) > 0 { // this handshake's reservation
-		if s.reserved[sock.ip] = r[1:]; len(r) == 1 {
-			delete(s.reserved, sock.ip)
+		if draining {
+			return http.StatusServiceUnavailable, "server shutting down"
 		}
+		if len(s.opts.JWTSecret) == 0 {
+			return 0, ""
+		}
+		token := r.URL.Query().Get("token")
+		if token == "" && proto == 4 {
+			return 0, ""
+		}
+		if _, err := verifyToken(s.opts.JWTSecret, token); err != nil {
+			s.log.Info("handshake refused", "reason", err.Error(), "ip", hostOf(r.RemoteAddr))
+			return http.StatusUnauthorized, "unauthorized"
+		}
+		return 0, ""
+	}()
+	if status != 0 {
+		s.metrics.refused(strconv.Itoa(status))
 	}
+	return status, msg
+}
+
+// errUnauthorizedConnect is the v4 CONNECT refusal for a bad or missing token.
+var errUnauthorizedConnect = errors.New("unauthorized")
+
+// authorize sets up a socket's claims and limits. auth is the v4 CONNECT
+// auth object: its token, when present, is the one that counts.
+func (s *Server) authorize(sock *Socket, auth json.RawMessage) error {
+	if len(s.opts.JWTSecret) > 0 {
+		token := sock.token
+		var a struct {
+			Token *string `json:"token"`
+		}
+		if len(auth) > 0 && json.Unmarshal(auth, &a) == nil && a.Token != nil {
+			token = *a.Token
+		}
+		cl, err := verifyToken(s.opts.JWTSecret, token)
+		if err != nil {
+			s.log.Info("connect refused", "reason", err.Error(), "ip", sock.ip)
+			s.metrics.refused("connect")
+			return errUnauthorizedConnect
+		}
+		sock.claims = cl
+	}
+	sock.limits = newLimits(s.opts.Rates)
+	return nil
+}
+
+// connect tells the modules of a connected socket.
+func (s *Server) connect(sock *Socket) {
+	s.mu.Lock()
 	mods := s.modules
 	s.mu.Unlock()
 	for _, m := range mods {
@@ -283,28 +287,13 @@ func (s *Server) onConnect(c socketio.Conn) error {
 			}()
 		}
 	}
-	return nil
 }
 
-// onDisconnect forgets a socket and tells the modules, in reverse order.
-// go-socket.io also calls it for connections it refused; those are not in
-// the table.
-func (s *Server) onDisconnect(c socketio.Conn, reason string) {
-	defer s.recoverHook("disconnect")
+// disconnect tells the modules, in reverse order, that a socket is gone.
+func (s *Server) disconnect(sock *Socket, reason string) {
 	s.mu.Lock()
-	sock := s.sockets[c.ID()]
-	if sock != nil {
-		delete(s.sockets, sock.id)
-		if s.perIP[sock.ip]--; s.perIP[sock.ip] <= 0 {
-			delete(s.perIP, sock.ip)
-		}
-	}
 	mods := s.modules
 	s.mu.Unlock()
-	if sock == nil {
-		return
-	}
-	sock.closeQueue()
 	for i := len(mods) - 1; i >= 0; i-- {
 		if h, ok := mods[i].(ConnectionHandler); ok {
 			func() {
@@ -316,39 +305,25 @@ func (s *Server) onDisconnect(c socketio.Conn, reason string) {
 	s.log.Debug("socket disconnected", "conn", sock.id, "reason", reason)
 }
 
+// slow counts and logs a socket dropped for not reading what it is sent.
+func (s *Server) slow(sock *Socket) {
+	s.metrics.droppedSlow()
+	s.log.Warn("disconnecting slow client: outbound queue full", "conn", sock.id, "ip", sock.ip)
+}
+
 // recoverHook logs a panic in a connect or disconnect hook instead of letting
-// it crash the process (go-socket.io does not recover those). Deferred.
+// it crash the process. Deferred.
 func (s *Server) recoverHook(where string) {
 	if r := recover(); r != nil {
 		s.log.Error("hook panicked", "hook", where, "panic", r, "stack", string(debug.Stack()))
 	}
 }
 
-// onError logs library-level errors (malformed packets, failed reads). The
-// library passes a nil Conn for some of them.
-func (s *Server) onError(c socketio.Conn, err error) {
-	id := ""
-	if c != nil {
-		id = c.ID()
-	}
-	s.log.Debug("socket error", "conn", id, "err", err)
-}
-
-// dropSlow disconnects a socket whose outbound queue overflowed.
-func (s *Server) dropSlow(sock *Socket) {
-	s.metrics.droppedSlow()
-	s.log.Warn("disconnecting slow client: outbound queue full", "conn", sock.id, "ip", sock.ip)
-	_ = sock.conn.Close()
-}
-
-// hostOf returns the IP of a remote address.
-func hostOf(a net.Addr) string {
-	if a == nil {
-		return ""
-	}
-	host, _, err := net.SplitHostPort(a.String())
+// hostOf returns the IP of a remote address "host:port".
+func hostOf(addr string) string {
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return a.String()
+		return addr
 	}
 	return host
 }
@@ -368,11 +343,6 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	runCtx, stopRunners := context.WithCancel(context.Background())
 	defer stopRunners()
-	s.spawn(func() {
-		if err := s.io.Serve(); err != nil && !errors.Is(err, net.ErrClosed) {
-			s.log.Debug("socket.io serve loop ended", "err", err)
-		}
-	})
 	// Serving before the subscription is up would lose the first events of
 	// the first joins; with Redis down the node serves anyway (and answers
 	// unavailable) after a bound.
@@ -388,7 +358,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 		}
 	}
 
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := s.httpServer()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }() // ends when shutdown closes hs
 	s.log.Info("serving", "addr", ln.Addr().String())
@@ -409,35 +379,80 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
+// HTTP timeouts for plain requests. A long poll lifts them for itself
+// (engine_polling.go); a websocket sets its own deadlines once hijacked.
+const (
+	httpHeaderTimeout = 10 * time.Second
+	httpReadTimeout   = 30 * time.Second
+	httpWriteTimeout  = 30 * time.Second
+	httpIdleTimeout   = 60 * time.Second
+)
+
+// httpServer returns the node's HTTP server: timeouts on every phase of a
+// plain request, and a cap on one IP's connections that are not (yet)
+// websockets, so idle or slow connections cannot use up the node's file
+// descriptors.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: httpHeaderTimeout,
+		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		ConnState:         s.trackConn,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// trackConn counts each IP's HTTP connections that are not websockets and
+// closes a new one over MaxHTTPConnsPerIP.
+func (s *Server) trackConn(c net.Conn, state http.ConnState) {
+	limit := s.opts.MaxHTTPConnsPerIP
+	if limit <= 0 {
+		return
+	}
+	ip := hostOf(c.RemoteAddr().String())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch state {
+	case http.StateNew:
+		if s.httpIP[ip] >= limit {
+			s.metrics.refused("conns-per-ip")
+			_ = c.Close() // net/http then reports StateClosed: counted below
+		}
+		s.httpIP[ip]++
+	case http.StateHijacked, http.StateClosed:
+		if s.httpIP[ip]--; s.httpIP[ip] <= 0 {
+			delete(s.httpIP, ip)
+		}
+	}
+}
+
 // shutdown stops the node, in this order:
 //  1. refuse new handshakes and stop the listener;
 //  2. close every socket: their connections get the full TTL as grace, so
 //     their clients resume them on another node with no leave/join flap;
-//  3. close the go-socket.io server (only now: a handshake after Close
-//     would panic inside the library);
-//  4. stop the subscriber, the reaper and the other runners, and wait for
-//     every goroutine the server started (the disconnect writes among them);
-//  5. run the modules' Shutdown hooks in reverse registration order;
-//  6. close the Redis pool.
+//     this also answers every parked poll, which the listener's shutdown
+//     waits for;
+//  3. stop the subscriber, the reaper and the other runners, and wait for
+//     every goroutine the server started (readers, writers, the disconnect
+//     writes among them);
+//  4. run the modules' Shutdown hooks in reverse registration order;
+//  5. close the Redis pool.
 func (s *Server) shutdown(ctx context.Context, hs *http.Server, stopRunners context.CancelFunc, mods []Module) error {
 	s.mu.Lock()
 	s.draining = true
-	socks := make([]*Socket, 0, len(s.sockets))
-	for _, sock := range s.sockets {
-		socks = append(socks, sock)
-	}
 	s.mu.Unlock()
+	socks := s.eng.drain()
 	s.log.Info("shutting down", "sockets", len(socks))
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- hs.Shutdown(ctx) }()
 	for _, sock := range socks {
 		sock.shutdown.Store(true)
-		_ = sock.conn.Close()
+		sock.close("server shutting down")
 	}
 	err := <-httpDone
-	s.settleHandshakes(ctx)
-	_ = s.io.Close()
 
 	stopRunners()
 	waited := make(chan struct{})

@@ -4,27 +4,33 @@ import (
 	"encoding/json"
 	"sync"
 	"sync/atomic"
+	"time"
 
-	socketio "github.com/googollee/go-socket.io"
+	"github.com/gorilla/websocket"
 )
 
-// Socket is this node's record of one Socket.IO connection. The server
-// creates it in OnConnect and forgets it in OnDisconnect; handlers get it
-// from the server's socket table, never from the library's Context.
+// Socket is one client connection: an Engine.IO session and the default
+// namespace's socket on it (the protocol has no other namespace). The engine
+// creates it at the handshake and closes it once; modules are told of it
+// between connect and disconnect (ConnectionHandler).
 //
-// Every message to the client goes through the Socket's outbound queue: a
-// bounded FIFO drained by at most one goroutine, started when the queue
-// becomes non-empty and ending when it is empty. A client that does not read
-// fills its queue and is disconnected, so it cannot stall anybody else.
+// Everything for the client goes through the outbound queue as ready-made
+// Engine.IO packets: a websocket writer or the next poll takes everything
+// queued at once. A client that lets more than the queue's byte bound pile
+// up, or whose websocket does not take a write within writeWait, is
+// disconnected, so it cannot stall anybody else; a client that reads is
+// never dropped for a burst.
 type Socket struct {
-	conn     socketio.Conn
-	id       string  // engine.io session id, crypto-random
-	ip       string  // remote IP of the handshake
-	claims   *claims // token claims; nil when auth is off
-	limits   *limits // per-socket rate limits
-	maxQueue int
-	spawn    func(func()) // runs a goroutine owned by the server
-	onFull   func(*Socket)
+	eng     *Engine
+	id      string // Engine.IO session id: crypto-random, a bearer secret
+	proto   int    // protocol generation: 3 or 4 (the handshake's EIO)
+	ip      string // remote IP of the handshake
+	token   string // the handshake's token query parameter
+	created time.Time
+	done    chan struct{} // closed when the session ends
+
+	claims *claims // token claims; nil when auth is off. Set before connect.
+	limits *limits // per-session rate limits. Set before connect.
 
 	shutdown atomic.Bool // set when the node closes the socket on shutdown
 
@@ -32,25 +38,34 @@ type Socket struct {
 	room   string     // presence room; "" when not joined
 	userID string
 	connID string
-	closed bool // OnDisconnect has run
+	closed bool // the session has ended
 
-	qmu      sync.Mutex // guards the following fields
-	queue    []outMsg
-	draining bool
-	qclosed  bool
-}
+	rmu sync.Mutex // held while handling the client's packets, in order
 
-// outMsg is one event for the client.
-type outMsg struct {
-	event string
-	data  json.RawMessage
+	wmu       sync.Mutex // guards the following fields
+	ws        *websocket.Conn
+	upgrading bool // a websocket probe answered; polling pauses
+	queue     [][]byte
+	spare     [][]byte // the writer's last batch, reused
+	queued    int      // bytes in queue
+	writing   bool     // a websocket writer is running
+	poll      chan struct{}
+	lastSeen  time.Time // last packet or request from the client
+	greeted   bool      // the client came back after its handshake (v3) or connected (v4)
+	connected bool      // the host was told of the connect
+	flushGone bool      // close once the queue is flushed
+	gone      bool
+	timer     *time.Timer
+	nextPing  time.Time
+	strikes   int // rate-limit refusals in the current window
+	strikeAt  time.Time
 }
 
 // ID returns the socket's session id.
 func (s *Socket) ID() string { return s.id }
 
-// Conn returns the underlying go-socket.io connection.
-func (s *Socket) Conn() socketio.Conn { return s.conn }
+// Protocol returns the socket's protocol generation: 3 or 4.
+func (s *Socket) Protocol() int { return s.proto }
 
 // presence returns the socket's presence connection; room is "" when it has
 // not joined.
@@ -83,50 +98,182 @@ func (s *Socket) markClosed() (room, connID string) {
 	return room, connID
 }
 
-// Send queues an event for the client. It never blocks. It reports false
-// when the queue is full; the socket is then being disconnected.
+// Send queues event with data (a JSON value, or nil for none) for the
+// client. It never blocks. It reports false when the socket is gone or was
+// just disconnected for not reading.
 func (s *Socket) Send(event string, data json.RawMessage) bool {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	if s.qclosed {
-		return true
-	}
-	if len(s.queue) >= s.maxQueue {
-		s.qclosed = true
-		s.queue = nil
-		s.spawn(func() { s.onFull(s) })
+	return s.sendFrame(eventFrame(event, data))
+}
+
+// Close ends the session.
+func (s *Socket) Close() { s.close("server close") }
+
+// sendFrame queues one Engine.IO packet. frame may be shared with other
+// sockets and is never modified.
+func (s *Socket) sendFrame(frame []byte) bool {
+	s.wmu.Lock()
+	if s.gone {
+		s.wmu.Unlock()
 		return false
 	}
-	s.queue = append(s.queue, outMsg{event: event, data: data})
-	if !s.draining {
-		s.draining = true
-		s.spawn(s.drain)
+	if s.queued+len(frame) > s.eng.opts.maxQueueBytes {
+		// Closed on a goroutine of its own: the caller may hold locks
+		// (the hub's) that the disconnect hooks take.
+		s.gone = true
+		s.wmu.Unlock()
+		s.eng.host.slow(s)
+		s.eng.spawn(func() { s.finish("slow client: outbound queue full") })
+		return false
 	}
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.wakeLocked()
+	s.wmu.Unlock()
 	return true
 }
 
-// drain emits queued messages in order until the queue is empty or closed.
-// Emit blocks while the client is slow; it returns once the connection closes.
-func (s *Socket) drain() {
-	for {
-		s.qmu.Lock()
-		if s.qclosed || len(s.queue) == 0 {
-			s.draining = false
-			s.qmu.Unlock()
-			return
+// wakeLocked starts the websocket writer or releases a parked poll. s.wmu
+// must be held.
+func (s *Socket) wakeLocked() {
+	if s.ws != nil {
+		if !s.writing && len(s.queue) > 0 {
+			s.writing = true
+			s.eng.spawn(s.writeLoop)
 		}
-		m := s.queue[0]
-		s.queue[0] = outMsg{}
-		s.queue = s.queue[1:]
-		s.qmu.Unlock()
-		s.conn.Emit(m.event, m.data)
+		return
+	}
+	if s.poll != nil {
+		close(s.poll)
+		s.poll = nil
 	}
 }
 
-// closeQueue drops anything queued and stops the drainer.
-func (s *Socket) closeQueue() {
-	s.qmu.Lock()
-	s.qclosed = true
-	s.queue = nil
-	s.qmu.Unlock()
+// takeLocked returns everything queued and empties the queue. s.wmu must be
+// held.
+func (s *Socket) takeLocked() [][]byte {
+	q := s.queue
+	s.queue, s.spare = s.spare[:0], nil
+	s.queued = 0
+	return q
+}
+
+// seen records activity from the client.
+func (s *Socket) seen() {
+	s.wmu.Lock()
+	s.lastSeen = time.Now()
+	s.wmu.Unlock()
+}
+
+// markConnected records that the host knows of the socket.
+func (s *Socket) markConnected() {
+	s.wmu.Lock()
+	s.connected, s.greeted = true, true
+	s.wmu.Unlock()
+}
+
+func (s *Socket) isConnected() bool {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.connected
+}
+
+// closeAfterFlush ends the session once what is queued has been sent.
+func (s *Socket) closeAfterFlush() {
+	s.wmu.Lock()
+	s.flushGone = true
+	s.wmu.Unlock()
+}
+
+// startTimer arms the session's timer: it sends v4 pings every
+// pingInterval and closes the session when the client has been silent for
+// pingInterval + pingTimeout, or when it has not come back within
+// pingTimeout of its handshake (an abandoned handshake).
+func (s *Socket) startTimer() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.gone || s.timer != nil {
+		return
+	}
+	s.nextPing = time.Now().Add(s.eng.opts.pingInterval)
+	s.timer = time.AfterFunc(s.nextWakeLocked(time.Now()), s.tick)
+}
+
+// nextWakeLocked returns how long until the timer must run again.
+func (s *Socket) nextWakeLocked(now time.Time) time.Duration {
+	next := s.deadlineLocked()
+	if s.proto == 4 && s.nextPing.Before(next) {
+		next = s.nextPing
+	}
+	return max(next.Sub(now), time.Millisecond)
+}
+
+// deadlineLocked returns when the session ends if the client stays silent.
+func (s *Socket) deadlineLocked() time.Time {
+	if !s.greeted {
+		return s.created.Add(s.eng.opts.pingTimeout)
+	}
+	return s.lastSeen.Add(s.eng.opts.pingInterval + s.eng.opts.pingTimeout)
+}
+
+// tick is the session timer's function.
+func (s *Socket) tick() {
+	now := time.Now()
+	s.wmu.Lock()
+	if s.gone {
+		s.wmu.Unlock()
+		return
+	}
+	if !now.Before(s.deadlineLocked()) {
+		s.wmu.Unlock()
+		reason := "ping timeout"
+		if !s.greeted {
+			reason = "handshake abandoned"
+		}
+		s.close(reason)
+		return
+	}
+	if s.proto == 4 && !now.Before(s.nextPing) {
+		s.nextPing = now.Add(s.eng.opts.pingInterval)
+		s.queue = append(s.queue, []byte{eioPing})
+		s.queued++
+		s.wakeLocked()
+	}
+	s.timer.Reset(s.nextWakeLocked(now))
+	s.wmu.Unlock()
+}
+
+// close ends the session once: its transport is closed, a parked poll
+// answered, the engine forgets it and the host is told.
+func (s *Socket) close(reason string) {
+	s.wmu.Lock()
+	if s.gone {
+		s.wmu.Unlock()
+		return
+	}
+	s.gone = true
+	s.wmu.Unlock()
+	s.finish(reason)
+}
+
+// finish does the work of close for a session just marked gone.
+func (s *Socket) finish(reason string) {
+	s.wmu.Lock()
+	ws, connected := s.ws, s.connected
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.queue, s.spare, s.queued = nil, nil, 0
+	if s.poll != nil {
+		close(s.poll)
+		s.poll = nil
+	}
+	close(s.done)
+	s.wmu.Unlock()
+	if ws != nil {
+		_ = ws.Close()
+	}
+	s.eng.forget(s)
+	if connected {
+		s.eng.host.disconnect(s, reason)
+	}
 }

@@ -1,0 +1,396 @@
+package main
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Engine is the node's Socket.IO server, for both protocol generations on
+// the same path, chosen by the handshake's EIO query value: 3 (Engine.IO v3 +
+// Socket.IO 4, socket.io-client 2.x) and 4 (Engine.IO v4 + Socket.IO 5,
+// socket.io-client 3.x and 4.x). Only the default namespace exists.
+//
+// A session is a *Socket: one per Engine.IO connection, created by the
+// handshake and gone when its transport closes, its client stays silent
+// past the ping timeout, or the node shuts down. Its transport is polling or
+// a websocket; a polling session may upgrade to a websocket once.
+//
+// Goroutines, per session, and who ends each:
+//   - websocket: one reader (started by the upgrade request, which then
+//     returns); it runs the event handlers itself, one event at a time, so a
+//     node that is behind reads more slowly instead of queueing without
+//     bound. It ends when the connection fails or Socket.close closes it. A
+//     writer runs only while frames are queued: it writes everything queued
+//     in one syscall, repeats until the queue is empty, then returns; a write
+//     that blocks past the write deadline closes the session.
+//   - polling: none of its own. A GET parks its HTTP handler goroutine until
+//     frames are queued, the session ends, or the long-poll bound passes; a
+//     POST runs its packets' handlers on its handler goroutine.
+//   - every session has one runtime timer (no goroutine while waiting): it
+//     sends v4 pings and closes a session whose client went silent.
+//
+// The host (the Server) is told of each socket on connect, of its events and
+// of its end; every goroutine above runs on the host's wait group, so
+// shutdown waits for all of them.
+type Engine struct {
+	opts     engineOptions
+	host     engineHost
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	spawn    func(func()) // runs a goroutine the host waits for
+
+	mu       sync.Mutex // guards the following fields
+	sessions map[string]*Socket
+	perIP    map[string]int // live sessions by client IP
+	draining bool
+}
+
+// engineOptions are the Engine's settings, filled in by the Server.
+type engineOptions struct {
+	pingInterval, pingTimeout time.Duration
+	maxMessage                int // bytes of one message; polling bodies may hold twice that
+	maxQueueBytes             int // bytes queued for one client before it counts as not reading
+	maxPerIP                  int // live sessions per client IP; 0: no cap
+}
+
+// engineHost is what the engine tells the node above it. Each call runs on
+// the session's reader (or polling request) goroutine; none may block for
+// long.
+type engineHost interface {
+	// originAllowed reports whether a browser page from origin may connect.
+	originAllowed(origin string) bool
+	// admit decides on a handshake (no session yet); status 0 admits it.
+	admit(r *http.Request, proto int) (status int, msg string)
+	// authorize decides on the connection of s's default namespace. auth is
+	// the v4 CONNECT packet's auth object (nil for v3 or when absent). A
+	// non-nil error refuses it; its text goes to the client.
+	authorize(s *Socket, auth json.RawMessage) error
+	// connect is told of a connected socket, after its client has been
+	// sent the connect packet.
+	connect(s *Socket)
+	// event handles one client event and returns the acknowledgement's
+	// argument (a JSON value) when ack is true.
+	event(s *Socket, name string, payload json.RawMessage, ack bool) json.RawMessage
+	// disconnect is called once for every socket that was connected.
+	disconnect(s *Socket, reason string)
+	// slow is told of a socket about to be dropped for not reading.
+	slow(s *Socket)
+}
+
+// Engine timing that does not come from the settings.
+const (
+	// writeWait bounds one flush to a websocket: a client that does not read
+	// for that long is disconnected.
+	writeWait = 10 * time.Second
+	// upgradeWait bounds a polling session's upgrade probe.
+	upgradeWait = 10 * time.Second
+)
+
+func newEngine(opts engineOptions, host engineHost, log *slog.Logger, spawn func(func())) *Engine {
+	return &Engine{
+		opts: opts, host: host, log: log, spawn: spawn,
+		upgrader: websocket.Upgrader{
+			ReadBufferSize: 512,
+			// Frames are written by the session's writer (engine_websocket.go);
+			// gorilla writes only control frames and needs no buffer of its own.
+			WriteBufferPool: &sync.Pool{},
+			CheckOrigin:     func(*http.Request) bool { return true }, // checked before
+		},
+		sessions: make(map[string]*Socket),
+		perIP:    make(map[string]int),
+	}
+}
+
+// Engine.IO HTTP error codes, as engine.io answers them.
+const (
+	eioErrTransport = 0 // unknown transport
+	eioErrSession   = 1 // unknown session id
+	eioErrBadReq    = 3 // bad request
+	eioErrForbidden = 4
+	eioErrVersion   = 5 // unsupported protocol version
+)
+
+// ServeHTTP serves /socket.io/: handshakes, polling requests and websocket
+// upgrades of both protocol versions.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	proto := 0
+	switch q.Get("EIO") {
+	case "3":
+		proto = 3
+	case "4":
+		proto = 4
+	default:
+		engineError(w, http.StatusBadRequest, eioErrVersion, "Unsupported protocol version")
+		return
+	}
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" || q.Has("j") {
+		engineError(w, http.StatusBadRequest, eioErrTransport, "Transport unknown")
+		return
+	}
+	if !e.originOK(w, r) {
+		return
+	}
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		if r.Method != http.MethodGet {
+			engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad handshake method")
+			return
+		}
+		if status, msg := e.host.admit(r, proto); status != 0 {
+			engineError(w, status, eioErrForbidden, msg)
+			return
+		}
+		e.handshake(w, r, proto, transport)
+		return
+	}
+	s := e.session(sid)
+	if s == nil || s.proto != proto {
+		engineError(w, http.StatusBadRequest, eioErrSession, "Session ID unknown")
+		return
+	}
+	if transport == "websocket" {
+		e.serveUpgrade(w, r, s)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		e.servePoll(w, r, s)
+	case http.MethodPost:
+		e.servePost(w, r, s)
+	default:
+		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+	}
+}
+
+// originOK sets the CORS headers for an allowed origin, or answers 403.
+func (e *Engine) originOK(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if !e.host.originAllowed(origin) {
+		engineError(w, http.StatusForbidden, eioErrForbidden, "origin not allowed")
+		return false
+	}
+	if origin != "" {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		if r.Method == http.MethodOptions {
+			h.Set("Access-Control-Allow-Methods", "GET, POST")
+			h.Set("Access-Control-Allow-Headers", "content-type")
+		}
+	}
+	return true
+}
+
+// engineError answers an HTTP error as engine.io does: {"code":n,"message":...}.
+func engineError(w http.ResponseWriter, status, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(canonicalJSON(map[string]any{"code": code, "message": msg}))
+}
+
+// handshake opens a session over the requested transport.
+func (e *Engine) handshake(w http.ResponseWriter, r *http.Request, proto int, transport string) {
+	s, ok := e.newSocket(r, proto)
+	if !ok {
+		engineError(w, http.StatusTooManyRequests, eioErrForbidden, "too many connections from this address")
+		return
+	}
+	upgrades := `["websocket"]`
+	if transport == "websocket" {
+		upgrades = `[]`
+	}
+	open := []byte(`0{"sid":"` + s.id + `","upgrades":` + upgrades +
+		`,"pingInterval":` + strconv.FormatInt(e.opts.pingInterval.Milliseconds(), 10) +
+		`,"pingTimeout":` + strconv.FormatInt(e.opts.pingTimeout.Milliseconds(), 10))
+	if proto == 4 {
+		open = strconv.AppendInt(append(open, `,"maxPayload":`...), int64(2*e.opts.maxMessage), 10)
+	}
+	open = append(open, '}')
+	if transport == "websocket" {
+		e.openWebsocket(w, r, s, open)
+		return
+	}
+	if proto == 3 && !e.connectV3(s) {
+		engineError(w, http.StatusForbidden, eioErrForbidden, "refused")
+		return
+	}
+	s.startTimer()
+	e.respondPoll(w, r, s, open)
+}
+
+// newSocket registers a new session for request r, within the per-IP cap.
+func (e *Engine) newSocket(r *http.Request, proto int) (*Socket, bool) {
+	ip := hostOf(r.RemoteAddr)
+	s := &Socket{eng: e, id: newID(), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
+		created: time.Now(), done: make(chan struct{})}
+	s.lastSeen = s.created
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.draining || e.opts.maxPerIP > 0 && e.perIP[ip] >= e.opts.maxPerIP {
+		return nil, false
+	}
+	e.sessions[s.id] = s
+	e.perIP[ip]++
+	return s, true
+}
+
+// connectV3 connects the default namespace of a new v3 session: Socket.IO 4
+// connects it unasked, with "40".
+func (e *Engine) connectV3(s *Socket) bool {
+	if err := e.host.authorize(s, nil); err != nil {
+		s.close("connect refused")
+		return false
+	}
+	s.sendFrame([]byte("40"))
+	s.markConnected()
+	e.host.connect(s)
+	return true
+}
+
+// session returns the live session sid, or nil.
+func (e *Engine) session(sid string) *Socket {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.sessions[sid]
+}
+
+// forget removes a closed session from the tables.
+func (e *Engine) forget(s *Socket) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.sessions[s.id] != s {
+		return
+	}
+	delete(e.sessions, s.id)
+	if e.perIP[s.ip]--; e.perIP[s.ip] <= 0 {
+		delete(e.perIP, s.ip)
+	}
+}
+
+// drain refuses new handshakes from now on and returns the live sessions.
+func (e *Engine) drain() []*Socket {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.draining = true
+	return e.socketsLocked()
+}
+
+// Sockets returns the node's live sessions.
+func (e *Engine) Sockets() []*Socket {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.socketsLocked()
+}
+
+func (e *Engine) socketsLocked() []*Socket {
+	out := make([]*Socket, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Len returns the number of live sessions.
+func (e *Engine) Len() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.sessions)
+}
+
+// Socket returns the live session with id sid, or nil.
+func (e *Engine) Socket(sid string) *Socket { return e.session(sid) }
+
+// handlePacket handles one Engine.IO packet from the client. An error ends
+// the session: the packet was malformed or not part of the protocol.
+func (e *Engine) handlePacket(s *Socket, p []byte) error {
+	if len(p) == 0 {
+		return errBadPacket
+	}
+	s.seen()
+	switch p[0] {
+	case eioMessage:
+		return e.handleMessage(s, p[1:])
+	case eioPing:
+		if s.proto == 3 { // v3 clients ping; v4 clients only answer
+			s.sendFrame(append([]byte{eioPong}, p[1:]...))
+		}
+	case eioPong, eioNoop:
+	case eioClose:
+		s.close("client close")
+	default:
+		return errBadPacket
+	}
+	return nil
+}
+
+// handleMessage handles one Socket.IO packet.
+func (e *Engine) handleMessage(s *Socket, b []byte) error {
+	p, err := decodeSIO(b)
+	if err != nil {
+		return err
+	}
+	if p.isNsp { // only the default namespace exists
+		if p.typ == sioConnect {
+			msg := []byte(`"Invalid namespace"`)
+			if s.proto == 4 {
+				msg = []byte(`{"message":"Invalid namespace"}`)
+			}
+			s.sendFrame(append([]byte("44"+p.nsp+","), msg...))
+		}
+		return nil
+	}
+	switch p.typ {
+	case sioConnect:
+		if s.proto == 4 && !s.isConnected() {
+			e.connectV4(s, p.data)
+		}
+		return nil
+	case sioDisconnect:
+		s.close("client namespace disconnect")
+		return nil
+	case sioAck: // the server asks for no acknowledgements
+		return nil
+	case sioError:
+		return errBadPacket
+	}
+	if !s.isConnected() {
+		return nil // v4: events before CONNECT are not for any namespace
+	}
+	name, payload, err := decodeEvent(p.data)
+	if err != nil {
+		return err
+	}
+	ack := e.host.event(s, name, payload, p.id >= 0)
+	if p.id >= 0 {
+		s.sendFrame(ackFrame(p.id, ack))
+	}
+	return nil
+}
+
+// connectV4 answers a v4 CONNECT: 40{"sid":...} or 44{"message":...}, after
+// which a refused session closes once the answer is sent.
+func (e *Engine) connectV4(s *Socket, auth []byte) {
+	if len(auth) > 0 && !json.Valid(auth) {
+		auth = nil
+	}
+	if err := e.host.authorize(s, auth); err != nil {
+		s.sendFrame(append([]byte(`44{"message":`), append(canonicalJSON(err.Error()), '}')...))
+		s.closeAfterFlush()
+		return
+	}
+	s.sendFrame([]byte(`40{"sid":"` + newID() + `"}`))
+	s.markConnected()
+	e.host.connect(s)
+}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+)
+
+// This file holds the wire codecs of both protocol generations:
+//
+//   - Engine.IO packets: one type digit, then data. 0 open, 1 close, 2 ping,
+//     3 pong, 4 message, 5 upgrade, 6 noop. The same in v3 and v4, over
+//     websocket one packet per text frame.
+//   - Polling payloads, which carry several packets in one HTTP body: v3
+//     writes each as "<length>:<packet>" with the length in UTF-16 code units
+//     (what a JavaScript string's length counts); v4 joins them with the
+//     record separator 0x1e.
+//   - Socket.IO packets inside an Engine.IO message:
+//     <type>[<attachments>-][<namespace>,][<ack id>][<json>], type 0 CONNECT,
+//     1 DISCONNECT, 2 EVENT, 3 ACK, 4 ERROR (v5: CONNECT_ERROR), 5 BINARY_EVENT,
+//     6 BINARY_ACK. Binary packets are refused before their attachment count is
+//     read: it is the client's number, and nothing of this protocol is binary.
+//
+// Decoders never allocate in proportion to a number the client wrote, only
+// to the bytes it sent, and every decoder has a fuzz target.
+
+// Engine.IO packet types.
+const (
+	eioOpen    = '0'
+	eioClose   = '1'
+	eioPing    = '2'
+	eioPong    = '3'
+	eioMessage = '4'
+	eioUpgrade = '5'
+	eioNoop    = '6'
+)
+
+// Socket.IO packet types.
+const (
+	sioConnect     = '0'
+	sioDisconnect  = '1'
+	sioEvent       = '2'
+	sioAck         = '3'
+	sioError       = '4'
+	sioBinaryEvent = '5'
+	sioBinaryAck   = '6'
+)
+
+// maxAckIDDigits bounds an ack id: JavaScript clients count from 0 and
+// never reach 2^53.
+const maxAckIDDigits = 15
+
+// Decoding errors. They end the sender's session only.
+var (
+	errBadPacket    = errors.New("engine: malformed packet")
+	errBinaryPacket = errors.New("engine: binary packets are not supported")
+	errBadPayload   = errors.New("engine: malformed polling payload")
+)
+
+// sioPacket is one decoded Socket.IO packet. data aliases the input.
+type sioPacket struct {
+	typ   byte
+	nsp   string // "/" for the default namespace
+	id    int64  // -1 when the packet carries no ack id
+	data  []byte // the JSON after the header, possibly empty
+	isNsp bool   // the packet named a namespace other than "/"
+}
+
+// decodeSIO parses a Socket.IO packet (an Engine.IO message's data).
+func decodeSIO(b []byte) (sioPacket, error) {
+	p := sioPacket{nsp: "/", id: -1}
+	if len(b) == 0 {
+		return p, errBadPacket
+	}
+	p.typ = b[0]
+	switch p.typ {
+	case sioConnect, sioDisconnect, sioEvent, sioAck, sioError:
+	case sioBinaryEvent, sioBinaryAck:
+		return p, errBinaryPacket
+	default:
+		return p, errBadPacket
+	}
+	b = b[1:]
+	if len(b) > 0 && b[0] == '/' {
+		end := bytes.IndexByte(b, ',')
+		if end < 0 {
+			end = len(b)
+		}
+		p.nsp = string(b[:end])
+		p.isNsp = p.nsp != "/"
+		b = b[min(end+1, len(b)):]
+	}
+	n := 0
+	for n < len(b) && b[n] >= '0' && b[n] <= '9' {
+		n++
+	}
+	if n > maxAckIDDigits {
+		return p, errBadPacket
+	}
+	if n > 0 {
+		p.id, _ = strconv.ParseInt(string(b[:n]), 10, 64)
+	}
+	p.data = b[n:]
+	return p, nil
+}
+
+// decodeEvent splits an EVENT packet's data, a JSON array whose first element
+// is the event name, into the name and the first argument (nil when there is
+// none). Further arguments are ignored: no event of the protocol has any.
+func decodeEvent(data []byte) (string, json.RawMessage, error) {
+	var arr []json.RawMessage
+	if err := json.Unmarshal(data, &arr); err != nil || len(arr) == 0 {
+		return "", nil, errBadPacket
+	}
+	var name string
+	if err := json.Unmarshal(arr[0], &name); err != nil {
+		return "", nil, errBadPacket
+	}
+	if len(arr) < 2 {
+		return name, nil, nil
+	}
+	return name, arr[1], nil
+}
+
+// appendEvent appends the Engine.IO message carrying the Socket.IO event
+// 42["event",data] (data nil: no argument).
+func appendEvent(dst []byte, event string, data []byte) []byte {
+	dst = append(dst, `42["`...)
+	dst = append(dst, event...) // event names are ours: plain ASCII
+	dst = append(dst, '"')
+	if data != nil {
+		dst = append(dst, ',')
+		dst = append(dst, data...)
+	}
+	return append(dst, ']')
+}
+
+// eventFrame returns the Engine.IO message for one event: built once per
+// event, however many sockets it goes to.
+func eventFrame(event string, data []byte) []byte {
+	return appendEvent(make([]byte, 0, len(event)+len(data)+8), event, data)
+}
+
+// ackFrame returns the Engine.IO message answering ack id with data: 43<id>[data].
+func ackFrame(id int64, data []byte) []byte {
+	b := make([]byte, 0, len(data)+24)
+	b = append(b, "43"...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, '[')
+	b = append(b, data...)
+	return append(b, ']')
+}
+
+// decodePayloadV3 splits an Engine.IO v3 text payload into its packets. Each
+// length counts UTF-16 code units of the packet that follows.
+func decodePayloadV3(b []byte, each func([]byte) error) error {
+	if len(b) == 0 {
+		return errBadPayload
+	}
+	for len(b) > 0 {
+		colon := bytes.IndexByte(b, ':')
+		if colon <= 0 || colon > 10 {
+			return errBadPayload
+		}
+		units, err := strconv.Atoi(string(b[:colon]))
+		if err != nil || units <= 0 {
+			return errBadPayload
+		}
+		b = b[colon+1:]
+		n := 0
+		for units > 0 {
+			if n >= len(b) {
+				return errBadPayload
+			}
+			r, size := utf8.DecodeRune(b[n:])
+			if r == utf8.RuneError && size <= 1 {
+				return errBadPayload
+			}
+			n += size
+			if r > 0xffff {
+				units -= 2
+			} else {
+				units--
+			}
+		}
+		if units < 0 { // the length split a surrogate pair
+			return errBadPayload
+		}
+		if err := each(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// decodePayloadV4 splits an Engine.IO v4 payload into its packets.
+func decodePayloadV4(b []byte, each func([]byte) error) error {
+	if len(b) == 0 {
+		return errBadPayload
+	}
+	for len(b) > 0 {
+		end := bytes.IndexByte(b, 0x1e)
+		if end < 0 {
+			end = len(b)
+		}
+		if end == 0 || !utf8.Valid(b[:end]) {
+			return errBadPayload
+		}
+		if err := each(b[:end]); err != nil {
+			return err
+		}
+		if end == len(b) {
+			break
+		}
+		b = b[end+1:]
+	}
+	return nil
+}
+
+// writePayload writes packet p to a polling response body of protocol
+// version v; first says whether it is the body's first packet.
+func writePayload(b *bytes.Buffer, v int, p []byte, first bool) {
+	if v == 3 {
+		var n [20]byte
+		b.Write(strconv.AppendInt(n[:0], int64(utf16Len(p)), 10))
+		b.WriteByte(':')
+	} else if !first {
+		b.WriteByte(0x1e)
+	}
+	b.Write(p)
+}
+
+// utf16Len returns the length of UTF-8 text b in UTF-16 code units.
+func utf16Len(b []byte) int {
+	n := 0
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c < utf8.RuneSelf:
+			i++
+			n++
+		case c >= 0xf0: // four bytes: a surrogate pair
+			i += 4
+			n += 2
+		case c >= 0xe0:
+			i += 3
+			n++
+		default:
+			i += 2
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// The long-polling transport. It has no goroutine of its own: a GET parks
+// its HTTP handler goroutine until frames are queued for the session, the
+// session ends, an upgrade begins, or pollWait passes; a POST runs its
+// packets' handlers on its own handler goroutine, in order (s.rmu), and
+// answers "ok" when they are done, so a client whose events are slow to
+// handle is slowed down with them.
+
+// pollWait bounds one long poll. Each protocol's pings answer a poll well
+// before it: the server's (v4) or the client's pong (v3).
+func (e *Engine) pollWait() time.Duration { return e.opts.pingInterval + e.opts.pingTimeout }
+
+// servePoll answers a GET with everything queued for the session, waiting
+// for something if nothing is.
+func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) {
+	s.wmu.Lock()
+	if s.ws != nil || s.poll != nil {
+		overlap := s.ws == nil
+		s.wmu.Unlock()
+		if overlap { // engine.io closes a session whose client polls twice at once
+			s.close("poll overlap")
+		}
+		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+		return
+	}
+	s.lastSeen = time.Now()
+	if s.proto == 3 {
+		s.greeted = true
+	}
+	if len(s.queue) == 0 && !s.gone && !s.upgrading {
+		ch := make(chan struct{})
+		s.poll = ch
+		s.wmu.Unlock()
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Now().Add(e.pollWait() + writeWait))
+		t := time.NewTimer(e.pollWait())
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+		s.wmu.Lock()
+		if s.poll == ch {
+			s.poll = nil
+		}
+		if r.Context().Err() != nil { // the client went away: keep the frames
+			s.wmu.Unlock()
+			return
+		}
+	}
+	e.respondPollLocked(w, s, nil)
+}
+
+// respondPoll answers the handshake GET: the open packet, then whatever
+// is already queued.
+func (e *Engine) respondPoll(w http.ResponseWriter, _ *http.Request, s *Socket, open []byte) {
+	s.wmu.Lock()
+	e.respondPollLocked(w, s, open)
+}
+
+// respondPollLocked writes first (if any) and every queued frame as one
+// payload, and unlocks s.wmu. An empty answer is a noop, or a close packet
+// when the session has ended.
+func (e *Engine) respondPollLocked(w http.ResponseWriter, s *Socket, first []byte) {
+	frames := s.takeLocked()
+	gone, flushGone := s.gone, s.flushGone
+	s.wmu.Unlock()
+	b := getBuf()
+	n := 0
+	add := func(p []byte) {
+		writePayload(b, s.proto, p, n == 0)
+		n++
+	}
+	if first != nil {
+		add(first)
+	}
+	for _, f := range frames {
+		add(f)
+	}
+	if n == 0 {
+		if gone {
+			add([]byte{eioClose})
+		} else {
+			add([]byte{eioNoop})
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+	_, _ = w.Write(b.Bytes())
+	putBuf(b)
+	s.wmu.Lock()
+	if s.spare == nil && cap(frames) <= 1024 {
+		clear(frames)
+		s.spare = frames[:0]
+	}
+	empty := len(s.queue) == 0
+	s.wmu.Unlock()
+	if flushGone && empty {
+		s.close("connect refused")
+	}
+}
+
+// servePost handles the packets of a POST body, in order.
+func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *Socket) {
+	s.wmu.Lock()
+	upgraded := s.ws != nil
+	s.lastSeen = time.Now()
+	if s.proto == 3 {
+		s.greeted = true
+	}
+	s.wmu.Unlock()
+	if upgraded {
+		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+		return
+	}
+	b := getBuf()
+	defer putBuf(b)
+	if _, err := b.ReadFrom(io.LimitReader(http.MaxBytesReader(w, r.Body, int64(2*e.opts.maxMessage)), int64(2*e.opts.maxMessage)+1)); err != nil {
+		engineError(w, http.StatusRequestEntityTooLarge, eioErrBadReq, "body too large")
+		return
+	}
+	decode := decodePayloadV4
+	if s.proto == 3 {
+		decode = decodePayloadV3
+	}
+	s.rmu.Lock()
+	err := decode(b.Bytes(), func(p []byte) error { return e.handlePacket(s, p) })
+	s.rmu.Unlock()
+	if err != nil {
+		e.log.Debug("closing socket: bad polling payload", "conn", s.id, "err", err)
+		s.close("parse error")
+		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+		return
+	}
+	w.Header().Set("Content-Type", "text/html")
+	_, _ = w.Write([]byte("ok"))
+}
