@@ -9,8 +9,9 @@
  * window opened with `window.open`). Such a copy must not take over its original's
  * connection, which is still in use. So before resuming, a page asks the other pages of its
  * origin "who holds connection X?" over a BroadcastChannel; a page that holds it answers at
- * once. No answer within the probe time means the holder is gone (the reload case). The
- * pages of one document (two channels) are checked without a message.
+ * once. No answer within the probe time means the holder is gone (the reload case). Two
+ * channels of one page are told apart without a message. A page stops holding its
+ * connection on `pagehide`.
  */
 
 /** ReloadRecord is what a channel keeps in sessionStorage about its connection. */
