@@ -5,7 +5,8 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GO ?= go
 FUZZTIME ?= 2m
-SMOKE_PORT ?= 3917
+# 0: a free port, read back from the server's log
+SMOKE_PORT ?= 0
 
 .PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz bench clean
 
@@ -22,6 +23,7 @@ deps-redis:
 deps-node:
 	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
 	cd sdk && npm ci --no-audit --no-fund --loglevel=error
+	cd testdata/interop && npm ci --no-audit --no-fund --loglevel=error
 
 deps-chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
@@ -36,19 +38,26 @@ go-test:
 sdk-test:
 	cd sdk && npm run typecheck && npm test && npm run test:integration && npm run test:browser
 
-# The load generator's smoke run against a freshly built server.
+# The load generator's smoke run against a freshly built server, on a free
+# port (the server logs the address it serves on).
 smoke:
 	@set -e; $(GO) build -o bin/rtm . ; \
 	PORT=$(SMOKE_PORT) bin/rtm >bin/smoke-server.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
-	for i in $$(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$(SMOKE_PORT)) 2>/dev/null && break; sleep 0.1; done; \
-	$(GO) run ./bench -smoke -target http://127.0.0.1:$(SMOKE_PORT)
+	port=; for i in $$(seq 100); do \
+		port=$$(sed -n 's/.*msg=serving addr=.*:\([0-9][0-9]*\)$$/\1/p' bin/smoke-server.log); \
+		[ -n "$$port" ] && break; sleep 0.1; done; \
+	[ -n "$$port" ] || { echo "smoke: the server did not start:"; cat bin/smoke-server.log; exit 1; }; \
+	$(GO) run ./bench -smoke -target http://127.0.0.1:$$port
 
 # Long fuzzing, by hand: FUZZTIME per target.
 fuzz: deps-redis
 	$(GO) test -run='^$$' -fuzz='^FuzzPayload$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzStateMerge$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPacket$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSIO$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV3$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV4$$' -fuzztime=$(FUZZTIME) .
 
 # Load runs, by hand; see bench/README.md.
 bench:

@@ -32,6 +32,9 @@ import (
 //   - polling: none of its own. A GET parks its HTTP handler goroutine until
 //     frames are queued, the session ends, or the long-poll bound passes; a
 //     POST runs its packets' handlers on its handler goroutine.
+//   - each event's handler runs on a goroutine of its own while its reader
+//     (or POST) waits for it (Engine.call): readers stay shallow while idle,
+//     and the calls in flight on the node are bounded.
 //   - every session has one runtime timer (no goroutine while waiting): it
 //     sends v4 pings and closes a session whose client went silent.
 //
@@ -44,6 +47,8 @@ type Engine struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	spawn    func(func()) // runs a goroutine the host waits for
+
+	calls chan struct{} // a slot per handler call in flight (call)
 
 	mu       sync.Mutex // guards the following fields
 	sessions map[string]*Socket
@@ -102,9 +107,29 @@ func newEngine(opts engineOptions, host engineHost, log *slog.Logger, spawn func
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true }, // checked before
 		},
+		calls:    make(chan struct{}, maxCalls),
 		sessions: make(map[string]*Socket),
 		perIP:    make(map[string]int),
 	}
+}
+
+// maxCalls bounds the handler calls in flight on a node. Past it, readers
+// wait for a slot and so read no more: a node that is behind slows its
+// clients down (TCP backpressure) instead of queueing work without bound.
+const maxCalls = 256
+
+// call runs f, a handler call, on a goroutine of its own within the node's
+// bound on calls in flight, and waits for it. The caller (a session's reader
+// or polling request) thereby keeps a shallow stack while idle, and a
+// session's events are still handled one at a time, in order.
+func (e *Engine) call(f func()) {
+	e.calls <- struct{}{}
+	done := make(chan struct{})
+	go func() { // owned by call, which waits for it
+		defer func() { <-e.calls; close(done) }()
+		f()
+	}()
+	<-done
 }
 
 // Engine.IO HTTP error codes, as engine.io answers them.
@@ -354,7 +379,7 @@ func (e *Engine) handleMessage(s *Socket, b []byte) error {
 	switch p.typ {
 	case sioConnect:
 		if s.proto == 4 && !s.isConnected() {
-			e.connectV4(s, p.data)
+			e.call(func() { e.connectV4(s, p.data) })
 		}
 		return nil
 	case sioDisconnect:
@@ -368,15 +393,20 @@ func (e *Engine) handleMessage(s *Socket, b []byte) error {
 	if !s.isConnected() {
 		return nil // v4: events before CONNECT are not for any namespace
 	}
-	name, payload, err := decodeEvent(p.data)
-	if err != nil {
-		return err
-	}
-	ack := e.host.event(s, name, payload, p.id >= 0)
-	if p.id >= 0 {
-		s.sendFrame(ackFrame(p.id, ack))
-	}
-	return nil
+	// Decoding and handling run off the reader's stack; the reader waits,
+	// so p.data (its buffer) stays valid meanwhile.
+	e.call(func() {
+		var name string
+		var payload json.RawMessage
+		if name, payload, err = decodeEvent(p.data); err != nil {
+			return
+		}
+		ack := e.host.event(s, name, payload, p.id >= 0)
+		if p.id >= 0 {
+			s.sendFrame(ackFrame(p.id, ack))
+		}
+	})
+	return err
 }
 
 // connectV4 answers a v4 CONNECT: 40{"sid":...} or 44{"message":...}, after
@@ -390,7 +420,9 @@ func (e *Engine) connectV4(s *Socket, auth []byte) {
 		s.closeAfterFlush()
 		return
 	}
-	s.sendFrame([]byte(`40{"sid":"` + newID() + `"}`))
+	// The namespace's socket id is the session id: the protocol has one
+	// socket per session, and only its own client ever sees it.
+	s.sendFrame([]byte(`40{"sid":"` + s.id + `"}`))
 	s.markConnected()
 	e.host.connect(s)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,22 +22,48 @@ import (
 	"time"
 	"unicode/utf16"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"rtm/client"
 )
 
-// pollingSession is a minimal Engine.IO v3 polling client speaking text
-// payloads whose lengths count UTF-16 code units, as JavaScript clients do.
+// pollingSession is a minimal Engine.IO polling client of either version:
+// v3 text payloads whose lengths count UTF-16 code units, as JavaScript
+// clients count them, or v4 payloads separated by 0x1e.
 type pollingSession struct {
-	t   *testing.T
-	url string
-	sid string
+	t     testing.TB
+	url   string
+	sid   string
+	proto int
+	early []string // what the handshake response held after the open packet
 }
 
-func openPolling(t *testing.T, base string) *pollingSession {
+// openPolling opens a polling session and connects its default namespace.
+func openPolling(t testing.TB, base string, proto int) *pollingSession {
 	t.Helper()
-	p := &pollingSession{t: t, url: base + "/socket.io/?EIO=3&transport=polling&b64=1"}
+	p := handshakePolling(t, base, proto)
+	if proto == 3 && slices.Contains(p.early, "40") {
+		return p
+	}
+	if proto == 4 {
+		p.post("40")
+	}
+	for i := 0; i < 3; i++ {
+		for _, pk := range p.get() {
+			if pk == "40" || strings.HasPrefix(pk, `40{"sid":`) {
+				return p
+			}
+		}
+	}
+	t.Fatal("no connect packet")
+	return nil
+}
+
+// handshakePolling opens a polling session and nothing more.
+func handshakePolling(t testing.TB, base string, proto int) *pollingSession {
+	t.Helper()
+	p := &pollingSession{t: t, url: fmt.Sprintf("%s/socket.io/?EIO=%d&transport=polling", base, proto), proto: proto}
 	packets := p.get()
 	if len(packets) == 0 || packets[0][0] != '0' {
 		t.Fatalf("no open packet: %q", packets)
@@ -44,36 +72,21 @@ func openPolling(t *testing.T, base string) *pollingSession {
 	if err := json.Unmarshal([]byte(packets[0][1:]), &open); err != nil {
 		t.Fatal(err)
 	}
-	p.sid = open.Sid
-	for _, pk := range packets[1:] {
-		if pk == "40" {
-			return p
-		}
-	}
-	if pk := p.get(); len(pk) == 0 || pk[0] != "40" {
-		t.Fatalf("no connect packet: %q", pk)
-	}
+	p.sid, p.early = open.Sid, packets[1:]
 	return p
 }
 
-// get polls once and splits the payload by its length prefixes, which must
-// count characters the way a JavaScript client does.
+// get polls once and splits the payload.
 func (p *pollingSession) get() []string {
 	p.t.Helper()
-	u := p.url
-	if p.sid != "" {
-		u += "&sid=" + p.sid
+	status, body := p.request("GET", "")
+	if status != 200 {
+		p.t.Fatalf("poll: HTTP %d %s", status, body)
 	}
-	resp, err := http.Get(u)
-	if err != nil {
-		p.t.Fatal(err)
+	if p.proto == 4 {
+		return strings.Split(body, "\x1e")
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		p.t.Fatalf("poll: HTTP %d %s", resp.StatusCode, body)
-	}
-	units := utf16.Encode([]rune(string(body)))
+	units := utf16.Encode([]rune(body))
 	var out []string
 	for len(units) > 0 {
 		i := 0
@@ -90,97 +103,301 @@ func (p *pollingSession) get() []string {
 	return out
 }
 
-func (p *pollingSession) post(packets ...string) {
-	p.t.Helper()
+// encode frames packets as a payload of the session's version.
+func (p *pollingSession) encode(packets ...string) string {
+	if p.proto == 4 {
+		return strings.Join(packets, "\x1e")
+	}
 	var b strings.Builder
 	for _, pk := range packets {
 		fmt.Fprintf(&b, "%d:%s", len(utf16.Encode([]rune(pk))), pk)
 	}
-	resp, err := http.Post(p.url+"&sid="+p.sid, "text/plain;charset=UTF-8", strings.NewReader(b.String()))
+	return b.String()
+}
+
+// post sends packets in one POST, which must succeed.
+func (p *pollingSession) post(packets ...string) {
+	p.t.Helper()
+	if status, body := p.request("POST", p.encode(packets...)); status != 200 {
+		p.t.Fatalf("post: HTTP %d %s", status, body)
+	}
+}
+
+// request sends one request of the session and returns the status and body.
+func (p *pollingSession) request(method, body string) (int, string) {
+	p.t.Helper()
+	u := p.url
+	if p.sid != "" {
+		u += "&sid=" + p.sid
+	}
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		p.t.Fatalf("post: HTTP %d %s", resp.StatusCode, body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
 	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
-// Non-ASCII ids, state and text work over the polling transport both ways
-// (go-socket.io counts payload lengths in bytes, clients in characters).
-func TestPollingUnicode(t *testing.T) {
-	t.Parallel()
-	n := startNode(t, testOptions(t))
-	ws := dial(t, n)
-	join(t, ws, "salle-é", "bob", nil)
-	nextPresence(t, ws)
-
-	p := openPolling(t, n.url)
-	// One packet per POST: the library answers the first with an ack that
-	// waits for a poll, and this client polls only between its POSTs.
-	p.post(`420["presence:join",{"roomId":"salle-é","userId":"zoë 👍","state":{"m":"中文 🚀"}}]`)
-	var ack map[string]any
-	var gotChat, sentChat bool
-	deadline := time.Now().Add(5 * time.Second)
-	for (ack == nil || !gotChat) && time.Now().Before(deadline) {
-		if ack != nil && !sentChat {
-			p.post(`42["chat:message",{"text":"ça va? 😀"}]`)
-			sentChat = true
-		}
+// ack polls until the ack of id arrives and returns its argument.
+func (p *pollingSession) ack(id int) map[string]any {
+	p.t.Helper()
+	prefix := "43" + strconv.Itoa(id) + "["
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
 		for _, pk := range p.get() {
-			switch {
-			case strings.HasPrefix(pk, "430"):
+			if strings.HasPrefix(pk, prefix) {
 				var args []map[string]any
-				if err := json.Unmarshal([]byte(pk[3:]), &args); err != nil {
-					t.Fatal(err)
+				if err := json.Unmarshal([]byte(pk[len(prefix)-1:]), &args); err != nil {
+					p.t.Fatal(err)
 				}
-				ack = args[0]
-			case strings.HasPrefix(pk, `42["chat:message"`):
-				var args []any
-				_ = json.Unmarshal([]byte(pk[2:]), &args)
-				if m := args[1].(map[string]any); m["text"] == "ça va? 😀" && m["userId"] == "zoë 👍" {
-					gotChat = true
-				}
+				return args[0]
 			}
 		}
 	}
-	if ack == nil || ack["ok"] != true || !gotChat {
-		t.Fatalf("got ack %v, chat %v", ack, gotChat)
+	p.t.Fatalf("no ack %d", id)
+	return nil
+}
+
+// rawWS is a bare Engine.IO websocket client, for tests that send what no
+// well-behaved client would, or stay silent when it should not.
+type rawWS struct {
+	t     testing.TB
+	c     *websocket.Conn
+	proto int
+	sid   string
+}
+
+// dialRaw opens a websocket session of protocol proto and connects its
+// default namespace (v4: with auth when not empty).
+func dialRaw(t testing.TB, n *testNode, proto int, query, auth string) *rawWS {
+	t.Helper()
+	r := openRaw(t, n, proto, query)
+	if proto == 4 {
+		r.send("40" + auth)
 	}
-	snap := ack["snapshot"].(map[string]any)
-	if snap["roomId"] != "salle-é" {
-		t.Fatalf("got %v", snap)
+	pk := r.next()
+	for pk == "2" { // v4 pings start with the session
+		r.send("3")
+		pk = r.next()
 	}
-	e := nextPresence(t, ws)
-	var st map[string]string
-	if err := json.Unmarshal(e.State, &st); err != nil || e.UserID != "zoë 👍" || st["m"] != "中文 🚀" {
-		t.Fatalf("websocket side got %+v %s", e, e.State)
+	if pk != "40" && !strings.HasPrefix(pk, `40{"sid":"`) {
+		t.Fatalf("got %q; want the connect packet", pk)
+	}
+	return r
+}
+
+// openRaw opens a websocket session and reads its open packet.
+func openRaw(t testing.TB, n *testNode, proto int, query string) *rawWS {
+	t.Helper()
+	u := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket%s", strings.TrimPrefix(n.url, "http"), proto, query)
+	c, _, err := websocket.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	r := &rawWS{t: t, c: c, proto: proto}
+	open := r.next()
+	var o struct{ Sid string }
+	if !strings.HasPrefix(open, "0") || json.Unmarshal([]byte(open[1:]), &o) != nil {
+		t.Fatalf("got %q; want the open packet", open)
+	}
+	r.sid = o.Sid
+	return r
+}
+
+func (r *rawWS) send(pk string) {
+	r.t.Helper()
+	if err := r.c.WriteMessage(websocket.TextMessage, []byte(pk)); err != nil {
+		r.t.Fatal(err)
 	}
 }
 
-// Session ids are crypto-random, not the library's counter: a third party
-// cannot guess one and post events as someone else.
+// next reads one packet, answering nothing.
+func (r *rawWS) next() string {
+	r.t.Helper()
+	pk, err := r.read(10 * time.Second)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return pk
+}
+
+func (r *rawWS) read(within time.Duration) (string, error) {
+	_ = r.c.SetReadDeadline(time.Now().Add(within))
+	_, msg, err := r.c.ReadMessage()
+	return string(msg), err
+}
+
+// ack reads until the ack of id, answering v4 pings, and returns its argument.
+func (r *rawWS) ack(id int) map[string]any {
+	r.t.Helper()
+	prefix := "43" + strconv.Itoa(id) + "["
+	for {
+		pk := r.next()
+		if pk == "2" {
+			r.send("3")
+		}
+		if strings.HasPrefix(pk, prefix) {
+			var args []map[string]any
+			if err := json.Unmarshal([]byte(pk[len(prefix)-1:]), &args); err != nil {
+				r.t.Fatal(err)
+			}
+			return args[0]
+		}
+	}
+}
+
+// closed waits until the server closes the connection, answering nothing,
+// and returns when it did.
+func (r *rawWS) closed(within time.Duration) time.Time {
+	r.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		if _, err := r.read(time.Until(deadline)); err != nil {
+			if time.Now().After(deadline) {
+				r.t.Fatalf("the connection is still open after %v", within)
+			}
+			return time.Now()
+		}
+	}
+}
+
+// versions are the protocol generations every engine test runs for.
+var versions = []int{3, 4}
+
+// Non-ASCII ids, state and text work over the polling transport both ways,
+// in both versions (v3 payload lengths count UTF-16 code units).
+func TestPollingUnicode(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for _, v := range versions {
+		t.Run(fmt.Sprint("EIO", v), func(t *testing.T) {
+			ws := dial(t, n)
+			room := fmt.Sprintf("salle-é-%d", v)
+			join(t, ws, room, "bob", nil)
+			nextPresence(t, ws)
+
+			p := openPolling(t, n.url, v)
+			p.post(`420["presence:join",{"roomId":"` + room + `","userId":"zoë 👍","state":{"m":"中文 🚀 \u2028"}}]`)
+			ack := p.ack(0)
+			if ack["ok"] != true || ack["snapshot"].(map[string]any)["roomId"] != room {
+				t.Fatalf("got %v", ack)
+			}
+			p.post(`421["chat:message",{"text":"ça va? 😀"}]`)
+			gotChat := false
+			for deadline := time.Now().Add(10 * time.Second); !gotChat && time.Now().Before(deadline); {
+				for _, pk := range p.get() {
+					if strings.HasPrefix(pk, `42["chat:message"`) {
+						var args []any
+						_ = json.Unmarshal([]byte(pk[2:]), &args)
+						m := args[1].(map[string]any)
+						gotChat = m["text"] == "ça va? 😀" && m["userId"] == "zoë 👍"
+					}
+				}
+			}
+			if !gotChat {
+				t.Fatal("no chat message back over polling")
+			}
+			e := nextPresence(t, ws)
+			var st map[string]string
+			if err := json.Unmarshal(e.State, &st); err != nil || e.UserID != "zoë 👍" || st["m"] != "中文 🚀 \u2028" {
+				t.Fatalf("websocket side got %+v %s", e, e.State)
+			}
+		})
+	}
+}
+
+// The codecs: binary packets and absurd numbers are refused without
+// allocation; payload framing of both versions.
+func TestEngineCodec(t *testing.T) {
+	for in, want := range map[string]error{
+		`518446744073709551615-["x"]`:    errBinaryPacket,
+		`510000000000-["presence:sync"]`: errBinaryPacket,
+		`61-0[]`:                         errBinaryPacket,
+		`2["x"]`:                         nil,
+		`21234567890123456["x"]`:         errBadPacket,
+		`9`:                              errBadPacket,
+		``:                               errBadPacket,
+		`0/chat,{"token":"x"}`:           nil,
+		`2/admin,5["presence:sync"]`:     nil,
+	} {
+		allocs := testing.AllocsPerRun(10, func() { _, _ = decodeSIO([]byte(in)) })
+		if _, err := decodeSIO([]byte(in)); err != want || allocs > 2 {
+			t.Errorf("decodeSIO(%q): got %v (%v allocs); want %v", in, err, allocs, want)
+		}
+	}
+	p, _ := decodeSIO([]byte(`2/admin,5["x"]`))
+	if p.nsp != "/admin" || !p.isNsp || p.id != 5 || string(p.data) != `["x"]` {
+		t.Errorf("got %+v", p)
+	}
+	split := func(dec func([]byte, func([]byte) error) error, in string) ([]string, error) {
+		var out []string
+		err := dec([]byte(in), func(b []byte) error { out = append(out, string(b)); return nil })
+		return out, err
+	}
+	for in, want := range map[string]string{
+		"2:4é2:40":        "4é|40",
+		"4:42👍":           "42👍",
+		"1:2":             "2",
+		"3:42":            "!",
+		"9:42é":           "!",
+		"x:1":             "!",
+		"":                "!",
+		"0:":              "!",
+		"99999999999:4":   "!",
+		"3:4\xf0\x9f\x91": "!",
+	} {
+		got, err := split(decodePayloadV3, in)
+		if (want == "!") != (err != nil) || err == nil && strings.Join(got, "|") != want {
+			t.Errorf("v3 %q: got %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"4é\x1e40": "4é|40",
+		"2":        "2",
+		"\x1e2":    "!",
+		"":         "!",
+		"4\xff":    "!",
+	} {
+		got, err := split(decodePayloadV4, in)
+		if (want == "!") != (err != nil) || err == nil && strings.Join(got, "|") != want {
+			t.Errorf("v4 %q: got %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]int{"a": 1, "é": 1, "中": 1, "👍": 2, "a👍é": 4} {
+		if got := utf16Len([]byte(in)); got != want {
+			t.Errorf("utf16Len(%q) = %d; want %d", in, got, want)
+		}
+	}
+}
+
+// Session ids are crypto-random: a third party cannot guess one and post
+// events as someone else.
 func TestSessionIDsUnguessable(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
 	seen := map[string]bool{}
 	shape := regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
-	for i := 0; i < 5; i++ {
-		c := dial(t, n)
-		if !shape.MatchString(c.ID()) || seen[c.ID()] {
-			t.Fatalf("session id %q is not a fresh 128-bit random id", c.ID())
+	for i := 0; i < 6; i++ {
+		r := openRaw(t, n, versions[i%2], "")
+		if !shape.MatchString(r.sid) || seen[r.sid] {
+			t.Fatalf("session id %q is not a fresh 128-bit random id", r.sid)
 		}
-		seen[c.ID()] = true
+		seen[r.sid] = true
 	}
-	for _, guess := range []string{"1", "2", "3"} {
-		resp, err := http.Post(n.url+"/socket.io/?EIO=3&transport=polling&sid="+guess, "text/plain", strings.NewReader(`5:42[1]`))
+	for _, guess := range []string{"1", "2", "AAAAAAAAAAAAAAAAAAAAAA"} {
+		resp, err := http.Post(n.url+"/socket.io/?EIO=4&transport=polling&sid="+guess, "text/plain", strings.NewReader(`42["presence:sync"]`))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode == 200 {
-			t.Fatalf("a post to the guessed session %q was accepted", guess)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("a post to the guessed session %q: HTTP %d; want 400", guess, resp.StatusCode)
 		}
 	}
 }
@@ -224,13 +441,14 @@ func TestConnectHookSendAndPanics(t *testing.T) {
 	join(t, dial(t, n), "r", "v", nil)
 }
 
-// Many goroutines sending to one socket at once: everything arrives (the
-// library's ack-id race does not apply: the server never emits with acks).
+// Many goroutines sending to one socket at once: everything arrives, in each
+// sender's order.
 func TestConcurrentSends(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
 	c := dial(t, n)
-	sock := n.srv.socket(c.ID())
+	var sock *Socket
+	waitFor(t, 5*time.Second, "the socket registered", func() bool { sock = n.srv.socket(c.ID()); return sock != nil })
 	var wg sync.WaitGroup
 	for g := 0; g < 20; g++ {
 		wg.Add(1)
@@ -314,59 +532,106 @@ func TestSlowClientDropped(t *testing.T) {
 // from a small buffer so that the test itself allocates little.
 func TestHugeFrameRefused(t *testing.T) {
 	n := startNode(t, testOptions(t))
-	conn, err := net.Dial("tcp", strings.TrimPrefix(n.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /socket.io/?EIO=3&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"+
-		"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	br := bufio.NewReader(conn)
-	if status, _ := br.ReadString('\n'); !strings.Contains(status, "101") {
-		t.Fatalf("upgrade: %q", status)
-	}
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	const size = 10 << 20
-	hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // FIN text, masked, 64-bit length, zero mask
-	binary.BigEndian.PutUint64(hdr[2:10], size)
-	chunk := bytes.Repeat([]byte("a"), 64<<10)
-	_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	written := 0
-	if _, err := conn.Write(hdr); err == nil {
-		for written < size {
-			k, err := conn.Write(chunk)
-			written += k
-			if err != nil {
-				break
+	for _, v := range versions {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(n.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "GET /socket.io/?EIO=%d&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"+
+			"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", v)
+		br := bufio.NewReader(conn)
+		if status, _ := br.ReadString('\n'); !strings.Contains(status, "101") {
+			t.Fatalf("upgrade: %q", status)
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const size = 10 << 20
+		hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} // FIN text, masked, 64-bit length, zero mask
+		binary.BigEndian.PutUint64(hdr[2:10], size)
+		chunk := bytes.Repeat([]byte("a"), 64<<10)
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		written := 0
+		if _, err := conn.Write(hdr); err == nil {
+			for written < size {
+				k, err := conn.Write(chunk)
+				written += k
+				if err != nil {
+					break
+				}
 			}
 		}
-	}
-	if written >= size {
-		t.Fatalf("the node read all of a %d-byte frame", size)
-	}
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
-		t.Fatalf("the node allocated %d MB for a refused frame", grew>>20)
+		if written >= size {
+			t.Fatalf("EIO=%d: the node read all of a %d-byte frame", v, size)
+		}
+		runtime.ReadMemStats(&after)
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
+			t.Fatalf("EIO=%d: the node allocated %d MB for a refused frame", v, grew>>20)
+		}
 	}
 	join(t, dial(t, n), "r", "u", nil)
 }
 
-// A malformed packet closes only its own socket.
+// Packets that are malformed or not part of the protocol (binary packets
+// with absurd attachment counts among them) close only their own socket, on
+// both transports and in both versions; the node and the others carry on.
 func TestMalformedPacketClosesOnlyItsSocket(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
-	bad, good := dial(t, n), dial(t, n)
+	good := dial(t, n)
 	join(t, good, "r", "good", nil)
-	_ = bad.WriteRaw(`42["presence:join",`)
-	select {
-	case <-bad.Done():
-	case <-time.After(5 * time.Second):
-		t.Fatal("malformed packet did not close its socket")
+	bad := []string{
+		`42["presence:join",`,
+		`4518446744073709551615-["x"]`,
+		`4510000000000-["presence:sync"]`,
+		`4518446744073709551615-0["presence:sync"]`,
+		`461-0[{"_placeholder":true,"num":0}]`,
+		`42{"not":"an array"}`,
+		`42[1,2]`,
+		`4x`,
+		`44{"message":"from a client"}`,
+		`9`,
+		`b4AAAA`,
+	}
+	for _, v := range versions {
+		for _, pk := range bad {
+			r := dialRaw(t, n, v, "", "")
+			r.send(pk)
+			r.closed(5 * time.Second)
+
+			p := openPolling(t, n.url, v)
+			status, _ := p.request("POST", p.encode(pk))
+			if status != http.StatusBadRequest {
+				t.Errorf("EIO=%d polling %q: HTTP %d; want 400", v, pk, status)
+			}
+			if status, _ := p.request("GET", ""); status != http.StatusBadRequest {
+				t.Errorf("EIO=%d polling %q: the session lives on (HTTP %d)", v, pk, status)
+			}
+		}
 	}
 	if _, err := good.Heartbeat(tctx(t), client.HeartbeatRequest{}); err != nil {
 		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "only the good socket left", func() bool { return n.srv.eng.Len() == 1 })
+}
+
+// Another namespace is refused with an error packet for that namespace; the
+// socket stays connected on "/".
+func TestOtherNamespaceRefused(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for _, v := range versions {
+		r := dialRaw(t, n, v, "", "")
+		r.send("40/admin,")
+		if pk := r.next(); !strings.HasPrefix(pk, "44/admin,") || !strings.Contains(pk, "Invalid namespace") {
+			t.Fatalf("EIO=%d: got %q", v, pk)
+		}
+		r.send(`42/admin,0["presence:sync"]`)
+		r.send(`421["presence:sync"]`)
+		if ack := r.ack(1); ack["ok"] != false || ack["error"].(map[string]any)["code"] != "not_joined" {
+			t.Fatalf("EIO=%d: got %v", v, ack)
+		}
 	}
 }
 
@@ -374,71 +639,74 @@ func TestMalformedPacketClosesOnlyItsSocket(t *testing.T) {
 func TestPollingBodyLimit(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
-	p := openPolling(t, n.url)
-	big := bytes.Repeat([]byte("a"), 1<<20)
-	resp, err := http.Post(p.url+"&sid="+p.sid, "text/plain", bytes.NewReader(big))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestEntityTooLarge {
-		t.Fatalf("got %d; want 413", resp.StatusCode)
+	for _, v := range versions {
+		p := openPolling(t, n.url, v)
+		status, _ := p.request("POST", strings.Repeat("a", 1<<20))
+		if status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("EIO=%d: got %d; want 413", v, status)
+		}
 	}
 }
 
-// After shutdown, a handshake is refused with 503; it must not reach the
-// closed go-socket.io server, where it would panic the process.
+// After shutdown, a handshake is refused with 503.
 func TestHandshakeAfterShutdown(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
 	h := n.srv.Handler()
 	n.stop()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("GET", "/socket.io/?EIO=3&transport=polling", nil))
-	if rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("got %d; want 503", rec.Code)
+	for _, v := range versions {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", fmt.Sprintf("/socket.io/?EIO=%d&transport=polling", v), nil))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("EIO=%d: got %d; want 503", v, rec.Code)
+		}
 	}
 }
 
-// go-socket.io registers a polling session after answering its handshake, so
-// a client's immediate next poll could find no session ("invalid sid"). Many
-// quick handshakes must all connect.
-func TestPollingHandshakeRace(t *testing.T) {
+// Requests the engine does not serve: unknown versions and transports,
+// JSONP, and a session id of the other version.
+func TestEngineRefusesBadRequests(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
-	for i := 0; i < 30; i++ {
-		p := openPolling(t, n.url)
-		p.post(`420["presence:sync"]`)
-		for done := false; !done; {
-			for _, pk := range p.get() {
-				if strings.HasPrefix(pk, "430") {
-					if !strings.Contains(pk, `"not_joined"`) {
-						t.Fatalf("got %s", pk)
-					}
-					done = true
-				}
+	p := openPolling(t, n.url, 4)
+	for q, want := range map[string]int{
+		"EIO=2&transport=polling":                  400,
+		"transport=polling":                        400,
+		"EIO=4&transport=flashsocket":              400,
+		"EIO=3&transport=polling&j=0":              400,
+		"EIO=3&transport=polling&sid=" + p.sid:     400,
+		"EIO=4&transport=polling&sid=" + p.sid[1:]: 400,
+	} {
+		resp, err := http.Get(n.url + "/socket.io/?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("%s: HTTP %d; want %d", q, resp.StatusCode, want)
+		}
+	}
+}
+
+// A POST that arrives after the probe but before the upgrade packet is
+// handled, and before anything sent over the websocket afterwards.
+func TestUpgradeKeepsOrder(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for _, v := range versions {
+		for i := 0; i < 3; i++ {
+			if err := upgradeWithPost(t, n, v); err != nil {
+				t.Fatalf("EIO=%d upgrade %d: %v", v, i+1, err)
 			}
 		}
 	}
 }
 
-// During the upgrade, go-socket.io pauses polling as soon as it has answered
-// the probe, while the client still writes over polling until it has the
-// pong: a POST in between must not fail, and its packets must be handled,
-// before anything sent over the websocket afterwards.
-func TestUpgradeHandsOverPausedPost(t *testing.T) {
-	t.Parallel()
-	n := startNode(t, testOptions(t))
-	for i := 0; i < 5; i++ {
-		if err := upgradeWithPausedPost(t, n); err != nil {
-			t.Fatalf("upgrade %d: %v", i+1, err)
-		}
-	}
-}
-
-func upgradeWithPausedPost(t *testing.T, n *testNode) error {
-	p := openPolling(t, n.url)
-	wsURL := "ws" + strings.TrimPrefix(n.url, "http") + "/socket.io/?EIO=3&transport=websocket&sid=" + p.sid
+func upgradeWithPost(t *testing.T, n *testNode, v int) error {
+	p := openPolling(t, n.url, v)
+	parked := make(chan []string, 1)
+	go func() { parked <- p.get() }() // the poll the upgrade must release
+	wsURL := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket&sid=%s", strings.TrimPrefix(n.url, "http"), v, p.sid)
 	ws, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
 	if err != nil {
 		return err
@@ -450,7 +718,14 @@ func upgradeWithPausedPost(t *testing.T, n *testNode) error {
 	if _, msg, err := ws.ReadMessage(); err != nil || string(msg) != "3probe" {
 		return fmt.Errorf("probe: got %q, %v", msg, err)
 	}
-	// The server has paused polling now; the client does not know yet.
+	select {
+	case pk := <-parked:
+		if len(pk) != 1 || pk[0] != "6" {
+			return fmt.Errorf("the parked poll got %q; want a noop", pk)
+		}
+	case <-time.After(5 * time.Second):
+		return errors.New("the probe did not release the parked poll")
+	}
 	p.post(`420["presence:join",{"roomId":"r","userId":"zoë-` + p.sid + `"}]`)
 	if err := ws.WriteMessage(websocket.TextMessage, []byte("5")); err != nil {
 		return err
@@ -470,7 +745,488 @@ func upgradeWithPausedPost(t *testing.T, n *testNode) error {
 		}
 	}
 	if !strings.HasPrefix(got[0], `430[{"ok":true,"self"`) || !strings.HasPrefix(got[1], `431[{"ok":true,"snapshot"`) {
-		t.Fatalf("got acks %q; want the join's, then the sync's", got)
+		return fmt.Errorf("got acks %q; want the join's, then the sync's", got)
+	}
+	if status, _ := p.request("GET", ""); status != http.StatusBadRequest {
+		return fmt.Errorf("a poll after the upgrade: HTTP %d; want 400", status)
 	}
 	return nil
+}
+
+// Handshakes that are never continued are gone, memory included, within
+// the ping timeout; while they live they hold their IP's slots.
+func TestAbandonedHandshakesReclaimed(t *testing.T) {
+	opts := testOptions(t)
+	opts.PingInterval, opts.PingTimeout = 300*time.Millisecond, 400*time.Millisecond
+	n := startNode(t, opts)
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	const abandoned = 2000
+	pad := strings.Repeat("x", 4<<10) // a fat header each, as an attacker would send
+	start, most := time.Now(), 0
+	for i := 0; i < abandoned; i++ {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/socket.io/?EIO=%d&transport=polling", n.url, versions[i%2]), nil)
+		req.Header.Set("X-Pad", pad)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		most = max(most, n.srv.eng.Len())
+	}
+	r := openRaw(t, n, 4, "") // a websocket that never sends CONNECT
+	if most < 50 {
+		t.Fatalf("at most %d sessions while handshaking; want them counted until they time out", most)
+	}
+	waitFor(t, 10*time.Second, "abandoned sessions gone", func() bool { return n.srv.eng.Len() == 0 })
+	if took := time.Since(start); took < opts.PingTimeout {
+		t.Fatalf("sessions gone after %v; want no earlier than the ping timeout (%v)", took, opts.PingTimeout)
+	}
+	r.closed(5 * time.Second)
+	if grew := int64(heap()) - int64(before); grew > 2<<20 {
+		t.Fatalf("heap grew by %d KB after %d abandoned handshakes", grew>>10, abandoned)
+	}
+}
+
+// A session holds its IP's slot from the handshake until it is gone, on
+// every transport: late connects and upgrades do not get around the cap.
+func TestSocketsPerIPCapHeldUntilGone(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.MaxSocketsPerIP = 3
+	n := startNode(t, opts)
+	a := handshakePolling(t, n.url, 3) // never connects further
+	b := handshakePolling(t, n.url, 4) // connects later
+	c := openRaw(t, n, 4, "")
+	refused := func() int {
+		resp, err := http.Get(n.url + "/socket.io/?EIO=4&transport=polling")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := refused(); got != http.StatusTooManyRequests {
+		t.Fatalf("a 4th session: HTTP %d; want 429", got)
+	}
+	b.post("40")
+	c.send("40")
+	if got := refused(); got != http.StatusTooManyRequests {
+		t.Fatalf("after the late connects: HTTP %d; want 429", got)
+	}
+	a.post("1") // the client closes its session
+	waitFor(t, 5*time.Second, "a slot freed", func() bool { return refused() == http.StatusOK })
+}
+
+// A Socket.IO DISCONNECT ends the session and its transport: a later
+// CONNECT cannot make a fresh socket with fresh limits on the same
+// connection.
+func TestDisconnectPacketClosesTransport(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.MaxSocketsPerIP = 1
+	n := startNode(t, opts)
+	for _, v := range versions {
+		r := dialRaw(t, n, v, "", "")
+		r.send(`420["presence:join",{"roomId":"r","userId":"u"}]`)
+		if ack := r.ack(0); ack["ok"] != true {
+			t.Fatalf("got %v", ack)
+		}
+		r.send("41")
+		r.send("40")
+		r.closed(5 * time.Second)
+		waitFor(t, 5*time.Second, "the session gone", func() bool { return n.srv.eng.Len() == 0 })
+	}
+}
+
+// A v4 client that stops answering pings, a v3 client that stops pinging
+// and a polling client that stops polling are dropped after pingInterval +
+// pingTimeout of silence, not before; clients that answer stay.
+func TestPingTimeout(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.PingInterval, opts.PingTimeout = 200*time.Millisecond, 300*time.Millisecond
+	n := startNode(t, opts)
+	silence := opts.PingInterval + opts.PingTimeout
+	for _, v := range versions {
+		r := dialRaw(t, n, v, "", "")
+		last := time.Now() // the client's last packet: its connect
+		gone := r.closed(silence + 5*time.Second)
+		if took := gone.Sub(last); took < silence-50*time.Millisecond {
+			t.Errorf("EIO=%d websocket: dropped after %v of silence; want at least %v", v, took, silence)
+		}
+		p := openPolling(t, n.url, v)
+		last = time.Now()
+		waitFor(t, silence+5*time.Second, "the polling session gone", func() bool { return n.srv.socket(p.sid) == nil })
+		if took := time.Since(last); took < silence-50*time.Millisecond {
+			t.Errorf("EIO=%d polling: dropped after %v; want at least %v", v, took, silence)
+		}
+	}
+	// Live clients outlast many intervals.
+	live := dialRaw(t, n, 4, "", "")
+	old := dial(t, n)
+	for end := time.Now().Add(4 * silence); time.Now().Before(end); {
+		pk, err := live.read(silence)
+		if err != nil {
+			t.Fatalf("the live v4 client was dropped: %v", err)
+		}
+		if pk == "2" {
+			live.send("3")
+		}
+	}
+	live.send(`421["presence:sync"]`)
+	live.ack(1)
+	if _, err := old.Sync(tctx(t)); err == nil || !strings.Contains(err.Error(), "not_joined") {
+		t.Fatalf("the live v3 client: %v", err)
+	}
+}
+
+// Unknown events count against the "other" limit; a socket that keeps
+// flooding is disconnected, and others are served meanwhile.
+func TestUnknownEventFlood(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	other := dial(t, n)
+	join(t, other, "r", "other", nil)
+	for _, v := range versions {
+		r := dialRaw(t, n, v, "", "")
+		r.send(`420["no:such:event",{}]`)
+		if ack := r.ack(0); ack["ok"] != false || ack["error"].(map[string]any)["code"] != "invalid_payload" {
+			t.Fatalf("got %v", ack)
+		}
+		limited := 0
+		for i := 1; ; i++ {
+			if err := r.c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`42%d["no:such:event"]`, i))); err != nil {
+				break // closed by the server
+			}
+			if i > 5000 {
+				t.Fatalf("EIO=%d: still connected after %d unknown events", v, i)
+			}
+			if i%50 == 0 {
+				if _, err := other.Heartbeat(tctx(t), client.HeartbeatRequest{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for {
+			pk, err := r.read(5 * time.Second)
+			if err != nil {
+				break
+			}
+			if strings.Contains(pk, `"rate_limited"`) {
+				limited++
+			}
+		}
+		if limited == 0 {
+			t.Fatalf("EIO=%d: no rate_limited answer before the disconnect", v)
+		}
+	}
+}
+
+// With JWT auth on: v3 takes the token in the query only (401 without it);
+// v4 takes it in the query or in the CONNECT auth object, and answers a bad
+// one with a CONNECT_ERROR carrying "unauthorized".
+func TestConnectAuthBothVersions(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.JWTSecret = []byte(testSecret)
+	n := startNode(t, opts)
+	good := signHS(t, testSecret, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	status := func(q string) int {
+		resp, err := http.Get(n.url + "/socket.io/?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for q, want := range map[string]int{
+		"EIO=3&transport=polling":               401,
+		"EIO=3&transport=polling&token=bad":     401,
+		"EIO=3&transport=polling&token=" + good: 200,
+		"EIO=4&transport=polling":               200,
+		"EIO=4&transport=polling&token=bad":     401,
+		"EIO=4&transport=polling&token=" + good: 200,
+	} {
+		if got := status(q); got != want {
+			t.Errorf("%s: HTTP %d; want %d", q, got, want)
+		}
+	}
+	for auth, ok := range map[string]bool{
+		``:                         false,
+		`{}`:                       false,
+		`{"token":"bad"}`:          false,
+		`{"token":42}`:             false,
+		`{"token":"` + good + `"}`: true,
+	} {
+		r := openRaw(t, n, 4, "")
+		r.send("40" + auth)
+		pk := r.next()
+		if ok != strings.HasPrefix(pk, `40{"sid":"`) || !ok && pk != `44{"message":"unauthorized"}` {
+			t.Fatalf("auth %q: got %q", auth, pk)
+		}
+		if !ok {
+			r.closed(5 * time.Second)
+			continue
+		}
+		r.send(`420["presence:join",{"roomId":"r","userId":"alice"}]`)
+		if ack := r.ack(0); ack["ok"] != true {
+			t.Fatalf("join with the auth token: %v", ack)
+		}
+		r.send(`421["presence:join",{"roomId":"r2","userId":"mallory"}]`)
+		if ack := r.ack(1); ack["ok"] != false {
+			t.Fatalf("second join: %v", ack)
+		}
+	}
+	// The query token counts when the CONNECT brings none.
+	r := openRaw(t, n, 4, "&token="+good)
+	r.send("40")
+	if pk := r.next(); !strings.HasPrefix(pk, `40{"sid":"`) {
+		t.Fatalf("query token: got %q", pk)
+	}
+}
+
+// One IP's HTTP connections that are not websockets are capped: idle
+// keep-alive connections cannot use up the node's file descriptors, and
+// websockets do not count.
+func TestHTTPConnsPerIPCap(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.MaxHTTPConnsPerIP = 4
+	n := startNode(t, opts)
+	ws := dialRaw(t, n, 4, "", "") // upgraded: not counted
+	addr := strings.TrimPrefix(n.url, "http://")
+	var idle []net.Conn
+	for i := 0; i < opts.MaxHTTPConnsPerIP; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+		if status, _ := bufio.NewReader(c).ReadString('\n'); !strings.Contains(status, "200") {
+			t.Fatalf("connection %d: %q", i, status)
+		}
+		idle = append(idle, c) // kept alive, idle
+	}
+	over, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	fmt.Fprintf(over, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if line, err := bufio.NewReader(over).ReadString('\n'); err == nil {
+		t.Fatalf("a connection over the cap was served: %q", line)
+	}
+	idle[0].Close()
+	waitFor(t, 5*time.Second, "a slot back", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		return err == nil && strings.Contains(line, "200")
+	})
+	ws.send(`421["presence:sync"]`)
+	ws.ack(1)
+}
+
+// An idle websocket session costs one goroutine (its reader) on the node:
+// no writer while nothing is queued, nothing left of the upgrade request.
+func TestIdleWebsocketOneGoroutine(t *testing.T) {
+	n := startNode(t, testOptions(t))
+	addr := strings.TrimPrefix(n.url, "http://")
+	const conns = 200
+	open := func(v int) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "GET /socket.io/?EIO=%d&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"+
+			"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", v)
+		return c
+	}
+	warm := open(4) // let the node's own goroutines settle
+	_ = warm
+	waitFor(t, 5*time.Second, "the first session", func() bool { return n.srv.eng.Len() == 1 })
+	before := runtime.NumGoroutine()
+	for i := 0; i < conns; i++ {
+		open(versions[i%2])
+	}
+	waitFor(t, 10*time.Second, "all sessions", func() bool { return n.srv.eng.Len() == conns+1 })
+	var got int
+	waitFor(t, 10*time.Second, "writers done", func() bool {
+		got = runtime.NumGoroutine() - before
+		return got <= conns+conns/20
+	})
+	if got < conns {
+		t.Fatalf("%d goroutines for %d sessions; the count is off", got, conns)
+	}
+}
+
+// A polling client in a busy room gets everything queued in each poll and is
+// never dropped: many events arrive in one response.
+func TestPollingClientInBusyRoom(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Rates = RateLimits{Chat: Rate{PerSecond: 1e6, Burst: 1e6}, Other: Rate{PerSecond: 100, Burst: 100}}
+	n := startNode(t, opts)
+	sender := dial(t, n)
+	join(t, sender, "busy", "sender", nil)
+	for _, v := range versions {
+		p := openPolling(t, n.url, v)
+		p.post(`420["presence:join",{"roomId":"busy","userId":"poller"}]`)
+		p.ack(0)
+		const msgs = 500
+		ctx := tctx(t)
+		for i := 0; i < msgs; i++ {
+			if _, _, err := sender.Chat(ctx, fmt.Sprint("m", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, most := 0, 0
+		for deadline := time.Now().Add(10 * time.Second); got < msgs && time.Now().Before(deadline); {
+			k := 0
+			for _, pk := range p.get() {
+				if strings.HasPrefix(pk, `42["chat:message"`) {
+					k++
+				}
+			}
+			got, most = got+k, max(most, k)
+		}
+		if got != msgs || most < 2 {
+			t.Fatalf("EIO=%d: got %d of %d messages, at most %d per poll", v, got, msgs, most)
+		}
+		p.post(`421["presence:leave"]`)
+	}
+}
+
+// Shutdown with handshakes, polls and upgrades in flight neither hangs nor
+// panics, and leaves no session behind.
+func TestShutdownWithHandshakesInFlight(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.ShutdownTimeout = 5 * time.Second
+	n := startNode(t, opts)
+	p := openPolling(t, n.url, 4)
+	parked := make(chan error, 1)
+	go func() {
+		resp, err := http.Get(p.url + "&sid=" + p.sid)
+		if err == nil {
+			resp.Body.Close()
+		}
+		parked <- err
+	}()
+	sock := n.srv.socket(p.sid)
+	waitFor(t, 5*time.Second, "the poll parked", func() bool {
+		sock.wmu.Lock()
+		defer sock.wmu.Unlock()
+		return sock.poll != nil
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := versions[g%2]
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if g%2 == 0 {
+					resp, err := http.Get(fmt.Sprintf("%s/socket.io/?EIO=%d&transport=polling", n.url, v))
+					if err == nil {
+						resp.Body.Close()
+					}
+					continue
+				}
+				u := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket", strings.TrimPrefix(n.url, "http"), v)
+				if c, _, err := websocket.DefaultDialer.Dial(u, nil); err == nil {
+					_ = c.WriteMessage(websocket.TextMessage, []byte("40"))
+					c.Close()
+				}
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, "handshakes in flight", func() bool { return n.srv.eng.Len() > 5 })
+	start := time.Now()
+	n.stop() // fails the test if Run returns an error or takes over 15 s
+	close(stop)
+	wg.Wait()
+	if took := time.Since(start); took > opts.ShutdownTimeout {
+		t.Fatalf("shutdown took %v", took)
+	}
+	select {
+	case <-parked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a parked poll outlived the shutdown")
+	}
+	if got := n.srv.eng.Len(); got != 0 {
+		t.Fatalf("%d sessions left after shutdown", got)
+	}
+}
+
+// The origin allowlist holds on both transports and in both versions,
+// preflight included.
+func TestOriginAllowlistBothVersions(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.AllowedOrigins = []string{"https://a.example"}
+	n := startNode(t, opts)
+	for _, v := range versions {
+		for origin, want := range map[string]int{"https://a.example": 200, "https://a.example.evil.com": 403, "": 200} {
+			for _, method := range []string{"GET", "OPTIONS"} {
+				req, _ := http.NewRequest(method, fmt.Sprintf("%s/socket.io/?EIO=%d&transport=polling", n.url, v), nil)
+				if origin != "" {
+					req.Header.Set("Origin", origin)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				wantHere := want
+				if method == "OPTIONS" && want == 200 {
+					wantHere = 204
+				}
+				if resp.StatusCode != wantHere {
+					t.Errorf("EIO=%d %s from %q: HTTP %d; want %d", v, method, origin, resp.StatusCode, wantHere)
+				}
+				if want != 403 && origin != "" && resp.Header.Get("Access-Control-Allow-Origin") != origin {
+					t.Errorf("EIO=%d %s from %q: no CORS header", v, method, origin)
+				}
+			}
+			h := http.Header{}
+			if origin != "" {
+				h.Set("Origin", origin)
+			}
+			u := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket", strings.TrimPrefix(n.url, "http"), v)
+			c, resp, err := websocket.DefaultDialer.Dial(u, h)
+			if c != nil {
+				c.Close()
+			}
+			if got := 101; err != nil {
+				got = resp.StatusCode
+				if got != want {
+					t.Errorf("EIO=%d websocket from %q: HTTP %d; want %d", v, origin, got, want)
+				}
+			} else if want != 200 {
+				t.Errorf("EIO=%d websocket from %q: upgraded; want %d", v, origin, want)
+			}
+		}
+	}
 }

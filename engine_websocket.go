@@ -62,7 +62,7 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket
 // session's reader.
 func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket) {
 	s.wmu.Lock()
-	busy := s.ws != nil || s.upgrading || s.gone
+	busy := s.ws != nil || s.probe != nil || s.gone
 	s.wmu.Unlock()
 	if busy {
 		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
@@ -73,6 +73,14 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket)
 		return
 	}
 	conn.SetReadLimit(int64(e.opts.maxMessage))
+	s.wmu.Lock()
+	if s.gone || s.probe != nil {
+		s.wmu.Unlock()
+		_ = conn.Close()
+		return
+	}
+	s.probe = conn // closed by Socket.close if the session ends first
+	s.wmu.Unlock()
 	e.spawn(func() { e.probe(s, conn) })
 }
 
@@ -83,6 +91,9 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket)
 func (e *Engine) probe(s *Socket, conn *websocket.Conn) {
 	_ = conn.SetReadDeadline(time.Now().Add(upgradeWait))
 	if !readText(conn, "2probe") || conn.WriteMessage(websocket.TextMessage, []byte("3probe")) != nil {
+		s.wmu.Lock()
+		s.probe = nil
+		s.wmu.Unlock()
 		_ = conn.Close()
 		return
 	}
@@ -96,7 +107,7 @@ func (e *Engine) probe(s *Socket, conn *websocket.Conn) {
 	s.wmu.Unlock()
 	if !readText(conn, "5") {
 		s.wmu.Lock()
-		s.upgrading = false
+		s.upgrading, s.probe = false, nil
 		s.wmu.Unlock()
 		_ = conn.Close()
 		return
@@ -111,7 +122,7 @@ func (e *Engine) probe(s *Socket, conn *websocket.Conn) {
 		close(s.poll)
 		s.poll = nil
 	}
-	s.ws, s.upgrading = conn, false
+	s.ws, s.probe, s.upgrading = conn, nil, false
 	s.wakeLocked()
 	s.wmu.Unlock()
 	s.seen()

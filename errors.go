@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -36,6 +38,7 @@ var (
 	errUnavailable   = &Error{Code: "unavailable", Message: "the presence store cannot be reached; try again"}
 	errInternal      = &Error{Code: "internal", Message: "internal server error"}
 	errRateLimited   = &Error{Code: "rate_limited", Message: "too many requests; slow down"}
+	errBusy          = &Error{Code: "rate_limited", Message: "the server is busy; try again shortly"}
 )
 
 // invalid returns an invalid_payload error with the given message.
@@ -48,17 +51,58 @@ func tooLarge(msg string) *Error { return &Error{Code: "payload_too_large", Mess
 func forbidden(msg string) *Error { return &Error{Code: "forbidden", Message: msg} }
 
 // protocolError maps any error to the *Error answered on the wire: protocol
-// errors pass through, Redis and network trouble becomes unavailable (the one
-// place where that decision is made), and everything else is internal.
+// errors pass through, an overloaded node sheds with rate_limited, Redis and
+// network trouble becomes unavailable (the one place where those decisions
+// are made), and everything else is internal. The caller logs internal ones
+// with err as the cause.
 func protocolError(err error) *Error {
 	var pe *Error
 	if errors.As(err, &pe) {
 		return pe
 	}
+	var oe *overloadError
+	if errors.As(err, &oe) {
+		return errBusy
+	}
 	if isUnavailable(err) {
 		return errUnavailable
 	}
 	return errInternal
+}
+
+// overloadError is a Redis operation that ran out of time on a node that is
+// behind (waiting for a pooled connection, a dial or a reply on a starved
+// machine) while Redis itself answers: it is shed as rate_limited, not
+// reported as an outage.
+type overloadError struct{ err error }
+
+func (e *overloadError) Error() string { return "overloaded: " + e.err.Error() }
+func (e *overloadError) Unwrap() error { return e.err }
+
+// redisFailure classifies the failure of a Redis operation. A timeout (of
+// the caller's deadline, the pool wait, a dial or a read) while Redis
+// answered other calls within redisAliveWindow means the node is overloaded;
+// the same timeout with no recent answer means Redis is unreachable. Other
+// errors are returned as they are.
+func redisFailure(err error, sinceAnswer time.Duration) error {
+	if err == nil || !isTimeout(err) || sinceAnswer > redisAliveWindow {
+		return err
+	}
+	return &overloadError{err}
+}
+
+// redisAliveWindow is how recent an answer from Redis must be for a timeout
+// to count as overload rather than as an unreachable Redis: a Redis that
+// hangs is reported unavailable once it has been silent that long. It is well
+// under the default OpTimeout (3 s).
+const redisAliveWindow = time.Second
+
+// isTimeout reports whether err is a deadline running out, as opposed to
+// the server refusing or closing the connection.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) ||
+		errors.Is(err, redis.ErrPoolExhausted) || errors.As(err, &ne) && ne.Timeout()
 }
 
 // isUnavailable reports whether err means Redis could not be reached or did

@@ -2,11 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"testing"
-	"time"
 
 	"github.com/gomodule/redigo/redis"
 
@@ -174,49 +172,4 @@ func roundTrip(m map[string]any) map[string]any {
 
 func equalJSON(a, b map[string]any) bool {
 	return bytes.Equal(canonicalJSON(roundTrip(a)), canonicalJSON(roundTrip(b)))
-}
-
-// FuzzPacket feeds raw Engine.IO frames to a live node over websocket: the
-// node survives every one of them and keeps serving a well-behaved client,
-// whose presence data stays intact.
-func FuzzPacket(f *testing.F) {
-	for _, s := range []string{
-		`42["presence:join",{"roomId":"r","userId":"u"}]`, `420["presence:join","x"]`, `421["presence:heartbeat",[1]]`,
-		`42["chat:message",{"text":{"a":1}}]`, `42[`, `42`, `4`, `40/unknown,`, `41`, `40`, `43999[1]`, `451-["x",{"_placeholder":true,"num":0}]`,
-		`49`, `2`, `3probe`, `5`, `6`, `42["presence:leave"]`, `42[null]`, `42[1,2]`, `42{"a":1}`, "42[\"\xff\"]", `4242424242`,
-		`42["presence:join",{"roomId":"r","userId":"u","state":{"a":1e999}}]`, `42["presence:heartbeat",{"epoch":1e20}]`,
-	} {
-		f.Add(s)
-	}
-	opts := testOptions(f)
-	opts.Rates = RateLimits{Other: Rate{PerSecond: 1e6, Burst: 1e6}, Heartbeat: Rate{PerSecond: 1e6, Burst: 1e6},
-		Patch: Rate{PerSecond: 1e6, Burst: 1e6}, Chat: Rate{PerSecond: 1e6, Burst: 1e6}}
-	opts.Presence.TTL = time.Hour
-	n := startNode(f, opts)
-	good := dial(f, n, client.Options{OnEvent: func(client.Event) {}})
-	if _, err := good.Join(tctx(f), client.JoinRequest{RoomID: "r", UserID: "good", State: map[string]any{"k": "v"}}); err != nil {
-		f.Fatal(err)
-	}
-	f.Fuzz(func(t *testing.T, frame string) {
-		c, err := client.Dial(tctx(t), n.url, client.Options{OnEvent: func(client.Event) {}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.WriteRaw(frame)
-		// Let the frame be handled. A frame that disconnected the namespace
-		// ("41") leaves nothing to answer, hence the short deadline.
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		_, _ = c.Call(ctx, "presence:sync")
-		cancel()
-		_ = c.Close()
-		snap, err := good.Sync(tctx(t))
-		if err != nil {
-			t.Fatalf("after %q the good client failed: %v", frame, err)
-		}
-		for _, conn := range snap.Connections {
-			if conn.UserID == "good" && string(conn.State) != `{"k":"v"}` {
-				t.Fatalf("after %q the good client's state is %s", frame, conn.State)
-			}
-		}
-	})
 }

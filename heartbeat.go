@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -24,84 +23,79 @@ type beatResult struct {
 }
 
 // beat refreshes one connection through the batcher and returns the script's
-// code (0 ok, 1 not_joined, 2 stale_epoch) and the connection's epoch.
+// code (0 ok, 1 not_joined, 2 stale_epoch) and the connection's epoch. A
+// deadline that runs out while the heartbeat waits for its batch is
+// classified like any Redis timeout (overload while Redis answers).
 func (p *Presence) beat(ctx context.Context, s *Socket, room, connID string, epoch int64) (int64, int64, error) {
 	b := &beat{room: room, connID: connID, sid: s.id, epoch: epoch, done: make(chan beatResult, 1)}
 	select {
 	case p.beats <- b:
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return 0, 0, p.failure(ctx.Err())
 	}
 	select {
 	case r := <-b.done:
 		return r.code, r.epoch, r.err
 	case <-ctx.Done():
-		return 0, 0, ctx.Err()
+		return 0, 0, p.failure(ctx.Err())
 	}
 }
 
-// maxBeatFlights bounds the heartbeat batches in flight at once.
-const maxBeatFlights = 4
+// Batcher bounds: heartbeats waiting for a batch, and batches in flight at
+// once (only full batches overlap; see runBeats).
+const (
+	maxBeatQueue   = 1024
+	maxBeatFlights = 4
+)
 
-// runBeats coalesces plain heartbeats: it takes the first waiting heartbeat,
-// lets others join it for HeartbeatLinger (or until maxBeatBatch), and
-// refreshes them all with one script call: one Redis round trip for the
-// whole batch, with every check of a single heartbeat made per item (owner
-// sid, epoch). Up to maxBeatFlights batches are in flight; while they all
-// are, new heartbeats gather into the next batch. Exactly one goroutine
-// runs it; it ends with ctx, after its batches, failing any heartbeat still
-// waiting.
+// runBeats coalesces plain heartbeats by natural batching: a heartbeat that
+// arrives when no batch is in flight is sent at once, alone (a quiet node
+// answers in one Redis round trip, with no waiting); heartbeats that arrive
+// while a batch is in flight gather into the next one, which leaves when the
+// flight lands, so a busy node sends batches about as large as its arrivals
+// per round trip. A batch that reaches maxBeatBatch leaves at once if fewer
+// than maxBeatFlights batches are in flight. Each batch is one script call
+// that makes every check of a single heartbeat per item (owner sid, epoch).
+// Exactly one goroutine runs it; it ends with ctx, after its batches,
+// failing any heartbeat still waiting.
 func (p *Presence) runBeats(ctx context.Context) {
-	flights := make(chan struct{}, maxBeatFlights)
+	landed := make(chan struct{}, maxBeatFlights)
+	inFlight := 0
 	defer func() { // wait for the batches in flight
-		for i := 0; i < maxBeatFlights; i++ {
-			flights <- struct{}{}
+		for ; inFlight > 0; inFlight-- {
+			<-landed
 		}
 	}()
+	var batch []*beat
 	for {
-		batch := make([]*beat, 0, 16)
+		if len(batch) > 0 && (inFlight == 0 || len(batch) >= maxBeatBatch && inFlight < maxBeatFlights) {
+			inFlight++
+			go func(batch []*beat) { // owned by runBeats, which waits for it to land
+				defer func() { landed <- struct{}{} }()
+				p.flushBeats(ctx, batch)
+			}(batch)
+			batch = nil
+			continue
+		}
+		in := p.beats
+		if len(batch) >= maxBeatBatch {
+			in = nil // full: wait for a flight to land
+		}
 		select {
-		case <-ctx.Done():
-			p.failBeats(ctx.Err())
-			return
-		case b := <-p.beats:
-			batch = append(batch, b)
-		}
-		if p.opts.HeartbeatLinger > 0 {
-			linger := time.NewTimer(p.opts.HeartbeatLinger)
-		collect:
-			for len(batch) < maxBeatBatch {
-				select {
-				case b := <-p.beats:
-					batch = append(batch, b)
-				case <-linger.C:
-					break collect
-				}
-			}
-			linger.Stop()
-		}
-		select { // a free flight, gathering meanwhile
-		case flights <- struct{}{}:
 		case <-ctx.Done():
 			for _, b := range batch {
 				b.done <- beatResult{err: ctx.Err()}
 			}
 			p.failBeats(ctx.Err())
 			return
-		}
-	gather:
-		for len(batch) < maxBeatBatch { // take whatever else is already waiting
-			select {
-			case b := <-p.beats:
-				batch = append(batch, b)
-			default:
-				break gather
+		case b := <-in:
+			if batch == nil {
+				batch = make([]*beat, 0, 16)
 			}
+			batch = append(batch, b)
+		case <-landed:
+			inFlight--
 		}
-		go func() { // owned by runBeats, which waits for its flight slot
-			defer func() { <-flights }()
-			p.flushBeats(ctx, batch)
-		}()
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"log/slog"
+	"maps"
+	"strconv"
 	"sync"
 )
 
@@ -16,11 +18,20 @@ import (
 // script runs, so no event published after the join can slip past it. While
 // pending it buffers what arrives; when the join returns, activate releases
 // the buffered events from the join's seq on and drops the earlier ones.
+//
+// The hub also remembers the last seq it delivered per room, so that after a
+// gap in the subscription the node can tell which rooms moved while it was
+// deaf (see resyncRoom), and the last seq delivered to each membership: an
+// event whose seq does not exceed it means the room's history started over
+// (Redis lost its data), and the socket's connection is gone with it.
 type hub struct {
 	log *slog.Logger
 
 	mu    sync.Mutex // guards the following fields
 	rooms map[string]map[*Socket]*membership
+	seqs  map[string]int64 // room -> last seq delivered; only rooms in rooms
+	// gapSeqs is seqs as it was when the subscription was last lost.
+	gapSeqs map[string]int64
 }
 
 // membership is a socket's subscription to a room's events.
@@ -30,6 +41,7 @@ type membership struct {
 	buf     []envelope // events received while pending
 	minSeq  int64      // presence events with a lower seq are not for this socket
 	maxSeq  int64      // when > 0: the socket's leave; later events are not for it
+	lastSeq int64      // the last presence event's seq delivered to the socket
 }
 
 // maxPendingBuffer bounds what a pending membership holds; a join script
@@ -54,7 +66,7 @@ type envelope struct {
 }
 
 func newHub(log *slog.Logger) *hub {
-	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership)}
+	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership), seqs: make(map[string]int64)}
 }
 
 // subscribe adds s to room as a pending membership, replacing any it had.
@@ -119,6 +131,7 @@ func (h *hub) removeLocked(s *Socket, room string) {
 	delete(ms, s)
 	if len(ms) == 0 {
 		delete(h.rooms, room)
+		delete(h.seqs, room)
 	}
 }
 
@@ -148,6 +161,7 @@ func (h *hub) deliver(raw []byte) {
 		}
 		return
 	}
+	h.noteSeqLocked(&e)
 	for s, m := range ms {
 		if m.pending {
 			if len(m.buf) < maxPendingBuffer {
@@ -163,6 +177,9 @@ func (h *hub) deliver(raw []byte) {
 // ends the membership at s's own leave.
 func (h *hub) deliverLocked(room string, s *Socket, m *membership, e *envelope) {
 	if e.Seq > 0 {
+		if h.restartedLocked(room, s, m, e.Seq) {
+			return
+		}
 		if e.Seq < m.minSeq {
 			return
 		}
@@ -172,7 +189,94 @@ func (h *hub) deliverLocked(room string, s *Socket, m *membership, e *envelope) 
 		}
 	}
 	s.sendFrame(e.frame)
+	m.lastSeq = max(m.lastSeq, e.Seq)
 	if e.Type == "leave" && e.Conn == m.connID || m.maxSeq > 0 && e.Seq >= m.maxSeq {
 		h.removeLocked(s, room)
 	}
+}
+
+// noteSeqLocked records e's seq as the last one the hub delivered for its
+// room (rooms without local members are not tracked).
+func (h *hub) noteSeqLocked(e *envelope) {
+	if _, ok := h.rooms[e.Room]; ok && e.Seq > 0 {
+		h.seqs[e.Room] = e.Seq
+	}
+}
+
+// restartedLocked reports whether an event of seq shows that room's history
+// started over since s joined (its seq is not past the last one s received:
+// Redis lost the room and counts from 1 again). s's connection went with the
+// old history, so s counts as not joined and gets no more of the room.
+func (h *hub) restartedLocked(room string, s *Socket, m *membership, seq int64) bool {
+	if m.lastSeq == 0 || seq > m.lastSeq {
+		return false
+	}
+	h.log.Debug("room history restarted; the socket's connection is gone", "room", room, "conn", m.connID,
+		"seq", seq, "last", m.lastSeq)
+	h.goneLocked(room, s, m)
+	return true
+}
+
+// goneLocked ends s's membership of room and, if s still holds that
+// membership's connection, clears it: s counts as not joined.
+func (h *hub) goneLocked(room string, s *Socket, m *membership) {
+	h.removeLocked(s, room)
+	// No join of s can set a new connection between this read and write: a
+	// join activates its membership first, which needs h.mu.
+	if r, _, connID := s.presence(); r == room && connID == m.connID {
+		s.setPresence("", "", "")
+	}
+}
+
+// markGap records that the subscription is down: until it is back, nothing
+// is delivered, and resyncRoom compares with the seqs delivered until now.
+func (h *hub) markGap() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.gapSeqs = maps.Clone(h.seqs)
+}
+
+// joinedRooms returns the rooms with at least one active membership.
+func (h *hub) joinedRooms() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for room, ms := range h.rooms {
+		for _, m := range ms {
+			if !m.pending {
+				out = append(out, room)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// resyncRoom is told the room's seq in Redis after a subscription gap. If
+// it differs from the last seq delivered before the gap (or none was), the
+// room moved while the node was deaf: each joined socket gets
+// presence:resync {roomId, seq} (PROTOCOL.md), and its client answers with
+// presence:sync. A socket that had received more than seq saw a history that
+// Redis has since lost: its connection is gone, so it also stops getting the
+// room and counts as not joined (its presence:sync answers not_joined and
+// its client joins again). It returns how many sockets were told.
+func (h *hub) resyncRoom(room string, seq int64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if last, ok := h.gapSeqs[room]; ok && last == seq {
+		return 0
+	}
+	data := json.RawMessage(`{"roomId":` + jsonString(room) + `,"seq":` + strconv.FormatInt(seq, 10) + `}`)
+	n := 0
+	for s, m := range h.rooms[room] {
+		if m.pending {
+			continue // its join's snapshot is newer than the gap
+		}
+		s.Send("presence:resync", data)
+		n++
+		if m.lastSeq > seq {
+			h.goneLocked(room, s, m)
+		}
+	}
+	return n
 }

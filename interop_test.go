@@ -9,59 +9,65 @@ import (
 	"testing"
 )
 
-// nodeModules is where `npm ci` in sdk/ puts socket.io-client 2.5.0.
-const nodeModules = "sdk/node_modules"
+// interopDir holds the official clients of both generations (socket.io-client
+// 2.5.0 as sio2, 4.8.3 as sio4), installed by `make deps` (npm ci).
+const interopDir = "testdata/interop"
 
-// The official socket.io-client 2.5.0 (Node) against two nodes, over
-// websocket, polling and polling upgraded to websocket, with non-ASCII ids,
-// state and chat text in both directions.
+// The official socket.io-client 2.5.0 and 4.8.3 (Node) against two nodes,
+// over websocket, polling and polling upgraded to websocket, with non-ASCII
+// ids, state and chat text in both directions.
 func TestInteropSocketIOClient(t *testing.T) {
 	t.Parallel()
 	if _, err := exec.LookPath("node"); err != nil {
 		t.Fatal("node not found: the interop test needs Node.js (make test checks for it)")
 	}
-	if _, err := os.Stat(filepath.Join(nodeModules, "socket.io-client", "package.json")); err != nil {
-		t.Fatalf("socket.io-client is not installed in %s: run `make test` (it runs npm ci in sdk/)", nodeModules)
+	for _, pkg := range []string{"sio2", "sio4"} {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("%s is not installed in %s: run `make deps` (npm ci there)", pkg, interopDir)
+		}
 	}
 	opts := testOptions(t)
 	n1, n2 := startNode(t, opts), startNode(t, opts)
-	abs, _ := filepath.Abs(nodeModules)
-	for name, transports := range map[string]string{
-		"websocket": "websocket",
-		"polling":   "polling",
-		"upgrade":   "polling,websocket",
-	} {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			var out []byte
-			var err error
-			var res struct {
-				OK       bool   `json:"ok"`
-				Error    string `json:"error"`
-				Upgraded bool   `json:"upgraded"`
+	for _, version := range []string{"3", "4"} {
+		for name, transports := range map[string]string{
+			"websocket": "websocket",
+			"polling":   "polling",
+			"upgrade":   "polling,websocket",
+		} {
+			t.Run("EIO"+version+"/"+name, func(t *testing.T) { interop(t, n1, n2, version, name, transports) })
+		}
+	}
+}
+
+func interop(t *testing.T, n1, n2 *testNode, version, name, transports string) {
+	t.Parallel()
+	var out []byte
+	var err error
+	var res struct {
+		OK       bool   `json:"ok"`
+		Error    string `json:"error"`
+		Upgraded bool   `json:"upgraded"`
+	}
+	// The upgrade case runs three times: the transport swap is where
+	// sessions get lost if anything does.
+	runs := 1
+	if name == "upgrade" {
+		runs = 3
+	}
+	for i := 0; i < runs; i++ {
+		cmd := exec.Command("node", "interop.cjs", n1.url, n2.url, transports, fmt.Sprintf("salle-%s-%s-%d-é-🎉", version, name, i), version)
+		cmd.Dir = interopDir
+		out, err = cmd.Output()
+		res.OK = false
+		if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
 			}
-			// The upgrade case runs three times: the library's transport swap
-			// used to lose about one session in three under -race (upgrade.go).
-			runs := 1
-			if name == "upgrade" {
-				runs = 3
-			}
-			for i := 0; i < runs; i++ {
-				cmd := exec.Command("node", "testdata/interop.cjs", n1.url, n2.url, transports, fmt.Sprintf("salle-%s-%d-é-🎉", name, i))
-				cmd.Env = append(os.Environ(), "NODE_PATH="+abs)
-				out, err = cmd.Output()
-				res.OK = false
-				if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
-					var stderr []byte
-					if ee, ok := err.(*exec.ExitError); ok {
-						stderr = ee.Stderr
-					}
-					t.Fatalf("interop over %s, run %d: %v %s %s", transports, i+1, err, out, stderr)
-				}
-			}
-			if name == "upgrade" && !res.Upgraded {
-				t.Fatalf("the client did not upgrade from polling to websocket: %s", out)
-			}
-		})
+			t.Fatalf("interop over %s, run %d: %v %s %s", transports, i+1, err, out, stderr)
+		}
+	}
+	if name == "upgrade" && !res.Upgraded {
+		t.Fatalf("the client did not upgrade from polling to websocket: %s", out)
 	}
 }

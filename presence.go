@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gomodule/redigo/redis"
@@ -32,9 +33,6 @@ type PresenceOptions struct {
 	// MaxStateBytes bounds a connection's merged state as compact JSON.
 	// Zero value: 4096.
 	MaxStateBytes int
-	// HeartbeatLinger is how long a plain heartbeat waits for others to share
-	// its Redis round trip. Zero value: 2 ms; negative: no waiting.
-	HeartbeatLinger time.Duration
 	// OpTimeout bounds each Redis operation of a handler. Zero value: 3 s.
 	OpTimeout time.Duration
 }
@@ -53,7 +51,6 @@ func (o PresenceOptions) withDefaults() PresenceOptions {
 	def(&o.ReaperInterval, 3*time.Second)
 	def(&o.ReaperLookback, 2*o.TTL)
 	def(&o.DisconnectGrace, 5*time.Second)
-	def(&o.HeartbeatLinger, 2*time.Millisecond)
 	def(&o.OpTimeout, 3*time.Second)
 	if o.MaxStateBytes == 0 {
 		o.MaxStateBytes = 4096
@@ -72,6 +69,9 @@ type Presence struct {
 	metrics *metrics
 	spawn   func(func())
 	beats   chan *beat
+
+	born       time.Time    // origin of lastAnswer
+	lastAnswer atomic.Int64 // when Redis last answered, as a duration since born
 }
 
 var (
@@ -90,7 +90,7 @@ func NewPresence(opts PresenceOptions) (*Presence, error) {
 	if o.TTL < time.Second || o.ReaperInterval < 10*time.Millisecond {
 		return nil, errors.New("presence: TTL must be at least 1 s and the reaper interval at least 10 ms")
 	}
-	return &Presence{opts: o, beats: make(chan *beat, 1024)}, nil
+	return &Presence{opts: o, beats: make(chan *beat, maxBeatQueue), born: time.Now()}, nil
 }
 
 // Name implements Module.
@@ -157,17 +157,68 @@ func (p *Presence) OnDisconnect(s *Socket) {
 }
 
 func (p *Presence) disconnect(s *Socket, room, connID string) {
-	grace, reason := max(p.opts.DisconnectGrace, 0), "disconnect"
+	grace, reason, kind := max(p.opts.DisconnectGrace, 0), "disconnect", "grace"
 	if s.shutdown.Load() {
-		grace, reason = p.opts.TTL, "expired"
+		grace, reason, kind = p.opts.TTL, "expired", "shutdown"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.OpTimeout)
 	defer cancel()
 	_, err := p.do(ctx, disconnectScript, p.roomArgs(room, s.id, connID,
-		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds())...)
+		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds(), kind)...)
 	if err != nil {
 		p.log.Warn("disconnect not recorded; the connection will expire", "room", room, "conn", connID, "err", err)
 	}
+}
+
+// resync runs after the node's subscription came back from a gap: it reads
+// the seq of every room with joined sockets here, in one pipelined round
+// trip, and lets the hub tell the sockets of each room that moved while the
+// node was deaf (hub.resyncRoom). The subscriber calls it; events flow
+// meanwhile.
+func (p *Presence) resync(ctx context.Context) {
+	rooms := p.hub.joinedRooms()
+	if len(rooms) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
+	defer cancel()
+	seqs, err := p.roomSeqs(ctx, rooms)
+	if err != nil {
+		p.log.Warn("resync after the subscription gap failed; clients learn of missed events at the next one",
+			"rooms", len(rooms), "err", err)
+		return
+	}
+	told := 0
+	for i, room := range rooms {
+		told += p.hub.resyncRoom(room, seqs[i])
+	}
+	p.log.Info("resync after the subscription gap", "rooms", len(rooms), "sockets", told)
+}
+
+// roomSeqs returns the current seq of each room (0 for a room Redis does not
+// have), in one pipelined round trip.
+func (p *Presence) roomSeqs(ctx context.Context, rooms []string) ([]int64, error) {
+	c, err := p.pool.GetContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	for _, room := range rooms {
+		if err := c.Send("GET", p.roomTag(room)+"seq"); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
+	seqs := make([]int64, len(rooms))
+	for i := range rooms {
+		r, err := redis.ReceiveContext(c, ctx)
+		if seqs[i], err = redis.Int64(r, err); err != nil && !errors.Is(err, redis.ErrNil) {
+			return nil, err
+		}
+	}
+	return seqs, nil
 }
 
 // Redis keys; see the layout in presence_lua.go.
@@ -187,8 +238,23 @@ func (p *Presence) roomArgs(room, sid string, extra ...any) []any {
 	return append(args, extra...)
 }
 
-// do runs a script on a pooled connection within ctx.
+// do runs a script on a pooled connection within ctx. A pooled connection
+// that finds the server gone (EOF, reset: Redis restarted since it was
+// dialed) is retried once on a fresh one: the script never ran on a server
+// that had closed the connection. Timeouts are classified by redisFailure.
 func (p *Presence) do(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
+	reply, err := p.doOnce(ctx, s, keysAndArgs...)
+	if err != nil && isConnLost(err) && ctx.Err() == nil {
+		reply, err = p.doOnce(ctx, s, keysAndArgs...)
+	}
+	if err == nil {
+		p.answered()
+		return reply, nil
+	}
+	return reply, p.failure(err)
+}
+
+func (p *Presence) doOnce(ctx context.Context, s *redis.Script, keysAndArgs ...any) (any, error) {
 	start := time.Now()
 	c, err := p.pool.GetContext(ctx)
 	if err != nil {
@@ -202,6 +268,15 @@ func (p *Presence) do(ctx context.Context, s *redis.Script, keysAndArgs ...any) 
 		p.metrics.redisError("do")
 	}
 	return reply, err
+}
+
+// answered records that Redis just answered a call.
+func (p *Presence) answered() { p.lastAnswer.Store(int64(time.Since(p.born))) }
+
+// failure classifies err from a Redis call by how recently Redis answered
+// (see redisFailure).
+func (p *Presence) failure(err error) error {
+	return redisFailure(err, time.Since(p.born)-time.Duration(p.lastAnswer.Load()))
 }
 
 // lookback and keyTTL in milliseconds, as the scripts take them. A key lives
@@ -340,6 +415,11 @@ func (p *Presence) handleHeartbeat(ctx context.Context, s *Socket, raw json.RawM
 	}
 	if !hasEpoch {
 		epoch = -1
+	}
+	// payload_too_large outranks not_joined: a patch whose non-null values
+	// alone exceed the limit is refused whatever it would merge into.
+	if st := stateJSON(patch); len(st) > p.opts.MaxStateBytes {
+		return nil, tooLarge(fmt.Sprintf("patchState is %d bytes; the limit is %d", len(st), p.opts.MaxStateBytes))
 	}
 	room, _, connID := s.presence()
 	if room == "" {

@@ -18,7 +18,8 @@ import "github.com/gomodule/redigo/redis"
 //	P{R}:due         zset    connId -> deadline (ms): when the reaper removes it
 //	P{R}:c:<connId>  hash    the connection: uid, uj (userId as JSON), own (sid of
 //	                         the owning socket, "" while disconnected), ep (epoch),
-//	                         ls (lastSeenMs), dr (leave reason when due), st (state
+//	                         ls (lastSeenMs), dr (leave reason when due), dk (which
+//	                         deadline is set: lookback, grace or shutdown), st (state
 //	                         JSON), s:<key JSON> (one field per state key, value JSON)
 //	P rooms          zset    roomId -> earliest deadline in the room (the one key
 //	                         outside the room's hash tag)
@@ -136,7 +137,7 @@ end
 
 -- live marks a connection alive now: lastSeen, deadline, key TTL.
 local function live(cid, ck, now, lookback, keyttl)
-  redis.call('HSET', ck, 'ls', n(now), 'dr', 'expired')
+  redis.call('HSET', ck, 'ls', n(now), 'dr', 'expired', 'dk', 'lookback')
   redis.call('PEXPIRE', ck, keyttl)
   redis.call('ZADD', K.due, now + lookback, cid)
 end
@@ -281,8 +282,11 @@ return seq
 // disconnectScript handles the owning socket going away: with a grace of 0
 // the connection is removed at once, otherwise it stays, owned by nobody,
 // until its new deadline now+grace, when the reaper removes it with reason.
+// The deadline's kind (grace for a dropped socket, shutdown for a node that
+// handed its sockets over) is recorded for the reaper to report.
 //
 //	ARGV[6] connId  ARGV[7] grace ms  ARGV[8] reason  ARGV[9] key TTL ms
+//	ARGV[10] deadline kind
 //
 // Returns 1 when the caller owned the connection, else 0 (fenced off).
 var disconnectScript = redis.NewScript(5, luaPrelude+`
@@ -293,7 +297,7 @@ local now = now_ms()
 if grace <= 0 then
   remove(cid, reason, now)
 else
-  redis.call('HSET', ck, 'own', '', 'dr', reason)
+  redis.call('HSET', ck, 'own', '', 'dr', reason, 'dk', ARGV[10])
   redis.call('PEXPIRE', ck, grace + keyttl)
   redis.call('ZADD', K.due, now + grace, cid)
 end
@@ -307,16 +311,25 @@ return 1
 // script is atomic and remove() does nothing for a connection already gone, so
 // each connection yields exactly one leave.
 //
-// Returns the number of connections removed.
+// Returns, per connection removed, its connId, the leave reason and the kind
+// of the deadline that removed it (lookback, grace or shutdown), flat.
 var reapScript = redis.NewScript(5, luaPrelude+`
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K.due, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+local out = {}
 for _, cid in ipairs(ids) do
-  local reason = redis.call('HGET', cprefix .. cid, 'dr') or 'expired'
-  remove(cid, reason, now)
+  local h = redis.call('HMGET', cprefix .. cid, 'dr', 'dk')
+  local reason = h[1] or 'expired'
+  if remove(cid, reason, now) then
+    out[#out + 1] = cid
+    out[#out + 1] = reason
+    out[#out + 1] = h[2] or 'lookback'
+  else
+    redis.call('ZREM', K.due, cid) -- not a connection any more: never due again
+  end
 end
 settle()
-return #ids
+return out
 `)
 
 // dueRoomsScript lists up to ARGV[1] rooms whose earliest deadline has

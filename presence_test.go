@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 
 // testNode is one server node run in-process on a loopback port.
 type testNode struct {
-	srv  *Server
-	url  string
-	stop func() // graceful shutdown; waits for Run to return
+	srv   *Server
+	url   string
+	stop  func()       // graceful shutdown; waits for Run to return
+	dials atomic.Int32 // clients dialled by dial, which alternates versions
 }
 
 // testOptions returns options for a test: the shared Redis, a key prefix of
@@ -88,12 +90,18 @@ func startNode(t testing.TB, opts ServerOptions, mods ...Module) *testNode {
 	return n
 }
 
-// dial connects a test client to node n.
+// dial connects a test client to node n. Unless the options name a
+// protocol version, the clients of one node alternate between the two
+// generations (4, 3, 4, ...), so every test with several clients runs both,
+// side by side in the same rooms.
 func dial(t testing.TB, n *testNode, opts ...client.Options) *client.Conn {
 	t.Helper()
 	var o client.Options
 	if len(opts) > 0 {
 		o = opts[0]
+	}
+	if o.Protocol == 0 && o.Auth == nil {
+		o.Protocol = 4 - int(n.dials.Add(1)-1)%2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -14,12 +14,15 @@ import (
 // Subscriber timing. The health check PINGs the subscription connection every
 // subPingPeriod; a read that sees nothing (not even the PONG) for
 // subReadTimeout means the subscription is dead. Must be more than
-// subPingPeriod.
+// subPingPeriod. Reconnection backs off from subBackoffMin, doubling up to
+// subBackoffMax: a node without its subscription misses events, so it comes
+// back within subBackoffMax of Redis accepting connections again; a refused
+// dial to a local Redis costs next to nothing, so the cap is kept low.
 const (
 	subPingPeriod  = 2 * time.Second
 	subReadTimeout = 5 * time.Second
-	subBackoffMin  = 100 * time.Millisecond
-	subBackoffMax  = time.Second // a node without its subscription misses events: come back fast
+	subBackoffMin  = 10 * time.Millisecond
+	subBackoffMax  = 100 * time.Millisecond
 )
 
 // subscriber holds this node's one pub/sub connection and hands every message
@@ -27,7 +30,8 @@ const (
 // listenPubSubChannels pattern: one goroutine receives, the owner health-checks
 // with PING and unsubscribes to stop it. It reconnects with exponential
 // backoff whenever the connection fails (a Redis restart, say) and
-// re-subscribes by itself.
+// re-subscribes by itself; after every subscription but the first it calls
+// onResubscribe, since events published while it was deaf reached nobody.
 type subscriber struct {
 	dial    func(ctx context.Context) (redis.Conn, error)
 	channel string
@@ -35,24 +39,34 @@ type subscriber struct {
 	log     *slog.Logger
 	// onState, when set, is told whether the subscription is up.
 	onState func(up bool)
+	// onResubscribe, when set, runs on the owner goroutine once a
+	// subscription after a gap is up (messages flow again meanwhile).
+	onResubscribe func(ctx context.Context)
+
+	subscribedOnce bool // owned by run's goroutine
 }
 
 // run subscribes until ctx ends. It blocks; the server runs it on its wait group.
 func (s *subscriber) run(ctx context.Context) {
 	backoff := subBackoffMin
+	var lostAt time.Time // start of the current gap; zero before the first failure
 	for ctx.Err() == nil {
-		start := time.Now()
-		err := s.listen(ctx)
+		subscribed, err := s.listen(ctx)
 		if s.onState != nil {
 			s.onState(false)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(start) > 10*time.Second {
-			backoff = subBackoffMin
+		if subscribed {
+			backoff, lostAt = subBackoffMin, time.Now()
+			s.log.Warn("pub/sub connection lost; reconnecting", "err", err)
+		} else if lostAt.IsZero() {
+			lostAt = time.Now()
+			s.log.Warn("pub/sub connection failed; retrying", "err", err)
+		} else { // every subBackoffMax while Redis is down: not worth a warning each
+			s.log.Debug("pub/sub reconnect failed", "err", err, "in", backoff, "down", time.Since(lostAt))
 		}
-		s.log.Warn("pub/sub connection lost; reconnecting", "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return
@@ -62,18 +76,20 @@ func (s *subscriber) run(ctx context.Context) {
 	}
 }
 
-// listen runs one subscription until it fails or ctx ends.
-func (s *subscriber) listen(ctx context.Context) error {
+// listen runs one subscription until it fails or ctx ends. It reports
+// whether the subscription was ever up.
+func (s *subscriber) listen(ctx context.Context) (subscribed bool, err error) {
 	c, err := s.dial(ctx)
 	if err != nil {
-		return fmt.Errorf("dial: %w", err)
+		return false, fmt.Errorf("dial: %w", err)
 	}
 	psc := redis.PubSubConn{Conn: c}
 	defer psc.Close()
 	if err := psc.Subscribe(s.channel); err != nil {
-		return fmt.Errorf("subscribe: %w", err)
+		return false, fmt.Errorf("subscribe: %w", err)
 	}
 
+	up := make(chan struct{}, 1)
 	done := make(chan error, 1)
 	go func() { // owned by listen: ends when psc fails or is unsubscribed/closed
 		for {
@@ -86,10 +102,10 @@ func (s *subscriber) listen(ctx context.Context) error {
 			case redis.Subscription:
 				switch v.Count {
 				case 1:
-					s.log.Info("subscribed to events channel", "channel", s.channel)
 					if s.onState != nil {
 						s.onState(true)
 					}
+					up <- struct{}{}
 				case 0:
 					done <- nil
 					return
@@ -110,16 +126,23 @@ func (s *subscriber) listen(ctx context.Context) error {
 				_ = psc.Close()
 				<-done
 			}
-			return ctx.Err()
+			return subscribed, ctx.Err()
+		case <-up:
+			subscribed = true
+			s.log.Info("subscribed to events channel", "channel", s.channel)
+			if s.subscribedOnce && s.onResubscribe != nil {
+				s.onResubscribe(ctx)
+			}
+			s.subscribedOnce = true
 		case err := <-done:
 			if err == nil {
 				err = errors.New("unsubscribed")
 			}
-			return err
+			return subscribed, err
 		case <-tick.C:
 			if err := psc.Ping(""); err != nil {
 				_ = psc.Close()
-				return fmt.Errorf("ping: %w", <-done)
+				return subscribed, fmt.Errorf("ping: %w", <-done)
 			}
 		}
 	}
@@ -132,12 +155,18 @@ func (s *Server) startSubscriber(ctx context.Context) <-chan struct{} {
 	ready := make(chan struct{})
 	var readyOnce sync.Once
 	sub := &subscriber{
-		dial:    redisDialer(s.opts.RedisURL, s.opts.RedisTLS),
+		// The pool's dialer: a subscription that finds Redis gone tells the
+		// pool, whose idle connections are then known to be dead too.
+		dial:    s.pool.DialContext,
 		channel: s.channel, deliver: s.hub.deliver, log: s.log,
+		onResubscribe: s.presence.resync,
 		onState: func(up bool) {
 			s.mu.Lock()
 			s.redisSub = up
 			s.mu.Unlock()
+			if !up {
+				s.hub.markGap()
+			}
 			if up {
 				readyOnce.Do(func() { close(ready) })
 			}

@@ -49,6 +49,7 @@ func (p *Presence) runReaper(ctx context.Context) {
 }
 
 // reapOnce runs one reaper tick and returns how many connections it removed.
+// A room counts as full (more may be due) when its script call was.
 func (p *Presence) reapOnce(ctx context.Context) (int, error) {
 	p.metrics.reaperRun()
 	total := 0
@@ -79,7 +80,17 @@ func (p *Presence) dueRooms(ctx context.Context) ([]string, error) {
 	return redis.Strings(p.do(ctx, dueRoomsScript, p.indexKey(), reaperRoomBatch))
 }
 
-// reapRoom removes the due connections of one room.
+// reapRoom removes the due connections of one room. It logs each removal
+// with the deadline that caused it: lookback (no heartbeat for that long),
+// grace (its socket dropped and no resume came) or shutdown (its node
+// stopped gracefully and no resume came within the TTL).
 func (p *Presence) reapRoom(ctx context.Context, room string) (int, error) {
-	return redis.Int(p.do(ctx, reapScript, p.roomArgs(room, "", reaperConnBatch)...))
+	r, err := redis.Strings(p.do(ctx, reapScript, p.roomArgs(room, "", reaperConnBatch)...))
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i+2 < len(r); i += 3 {
+		p.log.Debug("reaped connection", "room", room, "conn", r[i], "reason", r[i+1], "deadline", r[i+2])
+	}
+	return len(r) / 3, nil
 }

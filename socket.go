@@ -44,7 +44,8 @@ type Socket struct {
 
 	wmu       sync.Mutex // guards the following fields
 	ws        *websocket.Conn
-	upgrading bool // a websocket probe answered; polling pauses
+	probe     *websocket.Conn // a websocket probing an upgrade
+	upgrading bool            // the probe was answered; polling pauses
 	queue     [][]byte
 	spare     [][]byte // the writer's last batch, reused
 	queued    int      // bytes in queue
@@ -258,7 +259,7 @@ func (s *Socket) close(reason string) {
 // finish does the work of close for a session just marked gone.
 func (s *Socket) finish(reason string) {
 	s.wmu.Lock()
-	ws, connected := s.ws, s.connected
+	ws, probe, connected := s.ws, s.probe, s.connected
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -271,6 +272,9 @@ func (s *Socket) finish(reason string) {
 	s.wmu.Unlock()
 	if ws != nil {
 		_ = ws.Close()
+	}
+	if probe != nil {
+		_ = probe.Close()
 	}
 	s.eng.forget(s)
 	if connected {

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 // config is the whole command line.
 type config struct {
 	targets      []string
+	eio          int // Engine.IO version: 3 or 4
 	rooms        int
 	users        int // per room
 	connsPerUser int
@@ -45,6 +47,14 @@ type config struct {
 	jsonOut      bool
 	quiet        bool
 	smoke        bool
+
+	// -scenario overload (see overload.go).
+	scenario      string
+	members       int
+	patchEvery    time.Duration
+	offered       float64 // deliveries per second; overrides patchEvery when > 0
+	probeOK       time.Duration
+	recoveryLimit time.Duration
 
 	// Redis helpers (no sockets).
 	luaFile      string
@@ -90,6 +100,8 @@ func parseFlags(args []string) (*config, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	target := fs.String("target", envStr("TARGET_URL", "http://127.0.0.1:3000"),
 		"server base URL(s), comma-separated; connections are spread round-robin (env TARGET_URL)")
+	fs.IntVar(&c.eio, "eio", envInt("EIO", 4),
+		"Engine.IO version to speak: 3 (socket.io-client 2.x) or 4 (socket.io-client 3.x/4.x) (env EIO)")
 	fs.IntVar(&c.rooms, "rooms", envInt("ROOM_COUNT", 10), "number of rooms (env ROOM_COUNT)")
 	fs.IntVar(&c.users, "users", envInt("USERS_PER_ROOM", 10), "users per room (env USERS_PER_ROOM)")
 	fs.IntVar(&c.connsPerUser, "conns-per-user", envInt("CONNS_PER_USER", 1), "connections per user (env CONNS_PER_USER)")
@@ -118,6 +130,16 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the final report as JSON on stdout instead of the table")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&c.smoke, "smoke", false, "smoke test: 50 connections for 5 s within the default rate limits; exit 1 on any error or missing event")
+	fs.StringVar(&c.scenario, "scenario", envStr("SCENARIO", ""),
+		"scenario: empty for the rooms/users load, or overload: -members in one room on one node, each patching every -patch-every (env SCENARIO)")
+	fs.IntVar(&c.members, "members", envInt("MEMBERS", 1000), "overload: members of the one room (env MEMBERS)")
+	fs.DurationVar(&c.patchEvery, "patch-every", envDur("PATCH_EVERY", 500*time.Millisecond),
+		"overload: time between two patches of one member (env PATCH_EVERY)")
+	fs.Float64Var(&c.offered, "offered", envFloat("OFFERED_DELIVERIES", 0),
+		"overload: offered deliveries per second (patches/s × members); overrides -patch-every when > 0 (env OFFERED_DELIVERIES)")
+	fs.DurationVar(&c.probeOK, "probe-ok", 50*time.Millisecond,
+		"overload: the node has recovered once a fresh join and heartbeat are each acked within this")
+	fs.DurationVar(&c.recoveryLimit, "recovery-limit", time.Minute, "overload: give up waiting for recovery after this long")
 	fs.StringVar(&c.luaFile, "lua", "presence_lua.go", "the server's presence_lua.go, for -beat-cmd")
 	fs.StringVar(&c.prefix, "prefix", "prs:", "the server's PRESENCE_PREFIX, for -seed and -beat-cmd")
 	fs.IntVar(&c.seed, "seed", 0, "write this many connections straight into -redis (spread over -rooms, key layout of presence_lua.go) and exit")
@@ -171,12 +193,32 @@ func (c *config) validate() error {
 			return err
 		}
 	}
+	switch c.scenario {
+	case "":
+	case "overload":
+		switch {
+		case len(c.targets) != 1:
+			return errors.New("-scenario overload loads one node: give one -target")
+		case c.members < 1 || c.members > 100_000:
+			return errors.New("-members must be within 1..100000")
+		case c.offered < 0 || c.offered == 0 && c.patchEvery <= 0:
+			return errors.New("-patch-every must be positive (or set -offered)")
+		case c.patchInterval() < time.Microsecond:
+			return errors.New("-offered is too high for -members")
+		case c.probeOK <= 0 || c.recoveryLimit <= 0:
+			return errors.New("-probe-ok and -recovery-limit must be positive")
+		}
+	default:
+		return fmt.Errorf("-scenario %q: want overload or nothing", c.scenario)
+	}
 	if c.redisAddr != "" {
 		if err := checkLoopback("tcp://" + c.redisAddr); err != nil {
 			return fmt.Errorf("-redis: %w", err)
 		}
 	}
 	switch {
+	case c.eio != 3 && c.eio != 4:
+		return fmt.Errorf("-eio %d: want 3 or 4", c.eio)
 	case c.rooms < 1 || c.users < 1 || c.connsPerUser < 1:
 		return errors.New("-rooms, -users and -conns-per-user must be at least 1")
 	case c.patchShare < 0 || c.patchShare > 1:
@@ -261,6 +303,9 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	case c.scenario == "overload":
+		mainOverload(c)
+		return
 	}
 	rep, err := run(c)
 	if err != nil {
@@ -276,6 +321,26 @@ func main() {
 		for _, p := range problems {
 			fmt.Fprintln(os.Stderr, "bench: FAIL:", p)
 		}
+		os.Exit(1)
+	}
+}
+
+// mainOverload runs -scenario overload, prints its report and exits 1 when
+// it missed a criterion.
+func mainOverload(c *config) {
+	rep, err := runOverload(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if c.jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	} else {
+		rep.writeTable(os.Stdout)
+	}
+	if len(rep.Checks) > 0 {
 		os.Exit(1)
 	}
 }

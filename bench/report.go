@@ -300,7 +300,7 @@ func run(c *config) (*Report, error) {
 	rep := &Report{
 		Date: time.Now().UTC().Format(time.RFC3339), Targets: c.targets, Connections: len(r.conns), Held: held,
 		Sources: r.sourceCount(), Rooms: c.rooms,
-		Config: map[string]any{"rooms": c.rooms, "users_per_room": c.users, "conns_per_user": c.connsPerUser,
+		Config: map[string]any{"eio": c.eio, "rooms": c.rooms, "users_per_room": c.users, "conns_per_user": c.connsPerUser,
 			"heartbeats_per_second": c.beatRate(), "patch_share": c.patchShare, "chat_per_second": c.chatRate,
 			"ramp_s": c.ramp.Seconds(), "duration_s": c.duration.Seconds()},
 		Phases: []Phase{phase("ramp (dial+join)", t0, t1, c0, c1, rs0, rs1), phase("steady", t1, t2, c1, c2, rs1, rs2),

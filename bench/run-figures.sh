@@ -3,9 +3,14 @@
 # its own, the rtm server built from this checkout, and the load generator,
 # all on loopback.
 #
-#   bench/run-figures.sh [figure...]     figures: smoke 1 2 3 4 5 6 (default: all)
+#   bench/run-figures.sh [figure...]     figures: smoke 1 2 3 4 5 6 7 (default: all)
 #
-# Environment: REDIS_PORT (6390), PORT (3400), OUT (/tmp/rtm-bench-results).
+# Every figure runs once per protocol version in EIOS (Engine.IO 3, then 4);
+# each result file name ends in -eio3 or -eio4.
+#
+# Environment: REDIS_PORT (6390), PORT (3400), OUT (/tmp/rtm-bench-results),
+# EIOS ("3 4"), SERVER_BIN (a server binary to measure instead of building this
+# checkout's, e.g. another branch's, for figures side by side).
 # Every run is bounded in time; the script stops what it started on exit.
 set -euo pipefail
 
@@ -13,11 +18,17 @@ cd "$(dirname "$0")/.."
 REDIS_PORT=${REDIS_PORT:-6390}
 PORT=${PORT:-3400}
 OUT=${OUT:-/tmp/rtm-bench-results}
+EIOS=${EIOS:-3 4}
+EIO=${EIOS%% *}
 TARGET=http://127.0.0.1:$PORT
 REDIS=127.0.0.1:$REDIS_PORT
 mkdir -p "$OUT"
 
-go build -o "$OUT/rtm-server" .
+if [[ -n ${SERVER_BIN:-} ]]; then
+	cp "$SERVER_BIN" "$OUT/rtm-server"
+else
+	go build -o "$OUT/rtm-server" .
+fi
 go build -o "$OUT/bench" ./bench
 BENCH="$OUT/bench"
 
@@ -68,23 +79,35 @@ stop_server() {
 	fi
 }
 
-# once NAME ARGS...: like bench but a single run, table and JSON from the same run.
+# first_eio reports whether this pass is the first protocol version (runs that
+# open no socket are done once).
+first_eio() { [[ $EIO == "${EIOS%% *}" ]]; }
+
+# start_server_defaults: a node with default settings (rate limits on).
+start_server_defaults() {
+	stop_server
+	env PORT="$PORT" REDIS_URL="redis://$REDIS" LOG_LEVEL=warn "$OUT/rtm-server" >>"$OUT/server.log" 2>&1 &
+	SERVER_PID=$!
+	for _ in $(seq 100); do curl -fs "$TARGET/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
+	echo "server did not start" >&2
+	exit 1
+}
+
+# once NAME ARGS...: like bench but a single run, table and JSON from the same
+# run, at protocol version $EIO.
 once() {
-	local name=$1
+	local name=$1-eio$EIO
 	shift
-	echo "== $name: bench -target $TARGET -redis $REDIS $*"
-	"$BENCH" -target "$TARGET" -redis "$REDIS" -quiet -json "$@" >"$OUT/$name.json" 2>"$OUT/$name.log" || true
+	echo "== $name: bench -eio $EIO -target $TARGET -redis $REDIS $*"
+	"$BENCH" -eio "$EIO" -target "$TARGET" -redis "$REDIS" -quiet -json "$@" >"$OUT/$name.json" 2>"$OUT/$name.log" || true
 	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps({k:r[k] for k in ("phases","latency","steady_rates_per_second","events","errors","skipped","servers","bench_cpu_percent_steady") if k in r}, indent=1))' "$OUT/$name.json" >"$OUT/$name.txt" 2>/dev/null || true
 }
 
 fig_smoke() {
 	# As `make test` runs it: a node with default settings (rate limits on).
 	start_redis
-	stop_server
-	env PORT="$PORT" REDIS_URL="redis://$REDIS" LOG_LEVEL=warn "$OUT/rtm-server" >>"$OUT/server.log" 2>&1 &
-	SERVER_PID=$!
-	for _ in $(seq 100); do curl -fs "$TARGET/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-	"$BENCH" -smoke -target "$TARGET"
+	start_server_defaults
+	"$BENCH" -smoke -eio "$EIO" -target "$TARGET"
 }
 
 # Figure 1: Redis round trips per presence operation (INFO commandstats deltas).
@@ -105,6 +128,16 @@ fig_1() {
 # Figure 2: Redis ceiling for the heartbeat script (redis-benchmark) against
 # the server's end-to-end heartbeat throughput.
 fig_2() {
+	first_eio && fig_2_redis
+	for rate in 2000 5000 9000 12000 20000 30000 40000; do
+		start_redis
+		start_server
+		once "f2-server-$rate" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate "$rate" -max-inflight 20000
+	done
+}
+
+# fig_2_redis: the Redis side of figure 2, no socket (done once).
+fig_2_redis() {
 	start_redis
 	"$BENCH" -redis "$REDIS" -seed 10000 -rooms 1
 	for k in 1 16 64 256; do
@@ -112,11 +145,6 @@ fig_2() {
 		echo "== redis-benchmark EVALSHA heartbeatScript, $k heartbeats per call"
 		redis-benchmark -p "$REDIS_PORT" -c 50 -n $((400000 / k + 2000)) -r 10000 -q "${ARGS[@]}" |
 			tr '\r' '\n' | grep 'requests per second' | sed 's/.*-1: //' | tee "$OUT/f2-redis-benchmark-$k.txt"
-	done
-	for rate in 2000 5000 9000 12000 20000 30000 40000; do
-		start_redis
-		start_server
-		once "f2-server-$rate" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate "$rate" -max-inflight 20000
 	done
 }
 
@@ -133,6 +161,15 @@ fig_3() {
 # Figure 4: reaper cost per tick with 100k live connections (seeded straight
 # into Redis), then 10k sockets going silent at once.
 fig_4() {
+	first_eio && fig_4_idle
+	start_redis
+	start_server
+	# default TTL 30 s, lookback 60 s, interval 3 s: bound = 60 + 2 x 3 = 66 s.
+	once f4-silence -rooms 100 -users 100 -ramp 15s -hb-interval 10s -duration 90s -silence-at 5s -expire-within 66s -leave=false
+}
+
+# fig_4_idle: reaper cost per tick, no socket (done once).
+fig_4_idle() {
 	for n in 1000 100000; do
 		start_redis
 		"$BENCH" -redis "$REDIS" -seed "$n" -rooms $((n / 100))
@@ -141,10 +178,6 @@ fig_4() {
 		echo "== reaper with $n live connections"
 		"$BENCH" -target "$TARGET" -redis "$REDIS" -observe 30s | tee "$OUT/f4-reaper-idle-$n.txt"
 	done
-	start_redis
-	start_server
-	# default TTL 30 s, lookback 60 s, interval 3 s: bound = 60 + 2 x 3 = 66 s.
-	once f4-silence -rooms 100 -users 100 -ramp 15s -hb-interval 10s -duration 90s -silence-at 5s -expire-within 66s -leave=false
 }
 
 # Figure 5: fan-out, one room of 1,000 members each patching once a second.
@@ -164,9 +197,38 @@ fig_6() {
 	done
 }
 
+# overload NAME ARGS...: one -scenario overload run against a fresh node with
+# default settings (rate limits on), at protocol version $EIO; JSON in NAME.json.
+overload() {
+	local name=$1-eio$EIO
+	shift
+	start_redis
+	start_server_defaults
+	echo "== $name: bench -scenario overload -eio $EIO -target $TARGET $*"
+	"$BENCH" -scenario overload -eio "$EIO" -target "$TARGET" -quiet -json "$@" >"$OUT/$name.json" 2>"$OUT/$name.log" || true
+	python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(json.dumps({k:r[k] for k in ("offered_deliveries_per_second","joins_ok","joins_failed_by_code","acks_by_code","acks_lost","disconnected_by_server","latency","deliveries_per_second_load","recovered","recovery_ms","server","failed_checks") if k in r}, indent=1))' "$OUT/$name.json" | tee "$OUT/$name.txt" || true
+}
+
+# Figure 7: overload, one room of 1,000 members on one node (issue 9 item 4).
+# The first run offers far more than the node delivers (a patch per member
+# every 500 ms: 2M deliveries/s) and gives its saturation S (deliveries/s
+# received); then 1x and 2x S, and the 500k deliveries/s of issue 8.
+fig_7() {
+	overload f7-overload-500ms -members 1000 -ramp 10s -duration 20s -patch-every 500ms
+	local sat
+	sat=$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["deliveries_per_second_load"]))' "$OUT/f7-overload-500ms-eio$EIO.json" 2>/dev/null || echo 0)
+	if [[ $sat -gt 0 ]]; then
+		overload f7-overload-1x -members 1000 -ramp 10s -duration 20s -offered "$sat"
+		overload f7-overload-2x -members 1000 -ramp 10s -duration 20s -offered $((2 * sat))
+	fi
+	overload f7-overload-500k -members 1000 -ramp 10s -duration 20s -offered 500000
+}
+
 figs=("$@")
-[[ ${#figs[@]} -eq 0 ]] && figs=(smoke 1 3 2 6 5 4)
+[[ ${#figs[@]} -eq 0 ]] && figs=(smoke 1 3 2 6 5 4 7)
 for f in "${figs[@]}"; do
-	"fig_$f"
+	for EIO in $EIOS; do
+		"fig_$f"
+	done
 done
 echo "results in $OUT"

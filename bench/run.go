@@ -216,7 +216,7 @@ func (r *runner) connect(ctx context.Context, bc *bconn, d *websocket.Dialer) {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.timeout)
 	defer cancel()
 	t0 := time.Now()
-	c, err := client.Dial(dctx, bc.target, client.Options{Dialer: d, OnEvent: func(e client.Event) { r.onEvent(bc, e) }})
+	c, err := client.Dial(dctx, bc.target, client.Options{Protocol: r.cfg.eio, Dialer: d, OnEvent: func(e client.Event) { r.onEvent(bc, e) }})
 	if err != nil {
 		code := errCode(err)
 		if code == "other" || code == "timeout" {

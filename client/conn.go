@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -35,13 +36,45 @@ var ErrClosed = errors.New("client: connection closed")
 
 // ErrRefused is wrapped by the Dial error when the server refused the
 // connection: an HTTP error status at the websocket handshake, or a Socket.IO
-// error packet instead of the connect packet.
+// error packet (CONNECT_ERROR in protocol 5) instead of the connect packet.
+// The error is then a *RefusedError, which carries the server's reason.
 var ErrRefused = errors.New("client: connection refused by server")
+
+// RefusedError is why the server refused a connection. It wraps ErrRefused.
+type RefusedError struct {
+	// StatusCode is the HTTP status of a refused websocket handshake, or 0
+	// when the server refused the namespace with a Socket.IO error packet.
+	StatusCode int
+	// Message is the server's reason: the error packet's message (for
+	// example "unauthorized"), or the start of the HTTP response body.
+	Message string
+}
+
+// Error describes the refusal.
+func (e *RefusedError) Error() string {
+	if e.StatusCode != 0 {
+		return fmt.Sprintf("HTTP %d %q: %v", e.StatusCode, e.Message, ErrRefused)
+	}
+	return fmt.Sprintf("connect error %q: %v", e.Message, ErrRefused)
+}
+
+// Unwrap returns ErrRefused.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
 
 // Options configure Dial. The zero value is ready to use.
 type Options struct {
-	// Token, when non-empty, is sent as the token query parameter.
+	// Protocol is the Engine.IO version to speak: 3 (Socket.IO protocol 4,
+	// as socket.io-client 2.x) or 4 (Socket.IO protocol 5, as
+	// socket.io-client 3.x and 4.x). Zero means 4.
+	Protocol int
+	// Token, when non-empty, is sent as the token query parameter (both
+	// versions).
 	Token string
+	// Auth, when not nil, is sent as the auth object of the Socket.IO 5
+	// CONNECT packet (for example map[string]string{"token": "..."}); it
+	// must encode to a JSON object. Nil sends a bare CONNECT. Protocol 3 has
+	// no auth object: Dial refuses a non-nil Auth there.
+	Auth any
 	// Header holds extra handshake headers (for example Origin).
 	Header http.Header
 	// Dialer opens the websocket. Nil means a dialer with a 10 s handshake
@@ -55,6 +88,20 @@ type Options struct {
 	// block for long: nothing else is read meanwhile, acknowledgements and
 	// pongs included. If OnEvent is nil, events are queued for Events.
 	OnEvent func(e Event)
+}
+
+// protocol returns the Engine.IO version the options ask for.
+func (o *Options) protocol() (int, error) {
+	switch o.Protocol {
+	case 0, 4:
+		return 4, nil
+	case 3:
+		if o.Auth != nil {
+			return 0, errors.New("client: Options.Auth needs protocol 4")
+		}
+		return 3, nil
+	}
+	return 0, fmt.Errorf("client: Options.Protocol %d: want 3 or 4", o.Protocol)
 }
 
 // Event is one event sent by the server: 42["name",arg1,...].
@@ -72,7 +119,10 @@ type Event struct {
 type Conn struct {
 	ws           *websocket.Conn
 	raw          net.Conn // the TCP connection under ws, closed by Drop
-	sid          string
+	protocol     int      // Engine.IO version: 3 or 4
+	auth         any      // the CONNECT auth object (protocol 4)
+	engineID     string   // the open packet's sid
+	sid          string   // the socket's id: engineID, or the CONNECT reply's sid (protocol 4)
 	pingInterval time.Duration
 	pingTimeout  time.Duration
 	onEvent      func(Event)
@@ -84,6 +134,11 @@ type Conn struct {
 	readDone chan struct{} // closed when readLoop returns
 
 	inCallback atomic.Bool // readLoop is inside onEvent
+	muted      atomic.Bool // Mute was called; set while holding wsem and deadlineMu
+
+	// deadlineMu orders the read loop's deadline updates with Mute, so
+	// that a muted connection is left without a read deadline.
+	deadlineMu sync.Mutex
 
 	mu      sync.Mutex // guards the following fields
 	nextID  int64
@@ -100,7 +155,14 @@ type Conn struct {
 // root namespace. The context bounds the whole handshake; once Dial has
 // returned it has no effect on the connection.
 func Dial(ctx context.Context, baseURL string, opts Options) (*Conn, error) {
-	u, err := endpoint(baseURL, opts.Token)
+	protocol, err := opts.protocol()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := connectFrame(opts.Auth); err != nil {
+		return nil, err
+	}
+	u, err := endpoint(baseURL, opts.Token, protocol)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +178,8 @@ func Dial(ctx context.Context, baseURL string, opts Options) (*Conn, error) {
 	c := &Conn{
 		ws:       ws,
 		raw:      raw,
+		protocol: protocol,
+		auth:     opts.Auth,
 		onEvent:  opts.OnEvent,
 		wsem:     make(chan struct{}, 1),
 		notify:   make(chan struct{}, 1),
@@ -175,13 +239,13 @@ func handshakeError(host string, resp *http.Response, err error) error {
 	if resp == nil || !errors.Is(err, websocket.ErrBadHandshake) {
 		return fmt.Errorf("client: dial %s: %w", host, err)
 	}
-	var body strings.Builder
+	var body string
 	if resp.Body != nil {
 		buf := make([]byte, 256)
-		n, _ := resp.Body.Read(buf)
-		body.WriteString(strings.TrimSpace(string(buf[:n])))
+		n, _ := io.ReadFull(resp.Body, buf)
+		body = strings.TrimSpace(string(buf[:n]))
 	}
-	return fmt.Errorf("client: dial %s: HTTP %d %q: %w", host, resp.StatusCode, body.String(), ErrRefused)
+	return fmt.Errorf("client: dial %s: %w", host, &RefusedError{StatusCode: resp.StatusCode, Message: body})
 }
 
 // handshake reads the Engine.IO open packet and then the Socket.IO connect
@@ -208,7 +272,9 @@ func (c *Conn) handshake(ctx context.Context, timeout time.Duration) error {
 	return err
 }
 
-// readHandshake reads frames until the root namespace is connected.
+// readHandshake reads frames until the root namespace is connected. In
+// protocol 4 it sends the CONNECT packet once the open packet has arrived,
+// and answers the server's pings meanwhile.
 func (c *Conn) readHandshake() error {
 	opened := false
 	for {
@@ -221,14 +287,16 @@ func (c *Conn) readHandshake() error {
 		}
 		switch msg[0] {
 		case eioOpen:
-			p, err := parseOpen(msg[1:])
-			if err != nil {
+			if err := c.handleOpen(msg[1:]); err != nil {
 				return err
 			}
-			c.sid = p.SID
-			c.pingInterval = time.Duration(p.PingInterval) * time.Millisecond
-			c.pingTimeout = time.Duration(p.PingTimeout) * time.Millisecond
 			opened = true
+		case eioPing:
+			if c.protocol == 4 && opened {
+				if err := c.writeHandshake(append([]byte{eioPong}, msg[1:]...)); err != nil {
+					return err
+				}
+			}
 		case eioClose:
 			return errors.New("handshake: server closed the engine.io session")
 		case eioMessage:
@@ -238,14 +306,49 @@ func (c *Conn) readHandshake() error {
 			}
 			switch {
 			case p.typ == sioError:
-				return fmt.Errorf("socket.io error %s: %w", strings.TrimSpace(string(p.data)), ErrRefused)
+				return &RefusedError{Message: errorMessage(p.data)}
 			case p.typ == sioConnect && !opened:
 				return errors.New("handshake: connect packet before open packet")
 			case p.typ == sioConnect:
+				if c.protocol == 4 {
+					if sid := parseConnected(p.data); sid != "" {
+						c.sid = sid
+					}
+				}
 				return nil
 			}
 		}
 	}
+}
+
+// handleOpen takes the session parameters from the open packet's body and,
+// in protocol 4, sends the CONNECT packet.
+func (c *Conn) handleOpen(body []byte) error {
+	p, err := parseOpen(body)
+	if err != nil {
+		return err
+	}
+	c.engineID, c.sid = p.SID, p.SID
+	c.pingInterval = time.Duration(p.PingInterval) * time.Millisecond
+	c.pingTimeout = time.Duration(p.PingTimeout) * time.Millisecond
+	if c.protocol != 4 {
+		return nil
+	}
+	f, err := connectFrame(c.auth)
+	if err != nil {
+		return err
+	}
+	return c.writeHandshake(f)
+}
+
+// writeHandshake writes one text frame during the handshake, when the read
+// loop and the other writers have not started yet.
+func (c *Conn) writeHandshake(frame []byte) error {
+	_ = c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err := c.ws.WriteMessage(websocket.TextMessage, frame); err != nil {
+		return fmt.Errorf("handshake: write: %w", err)
+	}
+	return nil
 }
 
 // finish ends the connection once: it records why (ErrClosed itself when
@@ -284,8 +387,36 @@ func (c *Conn) startClosing() bool {
 	return true
 }
 
-// ID returns the Engine.IO session id announced by the server's open packet.
+// ID returns the socket's id as the server knows it: in protocol 3 the
+// Engine.IO session id of the open packet, in protocol 4 the sid of the
+// server's CONNECT reply (the open packet's when the reply has none).
 func (c *Conn) ID() string { return c.sid }
+
+// EngineID returns the Engine.IO session id announced by the open packet. In
+// protocol 3 it is ID.
+func (c *Conn) EngineID() string { return c.engineID }
+
+// Protocol returns the Engine.IO version of the connection: 3 or 4.
+func (c *Conn) Protocol() int { return c.protocol }
+
+// Mute makes the connection silent at the Engine.IO level, for tests of the
+// server's liveness checks: from then on it sends no ping (protocol 3) and
+// answers none of the server's pings (protocol 4). It keeps the TCP
+// connection open and keeps reading, events and acknowledgements included,
+// and it no longer ends the connection itself when the server goes quiet, so
+// that only the server can end it. Mute waits for a write in progress; once
+// it has returned, no ping or pong is sent. It is idempotent.
+func (c *Conn) Mute() {
+	select {
+	case c.wsem <- struct{}{}:
+		defer func() { <-c.wsem }()
+	case <-c.done:
+	}
+	c.deadlineMu.Lock()
+	defer c.deadlineMu.Unlock()
+	c.muted.Store(true)
+	_ = c.ws.SetReadDeadline(time.Time{})
+}
 
 // Events returns the channel on which the server's events arrive, in order,
 // when Options.OnEvent is nil (it returns nil otherwise). Events are queued

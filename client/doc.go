@@ -2,18 +2,29 @@
 // server: integration tests, load generators and backends that join presence
 // rooms.
 //
-// It speaks Socket.IO protocol 4 over Engine.IO 3, the protocol of the
-// JavaScript socket.io-client 2.x, over the websocket transport only (no
-// long-polling, no upgrade, no binary attachments, root namespace only).
+// It speaks both protocol generations, chosen by Options.Protocol, over the
+// websocket transport only (no long-polling, no upgrade, no binary
+// attachments, root namespace only):
+//
+//   - 4 (the default): Engine.IO 4 and Socket.IO protocol 5, as the
+//     JavaScript socket.io-client 3.x and 4.x;
+//   - 3: Engine.IO 3 and Socket.IO protocol 4, as socket.io-client 2.x.
+//
+// Events ("42[...]"), events with an ack id ("42<id>[...]") and acks
+// ("43<id>[...]") are the same in both.
 //
 // # Connecting
 //
-// Dial opens a websocket to BASE/socket.io/?EIO=3&transport=websocket, reads
-// the Engine.IO open packet and waits for the Socket.IO connect packet of the
-// root namespace. It returns a *Conn only once the socket is connected. A
-// refusal by the server (an HTTP error at the handshake, or a Socket.IO error
-// packet instead of the connect packet) is reported as an error wrapping
-// ErrRefused.
+// Dial opens a websocket to BASE/socket.io/?EIO=4&transport=websocket (or
+// EIO=3) and reads the Engine.IO open packet. In protocol 3 the server then
+// connects the root namespace unasked ("40"). In protocol 4 the client sends
+// the CONNECT packet, "40" or "40{auth}" with Options.Auth, and the server
+// answers 40{"sid":"..."}, the socket's id, or CONNECT_ERROR
+// 44{"message":"..."}. Dial returns a *Conn only once the socket is
+// connected. A refusal by the server (an HTTP error at the handshake, or a
+// Socket.IO error packet instead of the connect packet) is reported as a
+// *RefusedError, which wraps ErrRefused and carries the server's message (for
+// example "unauthorized").
 //
 // # Events and acknowledgements
 //
@@ -31,17 +42,21 @@
 //
 // # Keepalive
 //
-// As Engine.IO 3 requires, the client sends a ping every pingInterval (as
-// announced by the server's open packet) and the server answers with a pong.
-// A connection on which nothing arrives for pingInterval+pingTimeout is
-// considered dead and ends with an error.
+// In protocol 3 the client sends a ping every pingInterval (as announced by
+// the server's open packet) and the server answers with a pong. In protocol 4
+// the server pings every pingInterval and the client answers each ping with a
+// pong at once; it sends no pings. Either way, a connection on which nothing
+// arrives for pingInterval+pingTimeout is considered dead and ends with an
+// error. Mute stops the client's side of this (pings or pongs) and the check
+// itself, so that tests can watch the server drop a silent client.
 //
 // # Concurrency
 //
 // All methods of Conn are safe for concurrent use. Each connection runs two
-// goroutines: the read loop, which parses frames, resolves acknowledgements
-// and dispatches events, and a second one that sends the pings and feeds the
-// Events channel. No goroutine is started per message.
+// goroutines: the read loop, which parses frames, answers the server's pings,
+// resolves acknowledgements and dispatches events, and a second one that sends
+// the pings (protocol 3) and feeds the Events channel. No goroutine is
+// started per message.
 //
 // # Ending
 //

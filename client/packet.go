@@ -10,7 +10,8 @@ import (
 	"strings"
 )
 
-// Engine.IO 3 packet types: the first byte of every websocket text frame.
+// Engine.IO packet types, the same in versions 3 and 4: the first byte of
+// every websocket text frame.
 const (
 	eioOpen    = '0'
 	eioClose   = '1'
@@ -19,7 +20,8 @@ const (
 	eioMessage = '4'
 )
 
-// Socket.IO 2 (protocol 4) packet types: the byte after the Engine.IO message type.
+// Socket.IO packet types, the same in protocols 4 and 5: the byte after the
+// Engine.IO message type. In protocol 5, type 4 is CONNECT_ERROR.
 const (
 	sioConnect     = '0'
 	sioDisconnect  = '1'
@@ -40,12 +42,14 @@ var (
 const maxAckIDDigits = 18
 
 // openPacket is the JSON body of the Engine.IO open packet ("0{...}").
-// The durations are in milliseconds.
+// The durations are in milliseconds; MaxPayload (bytes) is sent by Engine.IO 4
+// only.
 type openPacket struct {
 	SID          string   `json:"sid"`
 	Upgrades     []string `json:"upgrades"`
 	PingInterval int64    `json:"pingInterval"`
 	PingTimeout  int64    `json:"pingTimeout"`
+	MaxPayload   int64    `json:"maxPayload"`
 }
 
 // parseOpen decodes the body of an Engine.IO open packet (without its type byte).
@@ -111,6 +115,54 @@ func parseSIO(b []byte) (sioPacket, error) {
 	}
 	p.data = b[n:]
 	return p, nil
+}
+
+// connectFrame builds the Socket.IO 5 CONNECT packet of the root namespace:
+// "40", followed by the auth object when auth is not nil.
+func connectFrame(auth any) ([]byte, error) {
+	f := []byte{eioMessage, sioConnect}
+	if auth == nil {
+		return f, nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(auth); err != nil {
+		return nil, fmt.Errorf("client: auth: %w", err)
+	}
+	data := bytes.TrimSuffix(b.Bytes(), []byte{'\n'})
+	if len(data) == 0 || data[0] != '{' {
+		return nil, fmt.Errorf("client: auth must encode to a JSON object, not %.40s", data)
+	}
+	return append(f, data...), nil
+}
+
+// parseConnected returns the sid of a Socket.IO 5 CONNECT reply's data,
+// {"sid":"..."}; it is empty when the data has none.
+func parseConnected(data []byte) string {
+	var v struct {
+		SID string `json:"sid"`
+	}
+	_ = json.Unmarshal(data, &v)
+	return v.SID
+}
+
+// errorMessage returns the text of an error packet's data: the message field
+// of an object (Socket.IO 5: {"message":"..."}), a JSON string as it is
+// (Socket.IO 4: "..."), or else the raw data.
+func errorMessage(data []byte) string {
+	data = bytes.TrimSpace(data)
+	var v struct {
+		Message *string `json:"message"`
+	}
+	if json.Unmarshal(data, &v) == nil && v.Message != nil {
+		return *v.Message
+	}
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		return s
+	}
+	return string(data)
 }
 
 // parseEvent decodes the data of an event packet, ["name", arg1, ...].
@@ -190,9 +242,10 @@ func eventFrame(id int64, data []byte) []byte {
 }
 
 // endpoint turns a base URL (http, https, ws or wss, with an optional path
-// prefix) into the Engine.IO websocket URL, with the token as a query parameter.
-// Query parameters already in baseURL are kept after the protocol's own.
-func endpoint(baseURL, token string) (*url.URL, error) {
+// prefix) into the Engine.IO websocket URL of the given version (3 or 4),
+// with the token as a query parameter. Query parameters already in baseURL
+// are kept after the protocol's own.
+func endpoint(baseURL, token string, protocol int) (*url.URL, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("client: base URL: %w", err)
@@ -211,7 +264,7 @@ func endpoint(baseURL, token string) (*url.URL, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/socket.io/"
 	u.RawPath = ""
 	u.Fragment, u.RawFragment = "", ""
-	q := "EIO=3&transport=websocket"
+	q := "EIO=" + strconv.Itoa(protocol) + "&transport=websocket"
 	if token != "" {
 		q += "&token=" + url.QueryEscape(token)
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -43,16 +44,19 @@ func TestEndpoint(t *testing.T) {
 		"wss://h/p/?x=1#f":  "wss://h/p/socket.io/?EIO=3&transport=websocket&token=t%2Bk+n&x=1",
 		"http://[::1]:8080": "ws://[::1]:8080/socket.io/?EIO=3&transport=websocket&token=t%2Bk+n",
 	} {
-		u, err := endpoint(in, "t+k n")
+		u, err := endpoint(in, "t+k n", 3)
 		if err != nil || u.String() != want {
 			t.Errorf("endpoint(%q) = %v, %v; want %s", in, u, err, want)
 		}
 	}
-	if u, _ := endpoint("http://h", ""); u.RawQuery != "EIO=3&transport=websocket" {
+	if u, _ := endpoint("http://h", "", 3); u.RawQuery != "EIO=3&transport=websocket" {
 		t.Errorf("query without token = %q", u.RawQuery)
 	}
+	if u, _ := endpoint("http://h", "", 4); u.RawQuery != "EIO=4&transport=websocket" {
+		t.Errorf("protocol 4 query = %q", u.RawQuery)
+	}
 	for _, in := range []string{"ftp://h", "h:80", "http://", "://"} {
-		if _, err := endpoint(in, ""); err == nil {
+		if _, err := endpoint(in, "", 4); err == nil {
 			t.Errorf("endpoint(%q) succeeded", in)
 		}
 	}
@@ -71,5 +75,43 @@ func TestEncodeEventData(t *testing.T) {
 	}
 	if f := string(eventFrame(15, []byte(`["a"]`))); f != `4215["a"]` {
 		t.Errorf("frame with ack = %s", f)
+	}
+}
+
+func TestConnectPackets(t *testing.T) {
+	for name, tt := range map[string]struct {
+		auth    any
+		want    string
+		wantErr bool
+	}{
+		"none":      {nil, "40", false},
+		"map":       {map[string]string{"token": "a<b"}, `40{"token":"a<b"}`, false},
+		"raw":       {json.RawMessage(`{"token":"t"}`), `40{"token":"t"}`, false},
+		"string":    {"t", "", true},
+		"null":      {json.RawMessage(`null`), "", true},
+		"unencoded": {make(chan int), "", true},
+	} {
+		got, err := connectFrame(tt.auth)
+		if (err != nil) != tt.wantErr || string(got) != tt.want {
+			t.Errorf("%s: connectFrame = %q, %v; want %q, error %v", name, got, err, tt.want, tt.wantErr)
+		}
+	}
+	for data, want := range map[string]string{
+		`{"sid":"abc"}`: "abc", `{}`: "", ``: "", `"x"`: "",
+	} {
+		if got := parseConnected([]byte(data)); got != want {
+			t.Errorf("parseConnected(%s) = %q; want %q", data, got, want)
+		}
+	}
+	for data, want := range map[string]string{
+		`{"message":"unauthorized"}`:         "unauthorized",
+		`{"message":"no","data":{"code":1}}`: "no",
+		` "Not authorized" `:                 "Not authorized",
+		`{"code":7}`:                         `{"code":7}`,
+		`oops`:                               "oops",
+	} {
+		if got := errorMessage([]byte(data)); got != want {
+			t.Errorf("errorMessage(%s) = %q; want %q", data, got, want)
+		}
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"reflect"
 	"sync"
 	"testing"
-
-	socketio "github.com/googollee/go-socket.io"
 )
 
 // fakeApp stands in for the rtm server: each protocol event answers a reply
@@ -20,20 +18,30 @@ type fakeApp struct {
 	payloads map[string]string
 }
 
-// register adds the protocol's handlers to srv.
-func (a *fakeApp) register(srv *socketio.Server) {
+// handlers returns the protocol's handlers for a testServer, plus "emit",
+// which sends the client the event named by its first argument with its
+// second as argument.
+func (a *fakeApp) handlers() map[string]handler {
+	hs := map[string]handler{}
 	for _, ev := range []string{eventJoin, eventHeartbeat, eventLeave, eventSync, EventChat} {
-		srv.OnEvent("/", ev, func(_ socketio.Conn, p json.RawMessage) json.RawMessage {
+		hs[ev] = func(_ *testSocket, args []json.RawMessage) (json.RawMessage, bool) {
 			a.mu.Lock()
 			defer a.mu.Unlock()
-			a.payloads[ev] = string(p)
-			return json.RawMessage(a.replies[ev])
-		})
+			if len(args) > 0 {
+				a.payloads[ev] = string(args[0])
+			}
+			return json.RawMessage(a.replies[ev]), true
+		}
 	}
-	srv.OnEvent("/", "emit", func(s socketio.Conn, name string, arg json.RawMessage) string {
-		s.Emit(name, arg)
-		return "ok"
-	})
+	hs["emit"] = func(s *testSocket, args []json.RawMessage) (json.RawMessage, bool) {
+		var name string
+		if len(args) != 2 || json.Unmarshal(args[0], &name) != nil {
+			return json.RawMessage(`"bad emit"`), true
+		}
+		s.emit(name, args[1])
+		return json.RawMessage(`"ok"`), true
+	}
+	return hs
 }
 
 // reply sets the acknowledgement of event.
@@ -51,87 +59,89 @@ func (a *fakeApp) payload(event string) string {
 }
 
 func TestPresenceHelpers(t *testing.T) {
-	app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
-	ts := startServer(t, nil, app.register)
-	c := dial(t, ts.url, Options{})
-	ctx := context.Background()
-	epoch := int64(4)
+	eachProtocol(t, func(t *testing.T, proto int) {
+		app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
+		ts := startServer(t, serverConfig{handlers: app.handlers()})
+		c := dial(t, ts.url, Options{Protocol: proto})
+		ctx := context.Background()
+		epoch := int64(4)
 
-	for name, tt := range map[string]struct {
-		event, reply, wantPayload string
-		do                        func() (any, error)
-		want                      any
-	}{
-		"join": {
-			eventJoin,
-			`{"ok":true,"self":{"connId":"c1","epoch":1},"snapshot":{"roomId":"r1","seq":3,"members":["ü"],` +
-				`"connections":[{"connId":"c1","userId":"ü","state":{"city":"Zürich"},"epoch":1,"lastSeenMs":7}]}}`,
-			`{"roomId":"r1","userId":"ü","state":{"city":"Zürich"}}`,
-			func() (any, error) {
-				return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "ü", State: map[string]any{"city": "Zürich"}})
+		for name, tt := range map[string]struct {
+			event, reply, wantPayload string
+			do                        func() (any, error)
+			want                      any
+		}{
+			"join": {
+				eventJoin,
+				`{"ok":true,"self":{"connId":"c1","epoch":1},"snapshot":{"roomId":"r1","seq":3,"members":["ü"],` +
+					`"connections":[{"connId":"c1","userId":"ü","state":{"city":"Zürich"},"epoch":1,"lastSeenMs":7}]}}`,
+				`{"roomId":"r1","userId":"ü","state":{"city":"Zürich"}}`,
+				func() (any, error) {
+					return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "ü", State: map[string]any{"city": "Zürich"}})
+				},
+				&JoinAck{Self{"c1", 1}, Snapshot{"r1", 3, []string{"ü"},
+					[]Connection{{"c1", "ü", json.RawMessage(`{"city":"Zürich"}`), 1, 7}}}},
 			},
-			&JoinAck{Self{"c1", 1}, Snapshot{"r1", 3, []string{"ü"},
-				[]Connection{{"c1", "ü", json.RawMessage(`{"city":"Zürich"}`), 1, 7}}}},
-		},
-		"join resume": {
-			eventJoin,
-			`{"ok":true,"self":{"connId":"c1","epoch":5},"snapshot":{"roomId":"r1","seq":9,"members":[],"connections":[]}}`,
-			`{"roomId":"r1","userId":"u","resume":{"connId":"c1","epoch":4}}`,
-			func() (any, error) {
-				return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "u", Resume: &Self{"c1", 4}})
+			"join resume": {
+				eventJoin,
+				`{"ok":true,"self":{"connId":"c1","epoch":5},"snapshot":{"roomId":"r1","seq":9,"members":[],"connections":[]}}`,
+				`{"roomId":"r1","userId":"u","resume":{"connId":"c1","epoch":4}}`,
+				func() (any, error) {
+					return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "u", Resume: &Self{"c1", 4}})
+				},
+				&JoinAck{Self{"c1", 5}, Snapshot{"r1", 9, []string{}, []Connection{}}},
 			},
-			&JoinAck{Self{"c1", 5}, Snapshot{"r1", 9, []string{}, []Connection{}}},
-		},
-		"heartbeat": {
-			eventHeartbeat, `{"ok":true,"epoch":5,"changed":true}`, `{"epoch":4,"patchState":{"typing":null}}`,
-			func() (any, error) {
-				return c.Heartbeat(ctx, HeartbeatRequest{Epoch: &epoch, PatchState: map[string]any{"typing": nil}})
+			"heartbeat": {
+				eventHeartbeat, `{"ok":true,"epoch":5,"changed":true}`, `{"epoch":4,"patchState":{"typing":null}}`,
+				func() (any, error) {
+					return c.Heartbeat(ctx, HeartbeatRequest{Epoch: &epoch, PatchState: map[string]any{"typing": nil}})
+				},
+				&HeartbeatAck{5, true},
 			},
-			&HeartbeatAck{5, true},
-		},
-		"empty heartbeat": {
-			eventHeartbeat, `{"ok":true,"epoch":4,"changed":false}`, `{}`,
-			func() (any, error) { return c.Heartbeat(ctx, HeartbeatRequest{}) },
-			&HeartbeatAck{4, false},
-		},
-		"leave": {
-			eventLeave, `{"ok":true,"removed":true}`, `{}`,
-			func() (any, error) { return c.Leave(ctx) },
-			true,
-		},
-		"sync": {
-			eventSync, `{"ok":true,"snapshot":{"roomId":"r1","seq":2,"members":["u"],"connections":[]}}`, `{}`,
-			func() (any, error) { return c.Sync(ctx) },
-			&Snapshot{"r1", 2, []string{"u"}, []Connection{}},
-		},
-		"chat": {
-			EventChat, `{"ok":true,"id":"m1","ts":1700000000000}`, `{"text":"héllo 中文 👍 <b>"}`,
-			func() (any, error) {
-				id, ts, err := c.Chat(ctx, "héllo 中文 👍 <b>")
-				return fmt.Sprintf("%s@%d", id, ts), err
+			"empty heartbeat": {
+				eventHeartbeat, `{"ok":true,"epoch":4,"changed":false}`, `{}`,
+				func() (any, error) { return c.Heartbeat(ctx, HeartbeatRequest{}) },
+				&HeartbeatAck{4, false},
 			},
-			"m1@1700000000000",
-		},
-	} {
-		t.Run(name, func(t *testing.T) {
-			app.reply(tt.event, tt.reply)
-			got, err := tt.do()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("got %+v; want %+v", got, tt.want)
-			}
-			if p := app.payload(tt.event); p != tt.wantPayload {
-				t.Errorf("server received %s; want %s", p, tt.wantPayload)
-			}
-		})
-	}
+			"leave": {
+				eventLeave, `{"ok":true,"removed":true}`, `{}`,
+				func() (any, error) { return c.Leave(ctx) },
+				true,
+			},
+			"sync": {
+				eventSync, `{"ok":true,"snapshot":{"roomId":"r1","seq":2,"members":["u"],"connections":[]}}`, `{}`,
+				func() (any, error) { return c.Sync(ctx) },
+				&Snapshot{"r1", 2, []string{"u"}, []Connection{}},
+			},
+			"chat": {
+				EventChat, `{"ok":true,"id":"m1","ts":1700000000000}`, `{"text":"héllo 中文 👍 <b>"}`,
+				func() (any, error) {
+					id, ts, err := c.Chat(ctx, "héllo 中文 👍 <b>")
+					return fmt.Sprintf("%s@%d", id, ts), err
+				},
+				"m1@1700000000000",
+			},
+		} {
+			t.Run(name, func(t *testing.T) {
+				app.reply(tt.event, tt.reply)
+				got, err := tt.do()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("got %+v; want %+v", got, tt.want)
+				}
+				if p := app.payload(tt.event); p != tt.wantPayload {
+					t.Errorf("server received %s; want %s", p, tt.wantPayload)
+				}
+			})
+		}
+	})
 }
 
 func TestPresenceHelpersErrors(t *testing.T) {
 	app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
-	ts := startServer(t, nil, app.register)
+	ts := startServer(t, serverConfig{handlers: app.handlers()})
 	c := dial(t, ts.url, Options{})
 	ctx := context.Background()
 	calls := map[string]func() error{
@@ -202,42 +212,44 @@ func TestDecodeAck(t *testing.T) {
 }
 
 func TestParseEvents(t *testing.T) {
-	app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
-	ts := startServer(t, nil, app.register)
-	c := dial(t, ts.url, Options{})
-	presence := `{"type":"leave","roomId":"r1","seq":12,"userId":"ü","connId":"c9","ts":1700000000001,` +
-		`"reason":"disconnect","userLeft":true,"count":{"connections":3,"members":2}}`
-	chat := `{"id":"m7","roomId":"r1","userId":"ü","connId":"c9","text":"中文 👍","ts":1700000000002}`
-	call(t, c, "emit", EventPresence, json.RawMessage(presence))
-	call(t, c, "emit", EventChat, json.RawMessage(chat))
+	eachProtocol(t, func(t *testing.T, proto int) {
+		app := &fakeApp{replies: map[string]string{}, payloads: map[string]string{}}
+		ts := startServer(t, serverConfig{handlers: app.handlers()})
+		c := dial(t, ts.url, Options{Protocol: proto})
+		presence := `{"type":"leave","roomId":"r1","seq":12,"userId":"ü","connId":"c9","ts":1700000000001,` +
+			`"reason":"disconnect","userLeft":true,"count":{"connections":3,"members":2}}`
+		chat := `{"id":"m7","roomId":"r1","userId":"ü","connId":"c9","text":"中文 👍","ts":1700000000002}`
+		call(t, c, "emit", EventPresence, json.RawMessage(presence))
+		call(t, c, "emit", EventChat, json.RawMessage(chat))
 
-	pe, err := ParsePresenceEvent(<-c.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantPE := PresenceEvent{Type: "leave", RoomID: "r1", Seq: 12, UserID: "ü", ConnID: "c9", TS: 1700000000001,
-		Reason: "disconnect", UserLeft: true, Count: Count{3, 2}}
-	if !reflect.DeepEqual(*pe, wantPE) {
-		t.Errorf("presence event %+v; want %+v", *pe, wantPE)
-	}
-	cm, err := ParseChatMessage(<-c.Events())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (ChatMessage{"m7", "r1", "ü", "c9", "中文 👍", 1700000000002}); *cm != want {
-		t.Errorf("chat message %+v; want %+v", *cm, want)
-	}
-
-	for name, e := range map[string]Event{
-		"wrong name":    {Name: EventChat, Args: []json.RawMessage{json.RawMessage(presence)}},
-		"no argument":   {Name: EventPresence},
-		"not an object": {Name: EventPresence, Args: []json.RawMessage{json.RawMessage(`[1]`)}},
-	} {
-		if _, err := ParsePresenceEvent(e); err == nil {
-			t.Errorf("%s: ParsePresenceEvent succeeded", name)
+		pe, err := ParsePresenceEvent(<-c.Events())
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if _, err := ParseChatMessage(Event{Name: EventPresence, Args: []json.RawMessage{json.RawMessage(chat)}}); err == nil {
-		t.Error("ParseChatMessage accepted a presence:event")
-	}
+		wantPE := PresenceEvent{Type: "leave", RoomID: "r1", Seq: 12, UserID: "ü", ConnID: "c9", TS: 1700000000001,
+			Reason: "disconnect", UserLeft: true, Count: Count{3, 2}}
+		if !reflect.DeepEqual(*pe, wantPE) {
+			t.Errorf("presence event %+v; want %+v", *pe, wantPE)
+		}
+		cm, err := ParseChatMessage(<-c.Events())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := (ChatMessage{"m7", "r1", "ü", "c9", "中文 👍", 1700000000002}); *cm != want {
+			t.Errorf("chat message %+v; want %+v", *cm, want)
+		}
+
+		for name, e := range map[string]Event{
+			"wrong name":    {Name: EventChat, Args: []json.RawMessage{json.RawMessage(presence)}},
+			"no argument":   {Name: EventPresence},
+			"not an object": {Name: EventPresence, Args: []json.RawMessage{json.RawMessage(`[1]`)}},
+		} {
+			if _, err := ParsePresenceEvent(e); err == nil {
+				t.Errorf("%s: ParsePresenceEvent succeeded", name)
+			}
+		}
+		if _, err := ParseChatMessage(Event{Name: EventPresence, Args: []json.RawMessage{json.RawMessage(chat)}}); err == nil {
+			t.Error("ParseChatMessage accepted a presence:event")
+		}
+	})
 }

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +10,19 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// readLoop reads frames until the connection ends. It is the only reader of ws.
+// readLoop reads frames until the connection ends. It is the only reader of
+// ws. Unless the connection is muted, a connection on which nothing arrives
+// for pingInterval+pingTimeout ends: in protocol 3 the server answers every
+// ping, in protocol 4 it pings every pingInterval.
 func (c *Conn) readLoop() {
 	defer close(c.readDone)
 	dead := c.pingInterval + c.pingTimeout
 	for {
-		_ = c.ws.SetReadDeadline(time.Now().Add(dead))
+		c.deadlineMu.Lock()
+		if !c.muted.Load() {
+			_ = c.ws.SetReadDeadline(time.Now().Add(dead))
+		}
+		c.deadlineMu.Unlock()
 		typ, msg, err := c.ws.ReadMessage()
 		if err != nil {
 			c.finish(readError(err, dead))
@@ -46,9 +52,9 @@ func (c *Conn) handleFrame(msg []byte) error {
 	switch msg[0] {
 	case eioMessage:
 		return c.handlePacket(msg[1:])
-	case eioPing: // Engine.IO 4 servers ping; answer in kind.
+	case eioPing: // Engine.IO 4 servers ping; answer at once, in kind.
 		pong := append([]byte{eioPong}, msg[1:]...)
-		_ = c.write(context.Background(), pong)
+		_ = c.writeUnlessMuted(pong)
 	case eioClose:
 		return fmt.Errorf("%w: server closed the engine.io session", ErrClosed)
 	}
@@ -109,12 +115,16 @@ func (c *Conn) resolve(id int64, arg json.RawMessage) {
 	}
 }
 
-// run sends a ping every pingInterval and feeds the Events channel from the
-// queue. Once the connection has ended it delivers what remains queued and
-// closes the Events channel.
+// run sends a ping every pingInterval (protocol 3 only) and feeds the Events
+// channel from the queue. Once the connection has ended it delivers what
+// remains queued and closes the Events channel.
 func (c *Conn) run() {
 	t := time.NewTicker(c.pingInterval)
 	defer t.Stop()
+	var ping <-chan time.Time // nil in protocol 4: the server pings
+	if c.protocol == 3 {
+		ping = t.C
+	}
 	var queue []Event
 	for {
 		var out chan<- Event
@@ -123,8 +133,8 @@ func (c *Conn) run() {
 			out, next = c.events, queue[0]
 		}
 		select {
-		case <-t.C:
-			_ = c.write(context.Background(), framePing)
+		case <-ping:
+			_ = c.writeUnlessMuted(framePing)
 		case <-c.notify:
 			queue = c.takeQueue(queue)
 		case out <- next:

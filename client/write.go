@@ -89,6 +89,25 @@ func (c *Conn) write(ctx context.Context, frame []byte) error {
 	return c.writeLocked(frame)
 }
 
+// writeUnlessMuted sends one Engine.IO ping or pong frame unless the
+// connection is muted; Mute holds wsem while it sets muted, so no such frame
+// follows its return.
+func (c *Conn) writeUnlessMuted(frame []byte) error {
+	select {
+	case c.wsem <- struct{}{}:
+	case <-c.done:
+		return ErrClosed
+	}
+	defer func() { <-c.wsem }()
+	c.mu.Lock()
+	stop := c.ended || c.closing
+	c.mu.Unlock()
+	if stop || c.muted.Load() {
+		return nil
+	}
+	return c.writeLocked(frame)
+}
+
 // writeLocked writes one text frame; c.wsem must be held. A failed write ends
 // the connection.
 func (c *Conn) writeLocked(frame []byte) error {

@@ -1,10 +1,10 @@
-// Interop check with the official socket.io-client 2.x, driven by
-// interop_test.go: node interop.cjs <url1> <url2> <transports> <room>
+// Interop check with the official socket.io-client of both generations, driven by
+// interop_test.go: node interop.cjs <url1> <url2> <transports> <room> <3|4>
 // Two clients (one per node) join, patch, chat and leave with non-ASCII ids,
 // state and text; prints one JSON line {"ok":true,...} or {"ok":false,"error":...}.
-const io = require('socket.io-client');
+const [url1, url2, transportsArg, room, version] = process.argv.slice(2);
+const io = require(version === '4' ? 'sio4' : 'sio2');
 
-const [url1, url2, transportsArg, room] = process.argv.slice(2);
 const transports = transportsArg.split(',');
 const userA = 'zoë-👍';
 const userB = 'bjørn-中文';
