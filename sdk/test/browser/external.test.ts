@@ -4,16 +4,13 @@
 // sharing one Redis: Unicode state, a cross-node patch, a dropped transport, a reload
 // within the grace (the other page sees nothing, the same connId comes back), a closed
 // page (one leave).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { launchChromium } from '../support/browser.js';
-import { freePort, SDK_DIR, SERVER_ENV, startServer, type RunningServer } from '../support/server.js';
+import { SDK_DIR, SERVER_ENV, startRedis, startServer, type RunningRedis, type RunningServer } from '../support/server.js';
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">
@@ -33,44 +30,12 @@ const PAGE = `<!doctype html>
   window.__joined = channel.join().then((r) => r.self.connId);
 </script>`;
 
-let redis: { url: string; stop: () => void } | undefined;
+let redis: RunningRedis | undefined;
 const nodes: RunningServer[] = [];
 let app: Server | undefined;
 let appUrl = '';
 let browser: Browser | undefined;
 const pageErrors: string[] = [];
-
-/** startRedis runs a redis-server on a free loopback port, persistence off, until PING answers. */
-async function startRedis(): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'rtm-sdk-redis-'));
-  const child: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: 'ignore' },
-  );
-  const stop = () => {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const pong = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-      s.on('data', (d) => {
-        resolve(d.toString().startsWith('+PONG'));
-        s.destroy();
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (pong) return { url: `redis://127.0.0.1:${port}`, stop };
-    if (Date.now() > deadline) {
-      stop();
-      throw new Error('redis-server did not answer PING within 10 s (is it installed?)');
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 beforeAll(async () => {
   redis = await startRedis();

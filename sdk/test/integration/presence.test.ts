@@ -4,7 +4,7 @@ import { createHmac } from 'node:crypto';
 import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RealtimeClient, type PresenceChannel, type PresenceEvent, type PresenceSyncInfo } from '../../src/index.js';
-import { SERVER_ENV, startServer, type RunningServer } from '../support/server.js';
+import { SERVER_ENV, startRedis, startServer, type RunningRedis, type RunningServer } from '../support/server.js';
 
 const url = inject('serverUrl');
 const clients: RealtimeClient[] = [];
@@ -243,5 +243,47 @@ describe('with JWT_SECRET: the token in the CONNECT auth object', () => {
     const none = new RealtimeClient(server.url, { transports: ['polling'] });
     clients.push(none);
     await expect(none.connect()).rejects.toMatchObject({ code: 'unauthorized' });
+  });
+});
+
+describe('two nodes on one Redis', () => {
+  let redis: RunningRedis | undefined;
+  const nodes: RunningServer[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 2; i++) nodes.push(await startServer(inject('serverBinary'), { ...SERVER_ENV, REDIS_URL: redis.url }));
+  });
+  afterAll(async () => {
+    for (const n of nodes) await n.stop();
+    redis?.stop();
+  });
+
+  it('a node whose Redis subscription dropped sends presence:resync, and the channel syncs', async () => {
+    const roomId = room('resync');
+    const a = new RealtimeClient(nodes[0]!.url, { transports: ['websocket'] });
+    const b = new RealtimeClient(nodes[1]!.url, { transports: ['websocket'] });
+    clients.push(a, b);
+    const alice = a.presence(roomId, { userId: 'alice' });
+    const bob = b.presence(roomId, { userId: 'bob' });
+    await alice.join();
+    await bob.join();
+    await waitFor('alice to see bob', () => alice.members.has(bob.connId!));
+    const seen = record(alice);
+    const resyncs: unknown[] = [];
+    a.on('presence:resync', (r) => resyncs.push(r));
+
+    // Cut the nodes' subscriptions and change the room at once, until an update is
+    // published while alice's node is deaf (its subscriber is back within a second).
+    for (let i = 1; i <= 30 && resyncs.length === 0; i++) {
+      await redis!.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await bob.setState({ n: i });
+      await waitFor(`alice to catch up with n=${i}`, () => alice.members.get(bob.connId!)?.state.n === i);
+    }
+    expect(resyncs[0]).toEqual({ roomId, seq: expect.any(Number) });
+    await waitFor('the resync sync', () => seen.syncs.find((s) => s.reason === 'resync'));
+    const res = await fetch(`${nodes[0]!.url}/v1/rooms/${encodeURIComponent(roomId)}/presence`);
+    const snap = (await res.json()) as { seq: number; connections: Array<{ connId: string; state: object }> };
+    expect(alice.seq).toBe(snap.seq);
+    expect(alice.members.connections().map((c) => [c.connId, c.state])).toEqual(snap.connections.map((c) => [c.connId, c.state]));
   });
 });
