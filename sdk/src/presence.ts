@@ -869,9 +869,12 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     });
   }
 
-  /** hold makes this page the holder of `connId` (null: of nothing). */
+  /**
+   * hold makes this page the holder of `connId` (null: of nothing), so that it answers a
+   * duplicated tab's probe. Without reload resume there is no record to copy: nothing to do.
+   */
   private hold(connId: string | null): void {
-    if (connId === this.heldConnId) return;
+    if (connId === this.heldConnId || (!this.store && connId !== null)) return;
     this.release?.();
     this.release = connId ? holdConnection(connId) : null;
     this.heldConnId = connId;
