@@ -7,6 +7,9 @@ export default defineConfig({
     include: ['test/browser/**/*.test.ts'],
     environment: 'node',
     globalSetup: ['test/support/global-setup.ts'],
+    // One file at a time: each starts its own Chromium, and a reload must land within the
+    // server's 2 s disconnect grace even on a loaded machine.
+    fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },

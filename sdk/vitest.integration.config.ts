@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Integration tests: the SDK in Node (real socket.io-client 2.5.0) against the real Go
+// Integration tests: the SDK in Node (real socket.io-client 4.8) against the real Go
 // server, which the global setup builds from the repository root and starts.
 export default defineConfig({
   test: {

@@ -41,17 +41,37 @@
   // --- setup ----------------------------------------------------------------------------
 
   var params = new URLSearchParams(location.search);
-  var saved = {};
-  try {
-    saved = JSON.parse(localStorage.getItem('rtm-demo') || '{}');
-  } catch (e) {
-    saved = {};
-  }
-  els.server.value = params.get('server') || saved.server || 'http://localhost:3000';
-  els.room.value = params.get('room') || saved.room || 'lobby';
-  els.user.value = params.get('user') || randomUser();
-  els.transport.value = params.get('transport') || saved.transport || 'auto';
+  // localStorage keeps the form's defaults for the next visit; sessionStorage keeps this
+  // tab's session (who the user is, and whether it was in a room) across reloads, so that
+  // a reload comes back as the same user in the same room, on the same connection.
+  var saved = readJSON(localStorage, 'rtm-demo');
+  var session = readJSON(sessionStorage, 'rtm-demo-session');
+  els.server.value = params.get('server') || session.server || saved.server || 'http://localhost:3000';
+  els.room.value = params.get('room') || session.room || saved.room || 'lobby';
+  els.user.value = params.get('user') || session.user || randomUser();
+  els.transport.value = params.get('transport') || session.transport || saved.transport || 'auto';
+  saveSession(session.joined === true);
   $('sdk-version').textContent = 'SDK ' + SDK.VERSION + ' · protocol v' + SDK.PROTOCOL_VERSION;
+
+  function readJSON(storage, key) {
+    try {
+      var v = JSON.parse(storage.getItem(key) || '{}');
+      return v && typeof v === 'object' ? v : {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function saveSession(joined) {
+    try {
+      sessionStorage.setItem(
+        'rtm-demo-session',
+        JSON.stringify({ server: els.server.value, room: els.room.value, user: els.user.value, transport: els.transport.value, joined: joined }),
+      );
+    } catch (e) {
+      /* storage disabled */
+    }
+  }
 
   function randomUser() {
     var names = ['ada', 'grace', 'alan', 'linus', 'margaret', 'ken', 'barbara', 'dennis'];
@@ -84,6 +104,7 @@
     } catch (e) {
       /* private mode */
     }
+    saveSession(true);
     var options = { reconnectionDelayMs: 500, reconnectionDelayMaxMs: 3000 };
     var transports = { websocket: ['websocket'], polling: ['polling'], upgrade: ['polling', 'websocket'] };
     if (transports[els.transport.value]) options.transports = transports[els.transport.value];
@@ -112,6 +133,7 @@
   function stop(quiet) {
     var c = client;
     var ch = channel;
+    if (!quiet) saveSession(false);
     client = null;
     channel = null;
     setSessionUI(false);
@@ -207,6 +229,7 @@
         rejoin: 'server said not_joined: joined again with a new connection',
         gap: 'missed events (seq gap): resynced',
         stale_epoch: 'stale epoch: resynced',
+        resync: 'the server asked for a resync: resynced',
       }[info.reason];
       log('sync', text + ' <seq ' + info.snapshot.seq + ', ' + info.snapshot.connections.length + ' conn>');
     });
@@ -476,5 +499,6 @@
   }
 
   renderOwnState();
-  if (params.get('autojoin') === '1') start();
+  // Back in the room after a reload (the SDK resumes the same connection).
+  if (params.get('autojoin') === '1' || session.joined === true) start();
 })();

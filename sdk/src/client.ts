@@ -1,42 +1,53 @@
-import io from 'socket.io-client';
+import { io } from 'socket.io-client';
 import { Emitter } from './emitter.js';
 import { AckTimeoutError, RealtimeError } from './errors.js';
 import { PresenceChannel, type PresenceChannelOptions } from './presence.js';
-import type { ChatMessage, ClientToServerEvents, PresenceEvent } from './protocol.js';
-import { workerScheduler, type Scheduler } from './timers.js';
+import type { ChatMessage, ClientToServerEvents, PresenceEvent, PresenceResync } from './protocol.js';
 
 /**
- * SocketLike is the part of a socket.io-client 2.x `Socket` the SDK uses. Tests pass a
+ * SocketLike is the part of a socket.io-client 4.x `Socket` the SDK uses. Tests pass a
  * fake through {@link RealtimeClientOptions.socketFactory}.
  */
 export interface SocketLike {
   readonly connected: boolean;
+  /**
+   * Whether the socket will connect again by itself (socket.io-client's `socket.active`):
+   * false after the server refused the CONNECT or disconnected the socket.
+   */
+  readonly active?: boolean;
   on(event: string, listener: (...args: any[]) => void): unknown;
   off(event: string, listener?: (...args: any[]) => void): unknown;
   emit(event: string, ...args: any[]): unknown;
   open(): unknown;
   close(): unknown;
-  /** The socket.io Manager (absent on fakes). */
-  io?: {
-    opts?: { query?: Record<string, string> | string; transports?: Array<'websocket' | 'polling'> };
-    engine?: EngineLike | null;
-  };
+  /** The socket.io Manager: reconnection events, options of the next attempt, the engine. */
+  io?: ManagerLike;
 }
 
-/** The part of an engine.io-client 3.x Socket the SDK uses. */
+/** The part of a socket.io-client 4.x Manager the SDK uses. */
+export interface ManagerLike {
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  opts?: { transports?: Array<'websocket' | 'polling'> };
+  engine?: EngineLike | null;
+}
+
+/** The part of an engine.io-client 6.x Socket the SDK uses. */
 export interface EngineLike {
   readyState?: string;
-  /** The server's ping interval in ms (from the handshake). */
-  pingInterval?: number;
-  ping?(): void;
+  transport?: { name?: string };
   close(): void;
 }
 
-/** Options passed to the socket factory: those of socket.io-client 2.x's `io()`. */
+/** Auth callback of the Socket.IO CONNECT packet (socket.io-client 4.x's `auth` option). */
+export type AuthCallback = (cb: (data: Record<string, unknown>) => void) => void;
+
+/** Options passed to the socket factory: those of socket.io-client 4.x's `io()`. */
 export interface SocketFactoryOptions {
   path: string;
   transports?: Array<'websocket' | 'polling'>;
   query: Record<string, string>;
+  /** Present when a token is configured: called before every CONNECT packet. */
+  auth?: AuthCallback;
   forceNew: true;
   autoConnect: false;
   reconnection: boolean;
@@ -54,8 +65,8 @@ export type SocketFactory = (url: string, options: SocketFactoryOptions) => Sock
 /** Options of {@link RealtimeClient}. */
 export interface RealtimeClientOptions {
   /**
-   * JWT sent as the handshake query parameter `token`. A function is called again before
-   * every reconnection attempt, so it can return a fresh token.
+   * JWT sent in the Socket.IO CONNECT packet's auth object (`{ token }`). A function is
+   * called again before every connection attempt, so it can return a fresh token.
    */
   token?: string | (() => string | undefined);
   /**
@@ -85,15 +96,9 @@ export interface RealtimeClientOptions {
   ackTimeoutMs?: number;
   /** Connect from the constructor. Default true; otherwise call {@link RealtimeClient.connect}. */
   autoConnect?: boolean;
-  /** Send cookies with cross-origin polling requests (socket.io's default: true). */
+  /** Send cookies with cross-origin polling requests (socket.io's default: false). */
   withCredentials?: boolean;
-  /**
-   * Keep Engine.IO pings on time while the tab is hidden (see the README): a Worker timer
-   * sends the ping the browser's throttled timers would send late. Default true; it only
-   * runs where a Worker can be started.
-   */
-  backgroundKeepalive?: boolean;
-  /** Creates the socket. Default: socket.io-client 2.5.0's `io()`. */
+  /** Creates the socket. Default: socket.io-client 4.8's `io()`. */
   socketFactory?: SocketFactory;
 }
 
@@ -110,7 +115,7 @@ export type ConnectionStatus = 'idle' | 'connecting' | 'connected' | 'reconnecti
 export interface RealtimeClientEvents {
   /** The socket is connected (first time or again). */
   connect: () => void;
-  /** The socket is gone; `reason` is socket.io's ("transport close", "ping timeout", "io client disconnect", ...). */
+  /** The socket is gone; `reason` is socket.io's ("transport close", "ping timeout", "io client disconnect", "io server disconnect", ...). */
   disconnect: (reason: string) => void;
   /** A reconnection attempt starts (1, 2, ...). */
   reconnecting: (attempt: number) => void;
@@ -124,6 +129,8 @@ export interface RealtimeClientEvents {
   status: (status: ConnectionStatus) => void;
   /** A presence event of any room (channels apply them for you). */
   'presence:event': (event: PresenceEvent) => void;
+  /** The server asks the room's sockets to sync (channels answer with `presence:sync`). */
+  'presence:resync': (resync: PresenceResync) => void;
   /** A chat message of the room this client joined. */
   'chat:message': (message: ChatMessage) => void;
 }
@@ -178,9 +185,6 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
   private reconnectAttempt = 0;
   private readonly reconnection: boolean;
   private connectWaiters: Array<{ resolve: () => void; reject: (err: RealtimeError) => void }> = [];
-  private readonly keepaliveScheduler: Scheduler | null;
-  private keepaliveTimer: number | undefined;
-  private lastPingAt = 0;
   private readonly autoTransports: boolean;
   private failedAttempts = 0;
 
@@ -190,12 +194,9 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.tokenSource = options.token;
     this.reconnection = options.reconnection ?? true;
-    const query: Record<string, string> = { ...(options.query ?? {}) };
-    const token = this.currentToken();
-    if (token) query.token = token;
     const factoryOptions: SocketFactoryOptions = {
       path: options.path ?? '/socket.io',
-      query,
+      query: { ...(options.query ?? {}) },
       forceNew: true,
       autoConnect: false,
       reconnection: this.reconnection,
@@ -208,8 +209,15 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
     this.autoTransports = !options.transports;
     factoryOptions.transports = options.transports ? [...options.transports] : [...WEBSOCKET_FIRST];
     if (options.withCredentials !== undefined) factoryOptions.withCredentials = options.withCredentials;
+    if (this.tokenSource !== undefined) {
+      // socket.io-client calls it before every CONNECT packet, so a function token is
+      // asked again for each attempt.
+      factoryOptions.auth = (cb) => {
+        const token = this.currentToken();
+        cb(token ? { token } : {});
+      };
+    }
     this.socket = (options.socketFactory ?? defaultFactory)(url, factoryOptions);
-    this.keepaliveScheduler = (options.backgroundKeepalive ?? true) ? workerScheduler() : null;
     this.wireSocket();
     if (options.autoConnect ?? true) void this.connect().catch(() => undefined);
   }
@@ -236,7 +244,6 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
     if (this.statusValue !== 'connecting' && this.statusValue !== 'reconnecting') {
       this.dropped = false;
       this.setStatus('connecting');
-      this.refreshToken();
       this.pickTransports();
       this.socket.open();
     }
@@ -369,49 +376,41 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
       this.failedAttempts = 0;
       this.everConnected = true;
       this.setStatus('connected');
-      this.lastPingAt = Date.now();
-      this.scheduleKeepalive();
       this.settleConnect();
       this.dispatch('connect');
       if (reconnected) this.dispatch('reconnect', attempt);
     });
     s.on('disconnect', (reason: string) => {
       this.rejectPending('disconnected', `disconnected (${reason})`);
+      // socket.io-client 4 reconnects unless the socket was closed on purpose, by this
+      // client or by the server ("io server disconnect").
       const willReconnect =
         reason !== 'io client disconnect' && reason !== 'io server disconnect' && this.statusValue !== 'disconnected';
       this.dropped = willReconnect && this.everConnected;
       this.setStatus(willReconnect ? 'reconnecting' : 'disconnected');
       this.dispatch('disconnect', reason);
     });
-    s.on('reconnect_attempt', () => {
-      this.refreshToken();
+    s.on('connect_error', (err: unknown) => {
+      if (s.active === false) {
+        // The server answered the CONNECT with CONNECT_ERROR (a bad or missing token):
+        // socket.io-client does not try again.
+        const e = new RealtimeError('unauthorized', `connection refused: ${messageOf(err)}`, { cause: err });
+        this.setStatus('disconnected');
+        this.settleConnect(e);
+        this.dispatch('connect_error', e);
+        return;
+      }
+      this.connectFailed(new RealtimeError('connect_failed', `connection failed: ${messageOf(err)}`, { cause: err }));
+    });
+    const m = s.io;
+    if (!m) return;
+    m.on('reconnect_attempt', (attempt: number) => {
       this.pickTransports();
-    });
-    s.on('ping', () => {
-      this.lastPingAt = Date.now();
-    });
-    s.on('reconnecting', (attempt: number) => {
       this.reconnectAttempt = attempt;
       this.setStatus('reconnecting');
       this.dispatch('reconnecting', attempt);
     });
-    s.on('connect_error', (err: unknown) => {
-      this.connectFailed(new RealtimeError('connect_failed', `connection failed: ${messageOf(err)}`, { cause: err }));
-    });
-    s.on('connect_timeout', () => {
-      this.connectFailed(new RealtimeError('connect_failed', 'connection attempt timed out'));
-    });
-    s.on('error', (err: unknown) => {
-      // socket.io-client reports transport failures here too (Error objects, such as
-      // "xhr post error"); a 'disconnect' follows them and reconnection takes over.
-      if (err instanceof Error) return;
-      // Otherwise it is a Socket.IO error packet: the server refused this socket.
-      const e = new RealtimeError('unauthorized', `connection refused: ${messageOf(err)}`, { cause: err });
-      this.setStatus('disconnected');
-      this.settleConnect(e);
-      this.dispatch('connect_error', e);
-    });
-    s.on('reconnect_failed', () => {
+    m.on('reconnect_failed', () => {
       this.setStatus('disconnected');
       this.settleConnect(new RealtimeError('connect_failed', 'reconnection gave up'));
       this.dispatch('reconnect_failed');
@@ -447,44 +446,9 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
     }
   }
 
-  /**
-   * scheduleKeepalive checks, on a Worker timer, that an Engine.IO ping went out within the
-   * server's ping interval, and sends one when the throttled main-thread timer has not.
-   * The server drops a socket that stays silent too long, and a hidden tab's timers can be
-   * held back for a minute.
-   */
-  private scheduleKeepalive(): void {
-    const scheduler = this.keepaliveScheduler;
-    if (!scheduler) return;
-    if (this.keepaliveTimer !== undefined) scheduler.clearTimeout(this.keepaliveTimer);
-    const engine = this.socket.io?.engine;
-    const interval = engine?.pingInterval && engine.pingInterval > 0 ? engine.pingInterval : 25_000;
-    this.keepaliveTimer = scheduler.setTimeout(() => {
-      this.keepaliveTimer = undefined;
-      if (!this.socket.connected) return;
-      const current = this.socket.io?.engine;
-      if (current?.readyState === 'open' && typeof current.ping === 'function' && Date.now() - this.lastPingAt >= interval) {
-        this.lastPingAt = Date.now();
-        current.ping();
-      }
-      this.scheduleKeepalive();
-    }, Math.max(250, Math.floor(interval / 4)));
-  }
-
   private currentToken(): string | undefined {
     const t = this.tokenSource;
     return typeof t === 'function' ? t() : t;
-  }
-
-  private refreshToken(): void {
-    if (typeof this.tokenSource !== 'function') return;
-    const opts = this.socket.io?.opts;
-    if (!opts) return;
-    const query = typeof opts.query === 'object' && opts.query ? opts.query : {};
-    const token = this.currentToken();
-    if (token) query.token = token;
-    else delete query.token;
-    opts.query = query;
   }
 
   private rejectPending(code: 'disconnected', message: string): void {

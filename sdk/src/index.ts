@@ -1,16 +1,19 @@
 /**
  * Browser SDK of the realtime presence server.
  *
- * - {@link RealtimeClient}: one Socket.IO (Engine.IO v3) connection, events with promised
- *   acknowledgements, connection-state events.
- * - {@link PresenceChannel}: presence in one room, kept in sync and healed across reconnects.
+ * - {@link RealtimeClient}: one Socket.IO connection (socket.io-client 4.8, Engine.IO v4),
+ *   events with promised acknowledgements, connection-state events.
+ * - {@link PresenceChannel}: presence in one room, kept in sync and healed across reconnects
+ *   and page reloads.
  */
 export { RealtimeClient } from './client.js';
 export type {
   AckOf,
+  AuthCallback,
   ConnectionStatus,
   EmitOptions,
   EngineLike,
+  ManagerLike,
   PayloadOf,
   RealtimeClientEvents,
   RealtimeClientOptions,
@@ -28,6 +31,7 @@ export type {
   PresenceSyncReason,
   SetStateResult,
 } from './presence.js';
+export type { ReloadRecord } from './reload.js';
 export { PresenceMembers } from './members.js';
 export type { PresenceUser } from './members.js';
 export { AckTimeoutError, RealtimeError, isRealtimeError } from './errors.js';

@@ -8,11 +8,23 @@ import type {
   PresenceHeartbeatAck,
   PresenceJoinAck,
   PresenceJoinPayload,
+  PresenceResync,
   PresenceSelf,
   PresenceSnapshot,
   PresenceState,
   PresenceStatePatch,
 } from './protocol.js';
+import {
+  heldElsewhere,
+  holdConnection,
+  readRecord,
+  recordKey,
+  removeRecord,
+  sessionStore,
+  writeRecord,
+  type ReloadRecord,
+  type StorageLike,
+} from './reload.js';
 import { mainThreadScheduler, workerScheduler, type Scheduler } from './timers.js';
 
 /** Options of {@link RealtimeClient.presence}. */
@@ -38,6 +50,20 @@ export interface PresenceChannelOptions {
   workerTimers?: boolean;
   /** Send a heartbeat as soon as a hidden tab is shown again. Default true. */
   heartbeatOnVisible?: boolean;
+  /**
+   * Keep the connection in sessionStorage so that the page loaded by a reload resumes it
+   * (within the server's disconnect grace the others see nothing, and the state is kept).
+   * A duplicated tab, which gets a copy of sessionStorage, detects that its original still
+   * holds the connection and joins fresh. Default true; it only works where sessionStorage
+   * exists.
+   */
+  resumeOnReload?: boolean;
+  /**
+   * How long a loading page waits for another page of the origin to say it holds the
+   * stored connection before it resumes it. Default 250 ms (spent while the socket
+   * connects).
+   */
+  reloadProbeMs?: number;
 }
 
 /**
@@ -53,13 +79,15 @@ export type PresenceChannelStatus = 'idle' | 'joining' | 'joined' | 'reconnectin
 /**
  * Why the channel replaced its view with a snapshot:
  * - `join`: a fresh join (first join, or a resume the server could not honour);
- * - `resume`: a resume after a reconnect kept the same connection, nobody saw a leave/join;
+ * - `resume`: a resume after a reconnect or a page reload kept the same connection, nobody
+ *   saw a leave/join;
  * - `rejoin`: the server answered `not_joined` (or announced this connection's `leave`), so
  *   the channel joined again with a new connection;
  * - `gap`: an event was missed (`seq` jumped) and `presence:sync` recovered;
- * - `stale_epoch`: a heartbeat was refused as stale and `presence:sync` refreshed the epoch.
+ * - `stale_epoch`: a heartbeat was refused as stale and `presence:sync` refreshed the epoch;
+ * - `resync`: the server sent `presence:resync` (it may have dropped events of the room).
  */
-export type PresenceSyncReason = 'join' | 'resume' | 'rejoin' | 'gap' | 'stale_epoch';
+export type PresenceSyncReason = 'join' | 'resume' | 'rejoin' | 'gap' | 'stale_epoch' | 'resync';
 
 /** Argument of the `sync` event. */
 export interface PresenceSyncInfo {
@@ -72,7 +100,7 @@ export interface PresenceSyncInfo {
 export interface PresenceJoinResult {
   self: PresenceSelf;
   snapshot: PresenceSnapshot;
-  /** True when the join resumed the connection held before a reconnect. */
+  /** True when the join resumed the connection held before a reconnect or a page reload. */
   resumed: boolean;
 }
 
@@ -122,7 +150,14 @@ const PERMANENT_JOIN_ERRORS = new Set<string>([
 /** Heartbeat failures counted as missed heartbeats. */
 const MISSED_HEARTBEAT_ERRORS = new Set<string>(['timeout', 'unavailable', 'internal', 'rate_limited']);
 
-type JoinKind = 'join' | 'resume' | 'rejoin';
+/**
+ * How a join is sent: `join` fresh; `resume` after a reconnect (carrying only the queued
+ * patch); `reload` resuming the connection stored by the page before a reload (carrying
+ * the whole state, which changes nothing when the connection is still there and is the
+ * state of the fresh connection otherwise); `rejoin` after the server dropped the
+ * connection.
+ */
+type JoinKind = 'join' | 'resume' | 'reload' | 'rejoin';
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -183,6 +218,23 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   private missed = 0;
   private missedReported = false;
   private detachVisibility: (() => void) | null = null;
+  /** A `presence:resync` came while a join or sync was in flight: sync once it is done. */
+  private resyncPending = false;
+
+  // Page reloads (see reload.ts).
+  private readonly store: StorageLike | null;
+  private readonly storeKey: string;
+  private readonly reloadProbeMs: number;
+  /** Whether join() already looked for a record left by the page before a reload. */
+  private reloadChecked = false;
+  /** The probe of a stored connection in flight, or null. */
+  private probe: object | null = null;
+  /** The stored connection is to be resumed with a `reload` join. */
+  private reloading = false;
+  /** Stops holding the connection (so that this page no longer answers probes for it). */
+  private release: (() => void) | null = null;
+  private heldConnId: string | null = null;
+  private detachPagehide: (() => void) | null = null;
 
   /** @internal Use {@link RealtimeClient.presence}. */
   constructor(client: RealtimeClient, roomId: string, options: PresenceChannelOptions) {
@@ -201,10 +253,14 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.retryDelayMs = positive(options.retryDelayMs, 1000);
     this.heartbeatOnVisible = options.heartbeatOnVisible ?? true;
     this.scheduler = (options.workerTimers ?? true) ? (workerScheduler() ?? mainThreadScheduler) : mainThreadScheduler;
+    this.store = (options.resumeOnReload ?? true) ? sessionStore() : null;
+    this.storeKey = recordKey(client.url, roomId);
+    this.reloadProbeMs = positive(options.reloadProbeMs, 250);
 
     client.on('connect', () => this.onConnect());
     client.on('disconnect', () => this.onDisconnect());
     client.on('presence:event', (e: PresenceEvent) => this.onEvent(e));
+    client.on('presence:resync', (r: PresenceResync) => this.onResync(r));
     client.on('connect_error', (err) => this.onConnectFailed(err));
     client.on('reconnect_failed', () =>
       this.onConnectFailed(new RealtimeError('connect_failed', 'reconnection gave up')),
@@ -282,7 +338,14 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     if (!this.wanted) {
       this.wanted = true;
       this.attachVisibility();
-      if (this.client.connected) {
+      this.attachPagehide();
+      const record = this.storedRecord();
+      if (record) {
+        this.setStatus('joining');
+        this.probeRecord(record);
+        const status = this.client.status;
+        if (status === 'idle' || status === 'disconnected') void this.client.connect().catch(() => undefined);
+      } else if (this.client.connected) {
         this.startJoin('join');
       } else {
         this.setStatus('joining');
@@ -328,6 +391,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
       try {
         const ack = await this.heartbeat(clean, true);
         this.baseState = mergeState(this.baseState, clean);
+        this.persist();
         return { epoch: ack.epoch, changed: ack.changed, queued: false };
       } catch (err) {
         if (!isRealtimeError(err) || !['disconnected', 'not_joined'].includes(err.code)) throw err;
@@ -337,6 +401,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
       this.baseState = mergeState(this.baseState, clean);
     } else {
       this.pendingPatch = { ...(this.pendingPatch ?? {}), ...clean };
+      this.persist();
     }
     return { epoch: this.epoch, changed: false, queued: true };
   }
@@ -360,8 +425,8 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   // --- joining ---------------------------------------------------------------------------
 
   private onConnect(): void {
-    if (!this.wanted) return;
-    this.startJoin(this.selfValue ? 'resume' : 'join');
+    if (!this.wanted || this.probe) return;
+    this.startJoin(this.selfValue ? (this.reloading ? 'reload' : 'resume') : 'join');
   }
 
   /** onConnectFailed fails a join() still waiting once the client has given up connecting. */
@@ -396,13 +461,13 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.joinInFlight = true;
     this.setStatus('joining');
 
-    const resume = kind === 'resume' && this.selfValue ? { ...this.selfValue } : undefined;
+    const resume = (kind === 'resume' || kind === 'reload') && this.selfValue ? { ...this.selfValue } : undefined;
     if (kind === 'rejoin') this.selfValue = null;
     const sentPatch = this.pendingPatch;
     const desired = this.state;
     const payload: PresenceJoinPayload = { roomId: this.roomId, userId: this.userId };
-    if (resume) {
-      payload.resume = resume;
+    if (resume) payload.resume = resume;
+    if (kind === 'resume') {
       if (sentPatch) payload.state = sentPatch;
     } else if (Object.keys(desired).length > 0) {
       payload.state = desired;
@@ -425,8 +490,10 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     desired: PresenceState,
   ): void {
     this.joinInFlight = false;
+    this.reloading = false;
     const resumed = resume !== undefined && ack.self.connId === resume.connId;
     this.selfValue = { connId: ack.self.connId, epoch: ack.self.epoch };
+    this.hold(ack.self.connId);
     // Patches made while the join was in flight are still to be sent.
     const newer = this.pendingPatch !== sentPatch ? this.pendingPatch : null;
     const mine = ack.snapshot.connections.find((c) => c.connId === ack.self.connId);
@@ -440,8 +507,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.retryCount = 0;
     this.gapSyncs = 0;
     this.setStatus('joined');
-    const reason = kind === 'resume' ? (resumed ? 'resume' : 'join') : kind;
+    const reason = kind === 'resume' || kind === 'reload' ? (resumed ? 'resume' : 'join') : kind;
     this.applySnapshot(ack.snapshot, reason);
+    this.persist();
     const waiter = this.joinWaiter;
     this.joinWaiter = null;
     waiter?.resolve({ self: { ...this.selfValue }, snapshot: ack.snapshot, resumed });
@@ -465,7 +533,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
       const gen = this.gen;
       this.client.emit('presence:leave', {}, { timeoutMs: this.ackTimeoutMs }).then(
         () => {
-          if (gen === this.gen && this.wanted) this.startJoin(kind === 'resume' ? 'join' : kind);
+          if (gen === this.gen && this.wanted) this.startJoin(kind === 'resume' || kind === 'reload' ? 'join' : kind);
         },
         (e: unknown) => {
           if (gen === this.gen) this.onJoinFailed(toRealtimeError(e), kind);
@@ -488,6 +556,13 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   private stop(status: 'idle' | 'left', reason?: RealtimeError): void {
     this.wanted = false;
     this.halt();
+    this.probe = null;
+    this.reloading = false;
+    this.resyncPending = false;
+    this.hold(null);
+    if (this.store) removeRecord(this.store, this.storeKey);
+    this.detachPagehide?.();
+    this.detachPagehide = null;
     this.selfValue = null;
     this.seqValue = 0;
     this.countValue = { connections: 0, members: 0 };
@@ -525,6 +600,12 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.buffering = false;
     this.dispatch('sync', { reason, snapshot, self: { ...(self ?? { connId: '', epoch: 0 }) } });
     this.dispatch('change');
+    this.persist();
+    if (this.resyncPending && this.statusValue === 'joined') {
+      this.resyncPending = false;
+      void this.sync('resync');
+      return;
+    }
     this.drain();
   }
 
@@ -607,6 +688,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     if (mine && e.type === 'update') {
       if (typeof e.epoch === 'number') self.epoch = Math.max(self.epoch, e.epoch);
       if (e.state) this.baseState = { ...e.state };
+      this.persist();
     }
     this.dispatch(e.type, e);
     this.dispatch('change');
@@ -696,9 +778,11 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     try {
       const ack = await this.client.emit('presence:heartbeat', payload, { timeoutMs: this.heartbeatTimeoutMs });
       if (gen === this.gen && this.selfValue) {
-        if (typeof ack.epoch === 'number') this.selfValue.epoch = Math.max(this.selfValue.epoch, ack.epoch);
+        const before = this.selfValue.epoch;
+        if (typeof ack.epoch === 'number') this.selfValue.epoch = Math.max(before, ack.epoch);
         this.missed = 0;
         this.missedReported = false;
+        if (this.selfValue.epoch !== before) this.persist();
       }
       return ack;
     } catch (raw) {
@@ -747,6 +831,103 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     };
     doc.addEventListener('visibilitychange', onVisibility);
     this.detachVisibility = () => doc.removeEventListener('visibilitychange', onVisibility);
+  }
+
+  // --- page reloads ----------------------------------------------------------------------
+
+  /**
+   * storedRecord returns, on the first join of this page only, the connection a previous
+   * page of this tab stored for this room and user, or null.
+   */
+  private storedRecord(): ReloadRecord | null {
+    if (!this.store || this.reloadChecked) return null;
+    this.reloadChecked = true;
+    const r = readRecord(this.store, this.storeKey);
+    if (!r || r.roomId !== this.roomId || r.userId !== this.userId) return null;
+    return r;
+  }
+
+  /**
+   * probeRecord asks the other pages whether one of them holds the stored connection. If
+   * none does, the page before a reload was its holder: the channel resumes it with the
+   * stored state. Otherwise this page is a duplicated tab and joins fresh. The socket
+   * connects meanwhile; the join goes out when both are done.
+   */
+  private probeRecord(record: ReloadRecord): void {
+    const probe = {};
+    this.probe = probe;
+    void heldElsewhere(record.connId, this.reloadProbeMs).then((elsewhere) => {
+      if (this.probe !== probe) return;
+      this.probe = null;
+      if (!elsewhere) {
+        this.selfValue = { connId: record.connId, epoch: record.epoch };
+        this.hold(record.connId);
+        this.baseState = { ...record.state };
+        this.reloading = true;
+      }
+      if (this.client.connected) this.onConnect();
+    });
+  }
+
+  /**
+   * hold makes this page the holder of `connId` (null: of nothing), so that it answers a
+   * duplicated tab's probe. Without reload resume there is no record to copy: nothing to do.
+   */
+  private hold(connId: string | null): void {
+    if (connId === this.heldConnId || (!this.store && connId !== null)) return;
+    this.release?.();
+    this.release = connId ? holdConnection(connId) : null;
+    this.heldConnId = connId;
+  }
+
+  /** persist stores the connection for a reload: on every epoch or state change and on pagehide. */
+  private persist(): void {
+    const self = this.selfValue;
+    if (!this.store || !self || !this.wanted || this.reloading) return;
+    writeRecord(this.store, this.storeKey, {
+      roomId: this.roomId,
+      userId: this.userId,
+      connId: self.connId,
+      epoch: self.epoch,
+      state: this.state,
+    });
+  }
+
+  /**
+   * attachPagehide stores the connection when the page goes away. The page then stops
+   * holding it: the next page of the tab (a reload) may take it. A page restored from the
+   * back/forward cache holds it again.
+   */
+  private attachPagehide(): void {
+    if (!this.store || this.detachPagehide) return;
+    const g = globalThis as { addEventListener?: any; removeEventListener?: any };
+    if (typeof g.addEventListener !== 'function') return;
+    const onPagehide = () => {
+      this.persist();
+      this.hold(null);
+    };
+    const onPageshow = () => {
+      if (this.wanted && this.selfValue) this.hold(this.selfValue.connId);
+    };
+    g.addEventListener('pagehide', onPagehide);
+    g.addEventListener('pageshow', onPageshow);
+    this.detachPagehide = () => {
+      g.removeEventListener('pagehide', onPagehide);
+      g.removeEventListener('pageshow', onPageshow);
+    };
+  }
+
+  // --- server resync ---------------------------------------------------------------------
+
+  /** onResync answers the server's `presence:resync` with a `presence:sync`. */
+  private onResync(r: PresenceResync): void {
+    if (!r || r.roomId !== this.roomId || !this.wanted) return;
+    if (this.buffering || this.statusValue !== 'joined') {
+      // A join or sync is in flight: sync again once it is done.
+      this.resyncPending = this.statusValue === 'joined' || this.joinInFlight;
+      return;
+    }
+    void this.sync('resync');
   }
 
   // --- helpers ---------------------------------------------------------------------------

@@ -143,6 +143,17 @@ export interface PresenceEvent {
   count: PresenceCount;
 }
 
+/**
+ * `presence:resync`, sent by the server to a joined socket that may have missed events of
+ * its room (its node's Redis subscription was interrupted, for one). The client answers
+ * with `presence:sync`.
+ */
+export interface PresenceResync {
+  roomId: string;
+  /** The room's current seq as far as the server knows. */
+  seq: number;
+}
+
 /** Payload of `chat:message` sent by a client. */
 export interface ChatMessagePayload {
   /** 1 to 2000 Unicode code points. */
@@ -182,5 +193,6 @@ export interface ClientToServerEvents {
 /** Server-to-client events and their payloads. */
 export interface ServerToClientEvents {
   'presence:event': PresenceEvent;
+  'presence:resync': PresenceResync;
   'chat:message': ChatMessage;
 }

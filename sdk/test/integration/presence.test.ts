@@ -1,7 +1,10 @@
-// The SDK against the real Go server, over each Engine.IO transport.
-import io from 'socket.io-client';
-import { afterEach, describe, expect, inject, it } from 'vitest';
+// The SDK (socket.io-client 4.8, Engine.IO v4) against the real Go server, over each
+// Engine.IO transport.
+import { createHmac } from 'node:crypto';
+import { io } from 'socket.io-client';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RealtimeClient, type PresenceChannel, type PresenceEvent, type PresenceSyncInfo } from '../../src/index.js';
+import { SERVER_ENV, startRedis, startServer, type RunningRedis, type RunningServer } from '../support/server.js';
 
 const url = inject('serverUrl');
 const clients: RealtimeClient[] = [];
@@ -74,6 +77,9 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
 
     const aj = await alice.join();
     expect(aj.snapshot.members).toEqual(['alice']);
+    // The transport in use: polling,websocket starts on polling and upgrades.
+    const last = transports[transports.length - 1];
+    await waitFor(`the ${last} transport`, () => a.socket.io?.engine?.transport?.name === last);
     const bj = await bob.join();
     expect(bj.snapshot.members.sort()).toEqual(['alice', 'bob']);
     expect(bob.members.user('alice')!.state).toEqual({ name: 'Alice ✓' });
@@ -156,7 +162,7 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
 
     // Another socket takes alice's connection over with a resume: alice's socket is out of
     // the room and its next heartbeat answers not_joined.
-    const intruder = io(url, { transports, forceNew: true, reconnection: false }) as RawSocket;
+    const intruder = io(url, { transports, forceNew: true, reconnection: false }) as unknown as RawSocket;
     rawSockets.push(intruder);
     const ack = await new Promise<any>((resolve, reject) => {
       intruder.on('connect_error', reject);
@@ -192,5 +198,92 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
     const channel = a.presence('bad{room}', { userId: 'alice' });
     await expect(channel.join()).rejects.toMatchObject({ code: 'invalid_payload', name: 'RealtimeError' });
     expect(channel.status).toBe('idle');
+  });
+});
+
+/** jwt signs an HS256 token for `sub` that expires `expiresInS` seconds from now. */
+function jwt(secret: string, sub: string, expiresInS: number): string {
+  const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const body = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64({ sub, exp: Math.floor(Date.now() / 1000) + expiresInS })}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+describe('with JWT_SECRET: the token in the CONNECT auth object', () => {
+  const secret = 'sdk-integration-secret';
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await startServer(inject('serverBinary'), { ...SERVER_ENV, JWT_SECRET: secret });
+  });
+  afterAll(() => server?.stop());
+
+  it('connects with a valid token, asks a token function again on reconnect, and refuses a bad one', async () => {
+    let asked = 0;
+    const c = new RealtimeClient(server.url, {
+      token: () => {
+        asked++;
+        return jwt(secret, 'alice', 60);
+      },
+      transports: ['websocket'],
+      reconnectionDelayMs: 100,
+      reconnectionDelayMaxMs: 200,
+    });
+    clients.push(c);
+    const alice = c.presence(room('jwt'), { userId: 'alice' });
+    const seen = record(alice);
+    await alice.join();
+    expect(asked).toBe(1);
+    c.dropTransport();
+    await waitFor('the resume', () => seen.syncs.find((s) => s.reason === 'resume'));
+    expect(asked).toBe(2);
+
+    const bad = new RealtimeClient(server.url, { token: jwt('wrong-secret', 'bob', 60), transports: ['websocket'] });
+    clients.push(bad);
+    await expect(bad.connect()).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(bad.status).toBe('disconnected');
+    const none = new RealtimeClient(server.url, { transports: ['polling'] });
+    clients.push(none);
+    await expect(none.connect()).rejects.toMatchObject({ code: 'unauthorized' });
+  });
+});
+
+describe('two nodes on one Redis', () => {
+  let redis: RunningRedis | undefined;
+  const nodes: RunningServer[] = [];
+  beforeAll(async () => {
+    redis = await startRedis();
+    for (let i = 0; i < 2; i++) nodes.push(await startServer(inject('serverBinary'), { ...SERVER_ENV, REDIS_URL: redis.url }));
+  });
+  afterAll(async () => {
+    for (const n of nodes) await n.stop();
+    redis?.stop();
+  });
+
+  it('a node whose Redis subscription dropped sends presence:resync, and the channel syncs', async () => {
+    const roomId = room('resync');
+    const a = new RealtimeClient(nodes[0]!.url, { transports: ['websocket'] });
+    const b = new RealtimeClient(nodes[1]!.url, { transports: ['websocket'] });
+    clients.push(a, b);
+    const alice = a.presence(roomId, { userId: 'alice' });
+    const bob = b.presence(roomId, { userId: 'bob' });
+    await alice.join();
+    await bob.join();
+    await waitFor('alice to see bob', () => alice.members.has(bob.connId!));
+    const seen = record(alice);
+    const resyncs: unknown[] = [];
+    a.on('presence:resync', (r) => resyncs.push(r));
+
+    // Cut the nodes' subscriptions and change the room at once, until an update is
+    // published while alice's node is deaf (its subscriber is back within a second).
+    for (let i = 1; i <= 30 && resyncs.length === 0; i++) {
+      await redis!.command('CLIENT', 'KILL', 'TYPE', 'pubsub');
+      await bob.setState({ n: i });
+      await waitFor(`alice to catch up with n=${i}`, () => alice.members.get(bob.connId!)?.state.n === i);
+    }
+    expect(resyncs[0]).toEqual({ roomId, seq: expect.any(Number) });
+    await waitFor('the resync sync', () => seen.syncs.find((s) => s.reason === 'resync'));
+    const res = await fetch(`${nodes[0]!.url}/v1/rooms/${encodeURIComponent(roomId)}/presence`);
+    const snap = (await res.json()) as { seq: number; connections: Array<{ connId: string; state: object }> };
+    expect(alice.seq).toBe(snap.seq);
+    expect(alice.members.connections().map((c) => [c.connId, c.state])).toEqual(snap.connections.map((c) => [c.connId, c.state]));
   });
 });

@@ -1,7 +1,7 @@
 // Builds and runs the real Go server for the integration and browser tests.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -110,3 +110,57 @@ export const SERVER_ENV: Record<string, string> = {
   PRESENCE_TTL_MS: '30000',
   PRESENCE_REAPER_INTERVAL_MS: '500',
 };
+
+/** RunningRedis is a started redis-server. */
+export interface RunningRedis {
+  url: string;
+  /** command sends one command and resolves with the raw RESP reply. */
+  command: (...args: string[]) => Promise<string>;
+  stop: () => void;
+}
+
+/** redisCommand sends one command to the redis-server on `port` and returns the raw reply. */
+function redisCommand(port: number, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => {
+      s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`);
+    });
+    s.once('data', (d) => {
+      resolve(d.toString());
+      s.destroy();
+    });
+    s.once('error', reject);
+  });
+}
+
+/**
+ * startRedis runs a redis-server on a free loopback port (persistence off, in a temporary
+ * directory) for tests that need several server nodes on one Redis, and waits for PING.
+ */
+export async function startRedis(): Promise<RunningRedis> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'rtm-sdk-redis-'));
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  );
+  const stop = () => {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const command = (...args: string[]) => redisCommand(port, args);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const pong = await command('PING').then(
+      (r) => r.startsWith('+PONG'),
+      () => false,
+    );
+    if (pong) return { url: `redis://127.0.0.1:${port}`, command, stop };
+    if (Date.now() > deadline) {
+      stop();
+      throw new Error('redis-server did not answer PING within 10 s (is it installed? apt-get install -y redis-server)');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,6 +1,6 @@
-// Background tabs: the heartbeat timer and the Engine.IO keepalive run on a Worker timer
-// where a Worker exists. Node has none, so this file installs a fake one that runs its
-// timers on the (fake) global timers and counts what it was asked to do.
+// Background tabs: the heartbeat timer runs on a Worker timer where a Worker exists. Node
+// has none, so this file installs a fake one that runs its timers on the (fake) global
+// timers and counts what it was asked to do.
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { conn, flush, joinAck, setup, snapshot, useFakeTimers } from './fake-socket.js';
 
@@ -41,7 +41,7 @@ beforeEach(() => {
 
 describe('worker timers', () => {
   it('drive the presence heartbeats', async () => {
-    const { client, socket } = setup({ backgroundKeepalive: false });
+    const { client, socket } = setup();
     const c = client.connect();
     socket.connect();
     await c;
@@ -53,29 +53,5 @@ describe('worker timers', () => {
     await vi.advanceTimersByTimeAsync(1000);
     await flush();
     expect(socket.all('presence:heartbeat')).toHaveLength(1);
-  });
-
-  it('send an Engine.IO ping when the main-thread ping is late', async () => {
-    const { client, socket } = setup();
-    const engine = { readyState: 'open', pingInterval: 10_000, ping: vi.fn(), close: vi.fn() };
-    (socket.io as { engine?: unknown }).engine = engine;
-    const c = client.connect();
-    socket.connect();
-    await c;
-    // socket.io's own pings go out on time (each one reported by a 'ping' event): no extra.
-    for (let t = 0; t < 4; t++) {
-      await vi.advanceTimersByTimeAsync(9_000);
-      socket.fire('ping');
-    }
-    expect(engine.ping).not.toHaveBeenCalled();
-    // The tab is hidden and its timers held back: the keepalive pings instead.
-    await vi.advanceTimersByTimeAsync(12_500);
-    expect(engine.ping).toHaveBeenCalledTimes(1);
-    await vi.advanceTimersByTimeAsync(10_000);
-    expect(engine.ping).toHaveBeenCalledTimes(2);
-    // Not while disconnected.
-    socket.drop();
-    await vi.advanceTimersByTimeAsync(30_000);
-    expect(engine.ping).toHaveBeenCalledTimes(2);
   });
 });

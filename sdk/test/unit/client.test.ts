@@ -6,7 +6,7 @@ beforeEach(() => useFakeTimers());
 afterEach(() => vi.useRealTimers());
 
 describe('RealtimeClient socket options', () => {
-  it('passes the token, transports and reconnection settings to socket.io', () => {
+  it('passes the transports and reconnection settings to socket.io, the token in the CONNECT auth', () => {
     const { socket } = setup({
       token: 'jwt-1',
       transports: ['websocket'],
@@ -17,7 +17,7 @@ describe('RealtimeClient socket options', () => {
     });
     expect(socket.options).toMatchObject({
       path: '/socket.io',
-      query: { token: 'jwt-1', app: 'demo' },
+      query: { app: 'demo' },
       transports: ['websocket'],
       forceNew: true,
       autoConnect: false,
@@ -26,14 +26,22 @@ describe('RealtimeClient socket options', () => {
       reconnectionDelay: 250,
       reconnectionDelayMax: 2000,
     });
+    expect(socket.options.query).not.toHaveProperty('token');
+    expect(socket.auth()).toEqual({ token: 'jwt-1' });
   });
 
-  it('asks a token function again before each reconnection attempt', () => {
+  it('asks a token function again before each connection attempt', () => {
     let n = 0;
     const { socket } = setup({ token: () => `jwt-${++n}` });
-    expect(socket.io.opts.query.token).toBe('jwt-1');
-    socket.fire('reconnect_attempt', 1);
-    expect(socket.io.opts.query.token).toBe('jwt-2');
+    expect(n).toBe(0); // not before the first attempt
+    expect(socket.auth()).toEqual({ token: 'jwt-1' });
+    expect(socket.auth()).toEqual({ token: 'jwt-2' });
+    expect(socket.options.query).not.toHaveProperty('token');
+  });
+
+  it('sends no auth object without a token, and an empty one when the function has none', () => {
+    expect(setup().socket.options.auth).toBeUndefined();
+    expect(setup({ token: () => undefined }).socket.auth()).toEqual({});
   });
 
   it('connects from the constructor unless autoConnect is false', () => {
@@ -60,8 +68,8 @@ describe('RealtimeClient connection state', () => {
 
     socket.drop('transport close');
     expect(client.status).toBe('reconnecting');
-    socket.fire('reconnecting', 1);
-    socket.fire('reconnecting', 2);
+    socket.io.fire('reconnect_attempt', 1);
+    socket.io.fire('reconnect_attempt', 2);
     socket.connect();
     expect(seen).toEqual([
       'status:connecting',
@@ -91,11 +99,24 @@ describe('RealtimeClient connection state', () => {
     expect(reconnects).not.toHaveBeenCalled();
   });
 
-  it('connect() rejects when the server refuses the socket', async () => {
+  it('connect() rejects when the server refuses the socket (CONNECT_ERROR)', async () => {
+    const { client, socket } = setup({ token: 'expired' });
+    const errors: RealtimeError[] = [];
+    client.on('connect_error', (e) => errors.push(e));
+    const p = client.connect();
+    socket.refuse('unauthorized');
+    await expect(p).rejects.toMatchObject({ code: 'unauthorized' });
+    expect(client.status).toBe('disconnected');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toContain('unauthorized');
+  });
+
+  it('a server disconnect is final: no reconnecting status', async () => {
     const { client, socket } = setup();
     const p = client.connect();
-    socket.fire('error', 'unauthorized');
-    await expect(p).rejects.toMatchObject({ code: 'unauthorized' });
+    socket.connect();
+    await p;
+    socket.drop('io server disconnect');
     expect(client.status).toBe('disconnected');
   });
 
@@ -105,8 +126,10 @@ describe('RealtimeClient connection state', () => {
     client.on('connect_error', (e) => errors.push(e));
     const p = client.connect();
     socket.fire('connect_error', new Error('xhr poll error'));
-    socket.fire('reconnect_failed');
+    expect(client.status).toBe('connecting'); // socket.io-client tries again
+    socket.io.fire('reconnect_failed');
     await expect(p).rejects.toMatchObject({ code: 'connect_failed' });
+    expect(client.status).toBe('disconnected');
     expect(errors[0]).toBeInstanceOf(RealtimeError);
     expect(errors[0]!.message).toContain('xhr poll error');
   });
@@ -213,10 +236,15 @@ describe('RealtimeClient.emit', () => {
     expect(typeof socket.last('presence:sync').ack).toBe('function');
   });
 
-  it('send() emits without an acknowledgement', async () => {
+  it('send() emits the payload without an acknowledgement, and nothing while disconnected', async () => {
     const { client, socket } = await connected();
     expect(client.send('chat:message', { text: 'fire and forget' })).toBe(true);
-    expect(socket.last('chat:message').ack).toBeUndefined();
+    expect(socket.sent).toEqual([{ event: 'chat:message', payload: { text: 'fire and forget' }, ack: undefined, acked: false }]);
+    expect(client.send('presence:leave')).toBe(true);
+    expect(socket.last('presence:leave')).toMatchObject({ payload: undefined, ack: undefined });
+    socket.drop();
+    expect(client.send('chat:message', { text: 'lost' })).toBe(false);
+    expect(socket.sent).toHaveLength(2);
     await flush();
   });
 });
@@ -227,34 +255,38 @@ describe('RealtimeClient transports', () => {
     expect(socket.options.transports).toEqual(['websocket']);
     void client.connect().catch(() => undefined);
     socket.fire('connect_error', new Error('websocket error'));
-    socket.fire('reconnect_attempt', 1);
+    socket.io.fire('reconnect_attempt', 1);
     expect(socket.io.opts.transports).toEqual(['polling', 'websocket']);
     socket.fire('connect_error', new Error('xhr poll error'));
-    socket.fire('reconnect_attempt', 2);
+    socket.io.fire('reconnect_attempt', 2);
     expect(socket.io.opts.transports).toEqual(['websocket']);
     socket.connect();
     socket.drop();
-    socket.fire('reconnect_attempt', 1);
+    socket.io.fire('reconnect_attempt', 1);
     expect(socket.io.opts.transports).toEqual(['websocket']);
   });
 
   it('keeps explicit transports', () => {
     const { client, socket } = setup({ transports: ['polling'] });
+    expect(socket.io.opts.transports).toEqual(['polling']);
     void client.connect().catch(() => undefined);
     socket.fire('connect_error', new Error('xhr poll error'));
-    socket.fire('reconnect_attempt', 1);
-    expect(socket.io.opts.transports ?? socket.options.transports).toEqual(['polling']);
+    socket.io.fire('reconnect_attempt', 1);
+    expect(socket.io.opts.transports).toEqual(['polling']);
+    socket.fire('connect_error', new Error('xhr poll error'));
+    socket.io.fire('reconnect_attempt', 2);
+    expect(socket.io.opts.transports).toEqual(['polling']);
   });
 
-  it('does not take a transport error for a refusal', async () => {
+  it('does not take a failed attempt for a refusal', async () => {
     const { client, socket } = setup();
     const p = client.connect();
+    const errors: RealtimeError[] = [];
+    client.on('connect_error', (e) => errors.push(e));
+    socket.fire('connect_error', new Error('websocket error')); // active stays true: it retries
+    expect(errors.map((e) => e.code)).toEqual(['connect_failed']);
+    expect(client.status).toBe('connecting');
     socket.connect();
-    await p;
-    const errors = vi.fn();
-    client.on('connect_error', errors);
-    socket.fire('error', new Error('xhr post error'));
-    expect(errors).not.toHaveBeenCalled();
-    expect(client.status).toBe('connected');
+    await expect(p).resolves.toBeUndefined();
   });
 });

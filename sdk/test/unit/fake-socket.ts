@@ -10,24 +10,58 @@ export interface Sent {
   acked: boolean;
 }
 
+type Handlers = Map<string, Set<(...args: any[]) => void>>;
+
+function addHandler(handlers: Handlers, event: string, fn: (...args: any[]) => void): void {
+  if (!handlers.has(event)) handlers.set(event, new Set());
+  handlers.get(event)!.add(fn);
+}
+
+function fireHandlers(handlers: Handlers, event: string, args: any[]): void {
+  for (const fn of [...(handlers.get(event) ?? [])]) fn(...args);
+}
+
+/** FakeManager stands in for the socket.io Manager (`socket.io`): reconnection events. */
+export class FakeManager {
+  readonly opts: { transports: Array<'websocket' | 'polling'> | undefined };
+  readonly engine: { close: () => void };
+  private readonly handlers: Handlers = new Map();
+
+  constructor(socket: FakeSocket, transports: Array<'websocket' | 'polling'> | undefined) {
+    this.opts = { transports };
+    this.engine = { close: () => socket.drop('forced close') };
+  }
+
+  on(event: string, fn: (...args: any[]) => void): this {
+    addHandler(this.handlers, event, fn);
+    return this;
+  }
+
+  /** fire delivers a Manager event (reconnect_attempt, reconnect_failed) to the client. */
+  fire(event: string, ...args: any[]): void {
+    fireHandlers(this.handlers, event, args);
+  }
+}
+
 /**
- * FakeSocket stands in for a socket.io-client Socket. The test plays the server: it
+ * FakeSocket stands in for a socket.io-client 4.x Socket. The test plays the server: it
  * connects and drops the socket, answers what the client sent and pushes events.
  */
 export class FakeSocket implements SocketLike {
   connected = false;
+  /** socket.io-client's `active`: false once the server refused the CONNECT. */
+  active = true;
   opened = 0;
   readonly sent: Sent[] = [];
-  readonly io = { opts: { query: {} as Record<string, string>, transports: undefined as Array<'websocket' | 'polling'> | undefined }, engine: { close: () => this.drop('forced close') } };
-  private readonly handlers = new Map<string, Set<(...args: any[]) => void>>();
+  readonly io: FakeManager;
+  private readonly handlers: Handlers = new Map();
 
   constructor(readonly url: string, readonly options: SocketFactoryOptions) {
-    this.io.opts.query = { ...options.query };
+    this.io = new FakeManager(this, options.transports ? [...options.transports] : undefined);
   }
 
   on(event: string, fn: (...args: any[]) => void): this {
-    if (!this.handlers.has(event)) this.handlers.set(event, new Set());
-    this.handlers.get(event)!.add(fn);
+    addHandler(this.handlers, event, fn);
     return this;
   }
 
@@ -46,6 +80,7 @@ export class FakeSocket implements SocketLike {
 
   open(): this {
     this.opened++;
+    this.active = true;
     return this;
   }
 
@@ -59,7 +94,22 @@ export class FakeSocket implements SocketLike {
 
   /** fire delivers a socket event (connect, disconnect, server events) to the client. */
   fire(event: string, ...args: any[]): void {
-    for (const fn of [...(this.handlers.get(event) ?? [])]) fn(...args);
+    fireHandlers(this.handlers, event, args);
+  }
+
+  /** refuse answers the CONNECT with CONNECT_ERROR, as the server does for a bad token. */
+  refuse(message = 'unauthorized'): void {
+    this.active = false;
+    this.fire('connect_error', new Error(message));
+  }
+
+  /** auth runs the client's auth callback as socket.io-client does before each CONNECT. */
+  auth(): Record<string, unknown> | undefined {
+    let data: Record<string, unknown> | undefined;
+    this.options.auth?.((d) => {
+      data = d;
+    });
+    return data;
   }
 
   connect(): void {

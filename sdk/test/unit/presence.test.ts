@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RealtimeError, type PresenceChannelOptions, type PresenceEvent } from '../../src/index.js';
-import { conn, event, flush, joinAck, setup, snapshot, tick, useFakeTimers, type FakeSocket } from './fake-socket.js';
+import { conn, event, flush, joinAck, setup, snapshot, tick, useFakeTimers } from './fake-socket.js';
 
 const ROOM = 'room-1';
 
@@ -100,7 +100,7 @@ describe('join', () => {
     void client.connect().catch(() => undefined);
     const channel = client.presence(ROOM, { userId: 'alice' });
     const p = channel.join();
-    socket.fire('error', 'unauthorized');
+    socket.refuse('unauthorized');
     await expect(p).rejects.toMatchObject({ code: 'unauthorized' });
     expect(channel.status).toBe('idle');
   });
@@ -469,7 +469,7 @@ describe('reconnect', () => {
     socket.drop('transport close');
     expect(channel.status).toBe('reconnecting');
     expect(channel.members.size).toBe(2); // the view stays while reconnecting
-    socket.fire('reconnecting', 1);
+    socket.io.fire('reconnect_attempt', 1);
     socket.connect();
     expect(reconnected).toHaveBeenCalledWith(1);
     expect(socket.last('presence:join').payload).toEqual({ roomId: ROOM, userId: 'alice', resume: { connId: 'c-a', epoch: 3 } });
@@ -587,10 +587,41 @@ describe('already_joined', () => {
   });
 });
 
-describe('fake socket sanity', () => {
-  it('records what was sent', () => {
-    const { socket } = setup();
-    (socket as FakeSocket).emit('a', 1);
-    expect(socket.sent[0]).toMatchObject({ event: 'a', payload: 1 });
+describe('presence:resync', () => {
+  it('is answered with presence:sync, whose snapshot replaces the view', async () => {
+    const { socket, channel, events } = await joined({}, 2);
+    socket.fire('presence:resync', { roomId: 'elsewhere', seq: 9 });
+    expect(socket.all('presence:sync')).toHaveLength(0);
+    socket.fire('presence:resync', { roomId: ROOM, seq: 4 });
+    expect(socket.all('presence:sync')).toHaveLength(1);
+    socket.push(event('join', 5, 'c-e', 'erin')); // held until the snapshot
+    socket.reply('presence:sync', { ok: true, snapshot: snapshot(ROOM, 4, [conn('c-a', 'alice', { mood: 'ok' }), conn('c-d', 'dave')]) });
+    await flush();
+    expect(events[0]).toEqual(['sync', expect.objectContaining({ reason: 'resync' })]);
+    expect(channel.members.connections().map((c) => c.connId)).toEqual(['c-a', 'c-d', 'c-e']);
+    expect(channel.seq).toBe(5);
+  });
+
+  it('during a sync in flight, syncs once more after it', async () => {
+    const { socket, channel } = await joined({}, 2);
+    socket.push(event('join', 5, 'c-d', 'dave')); // a gap: sync 1
+    socket.fire('presence:resync', { roomId: ROOM, seq: 6 });
+    socket.fire('presence:resync', { roomId: ROOM, seq: 6 });
+    expect(socket.all('presence:sync')).toHaveLength(1);
+    socket.reply('presence:sync', { ok: true, snapshot: snapshot(ROOM, 5, [conn('c-a', 'alice'), conn('c-d', 'dave')]) });
+    await flush();
+    expect(socket.all('presence:sync')).toHaveLength(2);
+    socket.reply('presence:sync', { ok: true, snapshot: snapshot(ROOM, 6, [conn('c-a', 'alice')]) });
+    await flush();
+    expect(socket.all('presence:sync')).toHaveLength(2);
+    expect(channel.seq).toBe(6);
+    expect(channel.members.has('c-d')).toBe(false);
+  });
+
+  it('is ignored while reconnecting (the resume brings a fresh snapshot)', async () => {
+    const { socket } = await joined();
+    socket.drop();
+    socket.fire('presence:resync', { roomId: ROOM, seq: 4 });
+    expect(socket.all('presence:sync')).toHaveLength(0);
   });
 });
