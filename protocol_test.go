@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,71 @@ func TestRateLimited(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))); got != "ok" {
 		t.Fatalf("after refill: got %s", got)
+	}
+}
+
+// U+2028 and U+2029 arrive as they were sent, in ids, state keys and values
+// and chat, and never become U+201C/U+201D (another user's id); a lone
+// surrogate escape anywhere is invalid_payload, while pairs pass.
+func TestUnicodeNotRewritten(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a, b, c := dial(t, n), dial(t, n), dial(t, n)
+	const room, ls, ps = "r\u2028\u2029", "\u2028", "\u2029"
+	ackA := join(t, a, room, "bob"+ls, map[string]any{"k" + ls: "v" + ps, ps: []any{ls}})
+	join(t, b, room, "bob\u201c", nil)
+	ackC := join(t, c, room, "bob"+ps, nil)
+	snap := ackC.Snapshot
+	members := slices.Sorted(slices.Values(snap.Members))
+	if snap.RoomID != room || !slices.Equal(members, []string{"bob\u201c", "bob" + ls, "bob" + ps}) {
+		t.Fatalf("got room %q members %q; want three distinct users in %q", snap.RoomID, members, room)
+	}
+	for _, conn := range snap.Connections {
+		var st map[string]any
+		if conn.ConnID == ackA.Self.ConnID && (json.Unmarshal(conn.State, &st) != nil ||
+			len(st) != 2 || st["k"+ls] != "v"+ps || fmt.Sprint(st[ps]) != "["+ls+"]") {
+			t.Fatalf("got state %q", conn.State)
+		}
+	}
+	text := "a" + ls + "b" + ps + "c"
+	if _, _, err := a.Chat(tctx(t), text); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := nextEvent(t, b, 5*time.Second)
+		if ev.Name != "chat:message" {
+			continue
+		}
+		m, err := client.ParseChatMessage(ev)
+		if err != nil || m.Text != text || m.UserID != "bob"+ls || m.RoomID != room {
+			t.Fatalf("got %+v, %v; want %q from %q", m, err, text, "bob"+ls)
+		}
+		break
+	}
+
+	// Lone surrogates, on a socket of its own (so every refusal is seen).
+	d := dial(t, n)
+	for name, tc := range map[string]struct{ event, payload, want string }{
+		"high in roomId":        {"presence:join", `{"roomId":"\ud800","userId":"u"}`, "invalid_payload"},
+		"other high in roomId":  {"presence:join", `{"roomId":"\udbff","userId":"u"}`, "invalid_payload"},
+		"low in userId":         {"presence:join", `{"roomId":"r","userId":"\udc00"}`, "invalid_payload"},
+		"in a state key":        {"presence:join", `{"roomId":"r","userId":"u","state":{"\ud800":1}}`, "invalid_payload"},
+		"nested in state":       {"presence:join", `{"roomId":"r","userId":"u","state":{"k":{"x":["\udfff"]}}}`, "invalid_payload"},
+		"pair in ids and state": {"presence:join", `{"roomId":"\ud83d\ude00","userId":"u","state":{"\ud83d\ude00":"\ud83d\ude00"}}`, "ok"},
+	} {
+		if got := ackCode(callAck(t, d, tc.event, json.RawMessage(tc.payload))); got != tc.want {
+			t.Errorf("%s: got %s; want %s", name, got, tc.want)
+		}
+	}
+	for name, tc := range map[string]struct{ event, payload, want string }{
+		"patch value":  {"presence:heartbeat", `{"patchState":{"k":"\ud800"}}`, "invalid_payload"},
+		"patch key":    {"presence:heartbeat", `{"patchState":{"\udbff":1}}`, "invalid_payload"},
+		"chat text":    {"chat:message", `{"text":"hi \ud800"}`, "invalid_payload"},
+		"chat pair":    {"chat:message", `{"text":"hi \ud83d\ude00"}`, "ok"},
+		"patch nested": {"presence:heartbeat", `{"patchState":{"k":[["\udc00"]]}}`, "invalid_payload"},
+	} {
+		if got := ackCode(callAck(t, a, tc.event, json.RawMessage(tc.payload))); got != tc.want {
+			t.Errorf("%s: got %s; want %s", name, got, tc.want)
+		}
 	}
 }
