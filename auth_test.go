@@ -123,9 +123,20 @@ func TestJWTForbidden(t *testing.T) {
 func TestOriginAllowlist(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
-	opts.AllowedOrigins = []string{"https://app.example"}
+	opts.AllowedOrigins = []string{"https://app.example", "https://a.example"}
 	n := startNode(t, opts)
-	for origin, ok := range map[string]bool{"https://app.example": true, "https://evil.example": false, "": true} {
+	// Exact match only: not a prefix, not another port, not another scheme.
+	for origin, ok := range map[string]bool{
+		"https://app.example":        true,
+		"https://a.example":          true,
+		"":                           true,
+		"https://evil.example":       false,
+		"https://a.example.evil.com": false,
+		"https://a.example:8443":     false,
+		"http://a.example":           false,
+		"https://b.a.example":        false,
+		"null":                       false,
+	} {
 		h := http.Header{}
 		if origin != "" {
 			h.Set("Origin", origin)

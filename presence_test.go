@@ -374,6 +374,70 @@ func TestStateSizeLimit(t *testing.T) {
 	}
 }
 
+// A patch or a resume whose merged state reaches exactly 4096 bytes is
+// accepted; one byte more is payload_too_large and writes nothing.
+func TestStateSizeLimitMerged(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.DisconnectGrace = time.Minute // the resumed connection waits
+	n := startNode(t, opts)
+	ctx := tctx(t)
+	// {"a":"A","b":"B"} is 15 bytes around the two values.
+	const aLen = 1000
+	bLen := 4096 - 15 - aLen
+	a, obs := dial(t, n), dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	join(t, a, "r", "alice", map[string]any{"a": strings.Repeat("x", aLen)})
+
+	_, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"b": strings.Repeat("<", bLen+1)}})
+	wantCode(t, err, "payload_too_large")
+	hb, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"b": strings.Repeat("<", bLen)}})
+	if err != nil || hb.Epoch != 2 || !hb.Changed {
+		t.Fatalf("patch to exactly 4096 bytes: got %+v, %v; want epoch 2, changed", hb, err)
+	}
+	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"c": 1}})
+	wantCode(t, err, "payload_too_large")
+	wantState := func(c *client.Conn, size, epoch int) string {
+		t.Helper()
+		snap, err := c.Sync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, conn := range snap.Connections {
+			if conn.UserID == "alice" {
+				var st map[string]any
+				if err := json.Unmarshal(conn.State, &st); err != nil || len(canonicalJSON(st)) != size || conn.Epoch != int64(epoch) {
+					t.Fatalf("got state of %d bytes at epoch %d, %v; want %d bytes at epoch %d",
+						len(canonicalJSON(st)), conn.Epoch, err, size, epoch)
+				}
+				return conn.ConnID
+			}
+		}
+		t.Fatal("alice is not in the room")
+		return ""
+	}
+	connID := wantState(obs, 4096, 2)
+
+	// Resume: the merge of the stored state and the given one is checked too.
+	if _, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"b": nil}}); err != nil {
+		t.Fatal(err)
+	}
+	wantState(obs, 4096-bLen-7, 3)
+	_ = a.Drop()
+	a2 := dial(t, n)
+	resume := &client.Self{ConnID: connID, Epoch: 3}
+	_, err = a2.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "alice", Resume: resume,
+		State: map[string]any{"b": strings.Repeat("&", bLen+1)}})
+	wantCode(t, err, "payload_too_large")
+	wantState(obs, 4096-bLen-7, 3)
+	res, err := a2.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "alice", Resume: resume,
+		State: map[string]any{"b": strings.Repeat("&", bLen)}})
+	if err != nil || res.Self.ConnID != connID || res.Self.Epoch != 4 {
+		t.Fatalf("resume to exactly 4096 bytes: got %+v, %v; want %s at epoch 4", res, err, connID)
+	}
+	wantState(obs, 4096, 4)
+}
+
 func TestUnicodeRoundTrip(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))

@@ -284,3 +284,41 @@ func TestUnicodeNotRewritten(t *testing.T) {
 		}
 	}
 }
+
+// A bucket starts full, refills at its rate and never holds more than its
+// burst, however long it idles; each class has a bucket of its own.
+func TestRateBucket(t *testing.T) {
+	t.Parallel()
+	l := newLimits(RateLimits{Heartbeat: Rate{PerSecond: 2, Burst: 5}, Chat: Rate{PerSecond: 1, Burst: 1}})
+	t0 := time.Unix(1_000_000, 0)
+	take := func(at time.Duration, event, payload string) int {
+		n := 0
+		for n < 1000 && l.allowAt(event, json.RawMessage(payload), t0.Add(at)) {
+			n++
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name    string
+		at      time.Duration
+		event   string
+		payload string
+		want    int
+	}{
+		{"a fresh bucket holds the burst", 0, "presence:heartbeat", `{}`, 5},
+		{"nothing is left", 0, "presence:heartbeat", `{}`, 0},
+		{"half a token after 0.25 s", 250 * time.Millisecond, "presence:heartbeat", `{}`, 0},
+		{"one token after 0.5 s", 500 * time.Millisecond, "presence:heartbeat", `{}`, 1},
+		{"two tokens a second", 1500 * time.Millisecond, "presence:heartbeat", `{}`, 2},
+		{"four in two seconds", 3500 * time.Millisecond, "presence:heartbeat", `{}`, 4},
+		{"the burst after idling an hour", time.Hour, "presence:heartbeat", `{}`, 5},
+		{"the burst after idling 3 s", time.Hour + 3*time.Second, "presence:heartbeat", `{}`, 5},
+		{"chat has its own bucket", time.Hour + 3*time.Second, "chat:message", `{"text":"x"}`, 1},
+		{"chat refills at its own rate", time.Hour + 4*time.Second, "chat:message", `{"text":"x"}`, 1},
+		{"unlimited patches", time.Hour, "presence:heartbeat", `{"patchState":{}}`, 1000},
+	} {
+		if got := take(tc.at, tc.event, tc.payload); got != tc.want {
+			t.Fatalf("%s: got %d allowed; want %d", tc.name, got, tc.want)
+		}
+	}
+}
