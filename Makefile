@@ -7,7 +7,7 @@ GO ?= go
 FUZZTIME ?= 2m
 SMOKE_PORT ?= 3917
 
-.PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz bench clean
+.PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz mutants bench clean
 
 test: deps check go-test sdk-test smoke
 
@@ -49,6 +49,11 @@ fuzz: deps-redis
 	$(GO) test -run='^$$' -fuzz='^FuzzPayload$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzStateMerge$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPacket$$' -fuzztime=$(FUZZTIME) .
+
+# Deliberate bugs, by hand: each mutant in scripts/mutants.sh is applied to a
+# copy of the tracked tree and must make its tests fail.
+mutants: deps-redis
+	GO=$(GO) scripts/mutants.sh
 
 # Load runs, by hand; see bench/README.md.
 bench:

@@ -360,7 +360,8 @@ func TestReapersRace(t *testing.T) {
 	}
 	for conn, k := range leaves {
 		if k != 1 {
-			t.Errorf("connection %s got %d leave events; want 1", conn, k)
+			t.Fatalf("connection %s got %d leave events (%d for %d connections in all); want 1 each",
+				conn, k, total, len(leaves))
 		}
 	}
 	if len(leaves) != rooms*per || total != rooms*per {
