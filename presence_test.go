@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"rtm/client"
 )
 
@@ -436,6 +438,95 @@ func TestStateSizeLimitMerged(t *testing.T) {
 		t.Fatalf("resume to exactly 4096 bytes: got %+v, %v; want %s at epoch 4", res, err, connID)
 	}
 	wantState(obs, 4096, 4)
+}
+
+// The join script's minSeq is the boundary between the snapshot it returns
+// and the events the socket gets: the seq of the script's own event (the
+// join, or a resume's update), which is both in the snapshot and delivered;
+// or, for a resume that emits nothing, the seq after the snapshot's.
+func TestJoinMinSeq(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.ReaperInterval = time.Hour
+	p := startNode(t, opts).srv.Presence()
+	ctx := tctx(t)
+	sub, err := redis.DialURL(opts.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psc := redis.PubSubConn{Conn: sub}
+	defer psc.Close()
+	if err := psc.Subscribe(p.channel()); err != nil {
+		t.Fatal(err)
+	}
+	const marker = `{"r":"test-marker","k":"marker"}`
+	// events returns the presence events published up to a marker.
+	events := func() []envelope {
+		t.Helper()
+		redisDo(t, opts.RedisURL, "PUBLISH", p.channel(), marker)
+		var out []envelope
+		for {
+			switch v := psc.ReceiveWithTimeout(10 * time.Second).(type) {
+			case error:
+				t.Fatal(v)
+			case redis.Message:
+				if string(v.Data) == marker {
+					return out
+				}
+				var e envelope
+				if err := json.Unmarshal(v.Data, &e); err != nil {
+					t.Fatal(err)
+				}
+				if e.Kind == "" {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	events()
+	joinArgs := func(sid, cid, user, st, resumeID, resumeEpoch string, patch ...any) []any {
+		args := p.roomArgs("r", sid, cid, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch)
+		return append(args, patch...)
+	}
+	call := func(args []any) (connID string, snapSeq, minSeq int64) {
+		t.Helper()
+		reply, err := redis.Values(p.do(ctx, joinScript, args...))
+		if err != nil || len(reply) != 5 {
+			t.Fatalf("join script: got %v, %v", reply, err)
+		}
+		var epoch, snap string
+		if _, err := redis.Scan(reply, &connID, &epoch, &snap, &minSeq); err != nil {
+			t.Fatal(err)
+		}
+		var sn client.Snapshot
+		if err := json.Unmarshal([]byte(snap), &sn); err != nil {
+			t.Fatal(err)
+		}
+		return connID, sn.Seq, minSeq
+	}
+
+	for i := int64(1); i <= 3; i++ { // fresh joins
+		_, snapSeq, minSeq := call(joinArgs(newID(), newID(), "u", "{}", "", "0"))
+		evs := events()
+		if snapSeq != i || minSeq != i || len(evs) != 1 || evs[0].Type != "join" || evs[0].Seq != i {
+			t.Fatalf("join %d: snapshot seq %d, minSeq %d, events %+v; want all %d", i, snapSeq, minSeq, evs, i)
+		}
+	}
+	cid := newID()
+	call(joinArgs(newID(), cid, "alice", `{"k":1}`, "", "0", `"k"`, "1"))
+	events()
+	// A resume that changes nothing emits nothing: events start after the snapshot.
+	_, snapSeq, minSeq := call(joinArgs(newID(), newID(), "alice", "{}", cid, "1"))
+	if evs := events(); snapSeq != 4 || minSeq != 5 || len(evs) != 0 {
+		t.Fatalf("plain resume: snapshot seq %d, minSeq %d, events %+v; want 4, 5 and none", snapSeq, minSeq, evs)
+	}
+	// A resume with a new state emits its update: in the snapshot and delivered.
+	got, snapSeq, minSeq := call(joinArgs(newID(), newID(), "alice", `{"k":2}`, cid, "2", `"k"`, "2"))
+	evs := events()
+	if got != cid || snapSeq != 5 || minSeq != 5 || len(evs) != 1 || evs[0].Type != "update" || evs[0].Seq != 5 {
+		t.Fatalf("resume with state: conn %s, snapshot seq %d, minSeq %d, events %+v; want %s, 5, 5 and the update",
+			got, snapSeq, minSeq, evs, cid)
+	}
 }
 
 func TestUnicodeRoundTrip(t *testing.T) {

@@ -189,6 +189,7 @@ func TestRateLimited(t *testing.T) {
 	n := startNode(t, opts)
 	c := dial(t, n)
 	join(t, c, "r", "u", nil)
+	start := time.Now() // before the bucket's first use
 	var codes []string
 	for i := 0; i < 5; i++ {
 		codes = append(codes, ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))))
@@ -213,9 +214,15 @@ func TestRateLimited(t *testing.T) {
 	if got := ackCode(callAck(t, c, "chat:message", json.RawMessage(`{"text":"b"}`))); got != "rate_limited" {
 		t.Fatalf("chat: got %s", got)
 	}
-	time.Sleep(1100 * time.Millisecond)
-	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))); got != "ok" {
-		t.Fatalf("after refill: got %s", got)
+	// Three tokens spent from a full bucket of three: the next one is a
+	// whole refill period (1 s at 1/s) after the first use, not sooner.
+	// Refused calls take nothing, so polling does not delay it.
+	period := time.Duration(float64(time.Second) / opts.Rates.Heartbeat.PerSecond)
+	waitFor(t, 5*period, "a refilled heartbeat token", func() bool {
+		return ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))) == "ok"
+	})
+	if d := time.Since(start); d < period {
+		t.Fatalf("a token came back after %v; want at least %v", d, period)
 	}
 }
 
