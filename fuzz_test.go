@@ -92,6 +92,9 @@ func FuzzStateMerge(f *testing.F) {
 		{`{"big":"` + string(bytes.Repeat([]byte("<"), 4000)) + `"}`, `{"more":"` + string(bytes.Repeat([]byte("&"), 100)) + `"}`},
 		{`{"n":1.50}`, `{"n":1.5}`},
 		{`{"k":"\u2028"}`, `{"k":null,"z":null}`},
+		{`{"\u2029":"\u2028"}`, `{"\u2029":"\u201d","\u2028":"\u201c"}`},
+		{`{"a":"` + string(bytes.Repeat([]byte("x"), 4000)) + `"}`, `{"b":"` + string(bytes.Repeat([]byte("y"), 81)) + `"}`},
+		{`{"a":"` + string(bytes.Repeat([]byte("x"), 4000)) + `"}`, `{"b":"` + string(bytes.Repeat([]byte("y"), 82)) + `"}`},
 	} {
 		f.Add([]byte(s[0]), []byte(s[1]))
 	}
