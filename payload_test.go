@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 )
 
@@ -78,5 +79,30 @@ func TestCanonicalJSONLineSeparators(t *testing.T) {
 	}
 	if got, want := stateJSON(fields), "{\"k\u2028\":\"v\u2029\"}"; got != want {
 		t.Fatalf("got state %q; want %q", got, want)
+	}
+}
+
+// asciiJSON writes every non-ASCII character as \u escapes (pairs beyond the
+// BMP) and changes nothing else: the result is ASCII and means the same.
+func TestASCIIJSON(t *testing.T) {
+	for _, in := range []string{
+		`{"a":1}`,
+		`{"k\u2028":"v\u2029","e":"😀😁𐀁","z":"zoë 中文","q":"\"\\"}`,
+		"{\"raw\":\"\u2028\u2029😀é\U0010FFFF\"}",
+	} {
+		out := asciiJSON([]byte(in))
+		for _, c := range out {
+			if c >= 0x80 {
+				t.Fatalf("%s: got %q; want ASCII only", in, out)
+			}
+		}
+		var got, want any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%s: got %q: %v", in, out, err)
+		}
+		_ = json.Unmarshal([]byte(in), &want)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %v; want %v", in, got, want)
+		}
 	}
 }
