@@ -3,7 +3,8 @@
 # the tests guarding it fail. Run it by hand (`make mutants`), not in CI: it
 # compiles and tests once per mutant.
 #
-# For each mutant: copy the tracked files (git ls-files) into a temp dir, apply
+# First the unmutated tree must pass all the tests the mutants run. Then, for
+# each mutant: copy the tracked files (git ls-files) into a temp dir, apply
 # its replacements (exact text, which must occur exactly once, or the mutant
 # is "not applicable"), build, run only its tests (go test -run), and report
 # "killed" (a test failed: good) or "survived" (the tests missed the bug).
@@ -115,12 +116,26 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/rtm-mutants.XXXXXX") || exit 1
 [[ -n ${KEEP:-} ]] || trap 'rm -rf "$work"' EXIT
 echo "mutants: ${#names[@]}, work dir $work"
 
+# copy_tree DIR copies the tracked files, as they are in the work tree, to DIR.
+copy_tree() { mkdir -p "$1" && git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$1"; }
+
+# The baseline: the unmutated tree must pass every test the mutants run, or
+# a failure under a mutant would prove nothing.
+all=$(for name in "${names[@]}"; do printf '%s|' "${tests[$name]}"; done)
+copy_tree "$work/baseline"
+if ! (cd "$work/baseline" && $GO test -count=1 -timeout 600s -v -run "^(${all%|})\$" .) >"$work/baseline.log" 2>&1; then
+	echo "FAIL: the unmutated tree fails the mutants' tests; fix that first:" >&2
+	grep -- '--- FAIL' "$work/baseline.log" >&2
+	KEEP=1
+	exit 1
+fi
+echo "baseline: the unmutated tree passes the mutants' $(grep -c -- '^--- PASS' "$work/baseline.log") tests"
+
 bad=0
 declare -a report=()
 for name in "${names[@]}"; do
 	dir=$work/$name
-	mkdir -p "$dir"
-	git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$dir"
+	copy_tree "$dir"
 	status=""
 	IFS=$'\x1e' read -r -d '' -a reps <<<"${rows[$name]}"
 	for rep in "${reps[@]}"; do
