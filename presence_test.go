@@ -529,6 +529,30 @@ func TestJoinMinSeq(t *testing.T) {
 	}
 }
 
+// Presence events older than a socket's join (a replay, or one that was
+// already in its snapshot) are not delivered to it; later ones are, in order.
+func TestStaleEventsDropped(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	n := startNode(t, opts)
+	a, b := dial(t, n), dial(t, n)
+	ackA := join(t, a, "r", "alice", nil)
+	nextPresence(t, a)
+	join(t, b, "r", "bob", nil)
+	wantEvent(t, nextPresence(t, b), "join", 2, "bob", "") // minSeq 2: its own join
+	nextPresence(t, a)
+
+	// alice's join (seq 1) published again, exactly as the join script did.
+	ev := `{"type":"join","roomId":"r","seq":1,"userId":"alice","connId":"` + ackA.Self.ConnID +
+		`","state":{},"epoch":1,"ts":1,"userJoined":true,"count":{"connections":1,"members":1}}`
+	redisDo(t, opts.RedisURL, "PUBLISH", opts.Presence.Prefix+"events",
+		`{"r":"r","e":"presence:event","q":1,"t":"join","c":"`+ackA.Self.ConnID+`","d":`+ev+`}`)
+	if _, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"k": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, nextPresence(t, b), "update", 3, "alice", ackA.Self.ConnID)
+}
+
 func TestUnicodeRoundTrip(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
