@@ -163,7 +163,7 @@ func TestDisconnectGrace(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
 	interval := opts.Presence.ReaperInterval
-	slack := 10 * interval
+	slack := 20 * interval
 	grace := 2 * slack // 2× the grace ends well after grace+interval+slack
 	opts.Presence.DisconnectGrace = grace
 	n := startNode(t, opts)

@@ -24,6 +24,7 @@ MUTANTS=$(cat <<'TABLE'
 # Issue 13's six
 reap-no-recheck      | presence_lua.go | TestReapersRace | local uid = redis.call('HGET', K.conns, cid)\n  if not uid then return false end | local uid = redis.call('HGET', K.conns, cid) or 'u'
 reap-no-recheck      | presence_lua.go | TestReapersRace | redis.call('ZREM', K.due, cid)\n | ""
+grace-2x             | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + 2 * grace, cid)
 grace-3x             | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + 3 * grace, cid)
 grace-4x             | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + 4 * grace, cid)
 grace-half           | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + grace / 2, cid)
