@@ -8,7 +8,7 @@ FUZZTIME ?= 2m
 # 0: a free port, read back from the server's log
 SMOKE_PORT ?= 0
 
-.PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz bench clean
+.PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz mutants bench clean
 
 test: deps check go-test sdk-test smoke
 
@@ -59,6 +59,11 @@ fuzz: deps-redis
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEvent$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV3$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV4$$' -fuzztime=$(FUZZTIME) .
+
+# Deliberate bugs, by hand: each mutant in scripts/mutants.sh is applied to a
+# copy of the tracked tree and must make its tests fail.
+mutants: deps-redis
+	GO=$(GO) scripts/mutants.sh
 
 # Load runs, by hand; see bench/README.md.
 bench:

@@ -16,7 +16,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", s.eng)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.Handle("GET /metrics", s.metricsGuard(s.metrics.handler()))
 	mux.HandleFunc("GET /v1/rooms/{roomId}/presence", s.serveRoomPresence)
 	s.mu.Lock()
 	for pattern, h := range s.extra {
@@ -90,18 +90,40 @@ func (s *Server) serveRoomPresence(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(snap)
 }
 
-// apiAuthorized checks the API token: "Bearer <API_TOKEN>", the scheme in any
-// case, compared in constant time. With no API token the API is open, unless
-// JWT auth is on, when it is closed to everyone.
+// apiAuthorized checks the API token: "Bearer <API_TOKEN>". With no API
+// token the API is open, unless JWT auth is on, when it is closed to everyone.
 func (s *Server) apiAuthorized(header string) bool {
 	if s.opts.APIToken == "" {
 		return len(s.opts.JWTSecret) == 0
 	}
-	scheme, token, ok := strings.Cut(header, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	return bearerMatches(header, s.opts.APIToken)
+}
+
+// metricsGuard lets a request through to h when it carries "Bearer
+// <METRICS_TOKEN>", or when no metrics token is set (metrics are then open,
+// as Prometheus expects by default; put the port behind a firewall).
+func (s *Server) metricsGuard(h http.Handler) http.Handler {
+	if s.opts.MetricsToken == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !bearerMatches(r.Header.Get("Authorization"), s.opts.MetricsToken) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// bearerMatches reports whether header is "Bearer <token>", the scheme in any
+// case, the token compared in constant time. An empty token matches nothing.
+func bearerMatches(header, token string) bool {
+	scheme, got, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.opts.APIToken)) == 1
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }
 
 // writeJSONError answers an HTTP error as JSON: {"code":status,"message":msg}.

@@ -123,9 +123,20 @@ func TestJWTForbidden(t *testing.T) {
 func TestOriginAllowlist(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
-	opts.AllowedOrigins = []string{"https://app.example"}
+	opts.AllowedOrigins = []string{"https://app.example", "https://a.example"}
 	n := startNode(t, opts)
-	for origin, ok := range map[string]bool{"https://app.example": true, "https://evil.example": false, "": true} {
+	// Exact match only: not a prefix, not another port, not another scheme.
+	for origin, ok := range map[string]bool{
+		"https://app.example":        true,
+		"https://a.example":          true,
+		"":                           true,
+		"https://evil.example":       false,
+		"https://a.example.evil.com": false,
+		"https://a.example:8443":     false,
+		"http://a.example":           false,
+		"https://b.a.example":        false,
+		"null":                       false,
+	} {
 		h := http.Header{}
 		if origin != "" {
 			h.Set("Origin", origin)
@@ -287,5 +298,63 @@ func TestMetrics(t *testing.T) {
 	}
 	if m := scrape(); !strings.Contains(m, `rtm_presence_events_total{type="leave"} 1`) || !strings.Contains(m, "rtm_joined_connections 0") {
 		t.Errorf("leave not counted")
+	}
+}
+
+// METRICS_TOKEN closes /metrics to requests without "Bearer <token>"; with
+// no metrics token the metrics stay open (API_TOKEN does not guard them).
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(nil, func(k string) string {
+		return map[string]string{"METRICS_TOKEN": "m-secret"}[k]
+	}, io.Discard)
+	if err != nil || cfg.Server.MetricsToken != "m-secret" {
+		t.Fatalf("METRICS_TOKEN: got %+v, %v", cfg, err)
+	}
+	scrape := func(n *testNode, auth string) (int, string) {
+		req, _ := http.NewRequest("GET", n.url+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	opts := testOptions(t)
+	opts.MetricsToken = "m-secret"
+	opts.APIToken = "api-secret"
+	guarded := startNode(t, opts)
+	for name, tc := range map[string]struct {
+		auth   string
+		status int
+	}{
+		"no token":            {"", 401},
+		"wrong token":         {"Bearer nope", 401},
+		"the API token":       {"Bearer api-secret", 401},
+		"a prefix":            {"Bearer m-secre", 401},
+		"longer":              {"Bearer m-secret2", 401},
+		"wrong scheme":        {"Basic m-secret", 401},
+		"no scheme":           {"m-secret", 401},
+		"right":               {"Bearer m-secret", 200},
+		"lowercase scheme":    {"bearer m-secret", 200},
+		"spaces around token": {"Bearer  m-secret ", 200},
+	} {
+		status, body := scrape(guarded, tc.auth)
+		if status != tc.status {
+			t.Errorf("%s: got %d; want %d", name, status, tc.status)
+		}
+		if leaked := strings.Contains(body, "rtm_sockets"); leaked != (tc.status == 200) {
+			t.Errorf("%s: metrics in the body: %v; want %v", name, leaked, tc.status == 200)
+		}
+	}
+
+	open := testOptions(t)
+	open.APIToken = "api-secret"
+	if status, body := scrape(startNode(t, open), ""); status != 200 || !strings.Contains(body, "rtm_sockets") {
+		t.Fatalf("no METRICS_TOKEN: got %d; want the metrics, open", status)
 	}
 }

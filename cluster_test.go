@@ -164,8 +164,12 @@ func TestResumeFencesOldSocket(t *testing.T) {
 func TestDisconnectGrace(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
+	interval := opts.Presence.ReaperInterval
+	slack := 20 * interval
+	grace := 2 * slack // 2× the grace ends well after grace+interval+slack
+	opts.Presence.DisconnectGrace = grace
 	n := startNode(t, opts)
-	a, obs := dial(t, n), dial(t, n)
+	a, a2, obs := dial(t, n), dial(t, n), dial(t, n)
 	join(t, obs, "r", "obs", nil)
 	nextPresence(t, obs)
 	join(t, a, "r", "alice", nil)
@@ -173,12 +177,21 @@ func TestDisconnectGrace(t *testing.T) {
 	start := time.Now()
 	_ = a.Drop()
 	e := nextPresence(t, obs)
-	if e.Type != "leave" || e.Reason != "disconnect" || e.UserID != "alice" || !e.UserLeft {
-		t.Fatalf("got %+v", e)
+	// The reaper's leave takes the next seq (3), like any other event.
+	if e.Type != "leave" || e.Reason != "disconnect" || e.UserID != "alice" || !e.UserLeft || e.Seq != 3 {
+		t.Fatalf("got %+v; want alice's leave, reason disconnect, seq 3", e)
 	}
-	grace, interval := opts.Presence.DisconnectGrace, opts.Presence.ReaperInterval
-	if d := time.Since(start); d < grace || d > grace+interval+time.Second {
-		t.Fatalf("leave after %v; want between %v and about %v", d, grace, grace+interval)
+	// Bounded from both sides: not before the grace, and within one reaper
+	// interval after it plus a slack of a few intervals for delivery. The
+	// grace is many intervals long, so a deadline of 2× the grace (or 0.5×)
+	// falls far outside.
+	d := time.Since(start)
+	if lo, hi := grace, grace+interval+slack; d < lo || d > hi {
+		t.Fatalf("leave after %v; want between %v and %v", d, lo, hi)
+	}
+	join(t, a2, "r", "alice", nil)
+	if e := nextPresence(t, obs); e.Type != "join" || e.Seq != 4 {
+		t.Fatalf("got %+v; want the next join at seq 4", e)
 	}
 
 	// Grace 0: removed at once, by the disconnect itself.
@@ -230,8 +243,8 @@ func TestExpiryOfCrashedNode(t *testing.T) {
 		select {
 		case ev := <-obs.Events():
 			e, err := client.ParsePresenceEvent(ev)
-			if err != nil || e.Type != "leave" || e.UserID != "ghost" || e.Reason != "expired" {
-				t.Fatalf("got %+v, %v; want the ghost to expire", e, err)
+			if err != nil || e.Type != "leave" || e.UserID != "ghost" || e.Reason != "expired" || e.Seq != 3 {
+				t.Fatalf("got %+v, %v; want the ghost to expire at seq 3", e, err)
 			}
 			if d := time.Since(start); d < 900*time.Millisecond || d > 3*time.Second {
 				t.Fatalf("expired after %v; want about the lookback (1 s)", d)
@@ -315,36 +328,52 @@ func TestReapersRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if total := counts[0] + counts[1] + counts[2] + counts[3]; total != rooms*per {
-		t.Fatalf("reapers removed %v = %d; want %d in all", counts, total, rooms*per)
+	// A further run finds nothing: no duplicate leave can follow.
+	if n, err := p2.reapOnce(ctx); err != nil || n != 0 {
+		t.Errorf("a later reaper run removed %d, %v; want 0", n, err)
 	}
-	leaves, joins := 0, 0
-	for leaves < rooms*per {
-		switch v := psc.ReceiveWithTimeout(2 * time.Second).(type) {
-		case redis.Message:
-			var e envelope
-			if err := json.Unmarshal(v.Data, &e); err != nil {
-				t.Fatal(err)
-			}
-			switch e.Type {
-			case "leave":
-				leaves++
-			case "join":
-				joins++
-			}
-		case error:
-			t.Fatalf("after %d leaves: %v", leaves, v)
+	// Listen until a marker published after every reaper run: Redis delivers
+	// a channel's messages in publish order, so every leave of those runs,
+	// duplicates included, arrives before it.
+	const marker = `{"r":"test-marker","k":"marker"}`
+	redisDo(t, opts.RedisURL, "PUBLISH", p1.channel(), marker)
+	leaves := make(map[string]int) // connId -> leave events
+	total := 0
+	for {
+		v := psc.ReceiveWithTimeout(10 * time.Second)
+		if err, ok := v.(error); ok {
+			t.Fatalf("after %d leaves: %v", total, err)
+		}
+		m, ok := v.(redis.Message)
+		if !ok {
+			continue
+		}
+		if string(m.Data) == marker {
+			break
+		}
+		var e envelope
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == "leave" {
+			leaves[e.Conn]++
+			total++
 		}
 	}
-	if leaves != rooms*per {
-		t.Fatalf("got %d leave events; want %d", leaves, rooms*per)
+	for conn, k := range leaves {
+		if k != 1 {
+			t.Fatalf("connection %s got %d leave events (%d for %d connections in all); want 1 each",
+				conn, k, total, len(leaves))
+		}
+	}
+	if len(leaves) != rooms*per || total != rooms*per {
+		t.Fatalf("got %d leave events for %d connections; want %d, one each", total, len(leaves), rooms*per)
+	}
+	if sum := counts[0] + counts[1] + counts[2] + counts[3]; sum != rooms*per {
+		t.Fatalf("reapers removed %v = %d; want %d in all", counts, sum, rooms*per)
 	}
 	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix); len(keys) != 0 {
 		t.Fatalf("keys left behind: %v", keys)
-	}
-	// A further run finds nothing: no duplicate leave can follow.
-	if n, err := p2.reapOnce(ctx); err != nil || n != 0 {
-		t.Fatalf("got %d, %v; want 0", n, err)
 	}
 }
 

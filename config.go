@@ -97,6 +97,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 			return nil
 		}}},
 		{"api-token", "API_TOKEN", "", "bearer token for the HTTP presence API", strTo(&c.Server.APIToken)},
+		{"metrics-token", "METRICS_TOKEN", "", "bearer token for GET /metrics; empty: metrics open", strTo(&c.Server.MetricsToken)},
 		{"allowed-origins", "ALLOWED_ORIGINS", "", "comma-separated browser origins allowed; empty: any", parser{"list", func(v string) error {
 			for _, o := range strings.Split(v, ",") {
 				if o = strings.TrimSpace(o); o != "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"maps"
+	"reflect"
 	"testing"
 
 	"github.com/gomodule/redigo/redis"
@@ -22,6 +23,8 @@ func FuzzPayload(f *testing.F) {
 		`{"state":[1]}`, `{"state":"x"}`, `[]`, `null`, ``, `{"roomId":"a{b}"}`,
 		`{"epoch":1.0}`, `{"epoch":-0}`, `{"epoch":99999999999999999999}`,
 		`{"state":{"n":12345678901234567890.5}}`, `{"roomId":"\ud800"}`, "{\"roomId\":\"\xff\"}",
+		`{"roomId":"\udbff","userId":"\udc00"}`, `{"state":{"k":["\ud83d\ude00","\\ud800"]}}`,
+		`{"roomId":"bob\u2028","state":{"\u2029":"\u201c"}}`, `{"state":{"k":"\ud83d\n"}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -29,6 +32,13 @@ func FuzzPayload(f *testing.F) {
 		o, err := decodeObject(data)
 		if err != nil {
 			return
+		}
+		// Nothing accepted is silently replaced: a U+FFFD in the decoded
+		// payload was in the input, raw or escaped.
+		var all any
+		if json.Unmarshal(data, &all) == nil && bytes.Contains(canonicalJSON(all), []byte("\ufffd")) &&
+			!bytes.Contains(data, []byte("\ufffd")) && !bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`)) {
+			t.Fatalf("%q was accepted and decodes with U+FFFD", data)
 		}
 		if room, err := o.id("roomId"); err == nil && !validID(room) {
 			t.Fatalf("id accepted an invalid id %q", room)
@@ -47,7 +57,9 @@ func FuzzPayload(f *testing.F) {
 			t.Fatalf("input state no longer parses: %v", err)
 		}
 		maps.DeleteFunc(want, func(_ string, v any) bool { return v == nil })
-		if !bytes.Equal(canonicalJSON(got), canonicalJSON(want)) {
+		// Compared decoded, not re-encoded: a rewrite inside canonicalJSON
+		// (U+2028 once became U+201C) would hide on both sides.
+		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("state %s re-encoded as %s", o["state"], st)
 		}
 	})
@@ -78,6 +90,9 @@ func FuzzStateMerge(f *testing.F) {
 		{`{"big":"` + string(bytes.Repeat([]byte("<"), 4000)) + `"}`, `{"more":"` + string(bytes.Repeat([]byte("&"), 100)) + `"}`},
 		{`{"n":1.50}`, `{"n":1.5}`},
 		{`{"k":"\u2028"}`, `{"k":null,"z":null}`},
+		{`{"\u2029":"\u2028"}`, `{"\u2029":"\u201d","\u2028":"\u201c"}`},
+		{`{"a":"` + string(bytes.Repeat([]byte("x"), 4000)) + `"}`, `{"b":"` + string(bytes.Repeat([]byte("y"), 81)) + `"}`},
+		{`{"a":"` + string(bytes.Repeat([]byte("x"), 4000)) + `"}`, `{"b":"` + string(bytes.Repeat([]byte("y"), 82)) + `"}`},
 	} {
 		f.Add([]byte(s[0]), []byte(s[1]))
 	}

@@ -51,6 +51,12 @@ func newLimits(cfg RateLimits) *limits { return &limits{cfg: cfg} }
 // allow takes a token from the bucket of event's class and reports whether
 // there was one.
 func (l *limits) allow(event string, payload json.RawMessage) bool {
+	return l.allowAt(event, payload, time.Now())
+}
+
+// allowAt is allow at time now: a bucket refills at PerSecond tokens a second
+// since its last use, up to Burst, and starts full.
+func (l *limits) allowAt(event string, payload json.RawMessage, now time.Time) bool {
 	i, r := 3, l.cfg.Other
 	switch {
 	case event == "presence:heartbeat" && bytes.Contains(payload, []byte(`"patchState"`)):
@@ -66,7 +72,6 @@ func (l *limits) allow(event string, payload json.RawMessage) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := &l.buckets[i]
-	now := time.Now()
 	if b.last.IsZero() {
 		b.tokens = float64(max(r.Burst, 1))
 	} else {

@@ -56,11 +56,72 @@ func decodeObject(raw json.RawMessage) (object, error) {
 	if raw[0] != '{' {
 		return nil, invalid("payload must be a JSON object")
 	}
+	// encoding/json would replace invalid UTF-8 and lone surrogates with
+	// U+FFFD, making two different ids one: refuse them on the raw text.
+	if !utf8.Valid(raw) {
+		return nil, invalid("payload is not valid UTF-8")
+	}
+	if hasLoneSurrogate(raw) {
+		return nil, invalid("payload has a lone surrogate escape")
+	}
 	var o object
 	if err := json.Unmarshal(raw, &o); err != nil {
 		return nil, invalid("payload is not valid JSON")
 	}
 	return o, nil
+}
+
+// hasLoneSurrogate reports whether JSON text b has a \u escape of a UTF-16
+// surrogate that is not part of a high-low pair. In valid JSON a backslash
+// only occurs inside strings, so no string tracking is needed; invalid JSON
+// is refused by the decoder anyway.
+func hasLoneSurrogate(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] != 'u' {
+			i++ // \", \\, \n...: the escaped byte is not an escape itself
+			continue
+		}
+		r, ok := hex4(b, i+2)
+		switch {
+		case !ok:
+			return false // not JSON: the decoder refuses it
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true // low surrogate without a high one before it
+		case r >= 0xd800 && r <= 0xdbff:
+			lo, ok := hex4(b, i+8)
+			if !ok || b[i+6] != '\\' || b[i+7] != 'u' || lo < 0xdc00 || lo > 0xdfff {
+				return true
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return false
+}
+
+// hex4 decodes the four hex digits at b[i:i+4].
+func hex4(b []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // has reports whether the object has key with a value other than null.
@@ -170,7 +231,7 @@ func unescapeLineSeparators(b []byte) []byte {
 			continue
 		}
 		if b[i+1] == 'u' && i+5 < len(b) && (string(b[i+2:i+6]) == "2028" || string(b[i+2:i+6]) == "2029") {
-			out = utf8.AppendRune(out, rune(0x2000+(int(b[i+4]-'0')*10+int(b[i+5]-'0'))))
+			out = utf8.AppendRune(out, 0x2028+rune(b[i+5]-'8')) // '8' or '9'
 			i += 5
 			continue
 		}

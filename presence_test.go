@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"rtm/client"
 )
 
@@ -380,6 +382,183 @@ func TestStateSizeLimit(t *testing.T) {
 	if snap, _ := a.Sync(ctx); len(snap.Connections) != 1 {
 		t.Fatalf("refused join left %d connections", len(snap.Connections))
 	}
+}
+
+// A patch or a resume whose merged state reaches exactly 4096 bytes is
+// accepted; one byte more is payload_too_large and writes nothing.
+func TestStateSizeLimitMerged(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.DisconnectGrace = time.Minute // the resumed connection waits
+	n := startNode(t, opts)
+	ctx := tctx(t)
+	// {"a":"A","b":"B"} is 15 bytes around the two values.
+	const aLen = 1000
+	bLen := 4096 - 15 - aLen
+	a, obs := dial(t, n), dial(t, n)
+	join(t, obs, "r", "obs", nil)
+	join(t, a, "r", "alice", map[string]any{"a": strings.Repeat("x", aLen)})
+
+	_, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"b": strings.Repeat("<", bLen+1)}})
+	wantCode(t, err, "payload_too_large")
+	hb, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"b": strings.Repeat("<", bLen)}})
+	if err != nil || hb.Epoch != 2 || !hb.Changed {
+		t.Fatalf("patch to exactly 4096 bytes: got %+v, %v; want epoch 2, changed", hb, err)
+	}
+	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"c": 1}})
+	wantCode(t, err, "payload_too_large")
+	wantState := func(c *client.Conn, size, epoch int) string {
+		t.Helper()
+		snap, err := c.Sync(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, conn := range snap.Connections {
+			if conn.UserID == "alice" {
+				var st map[string]any
+				if err := json.Unmarshal(conn.State, &st); err != nil || len(canonicalJSON(st)) != size || conn.Epoch != int64(epoch) {
+					t.Fatalf("got state of %d bytes at epoch %d, %v; want %d bytes at epoch %d",
+						len(canonicalJSON(st)), conn.Epoch, err, size, epoch)
+				}
+				return conn.ConnID
+			}
+		}
+		t.Fatal("alice is not in the room")
+		return ""
+	}
+	connID := wantState(obs, 4096, 2)
+
+	// Resume: the merge of the stored state and the given one is checked too.
+	if _, err := a.Heartbeat(ctx, client.HeartbeatRequest{PatchState: map[string]any{"b": nil}}); err != nil {
+		t.Fatal(err)
+	}
+	wantState(obs, 4096-bLen-7, 3)
+	_ = a.Drop()
+	a2 := dial(t, n)
+	resume := &client.Self{ConnID: connID, Epoch: 3}
+	_, err = a2.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "alice", Resume: resume,
+		State: map[string]any{"b": strings.Repeat("&", bLen+1)}})
+	wantCode(t, err, "payload_too_large")
+	wantState(obs, 4096-bLen-7, 3)
+	res, err := a2.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "alice", Resume: resume,
+		State: map[string]any{"b": strings.Repeat("&", bLen)}})
+	if err != nil || res.Self.ConnID != connID || res.Self.Epoch != 4 {
+		t.Fatalf("resume to exactly 4096 bytes: got %+v, %v; want %s at epoch 4", res, err, connID)
+	}
+	wantState(obs, 4096, 4)
+}
+
+// The join script's minSeq is the boundary between the snapshot it returns
+// and the events the socket gets: the seq of the script's own event (the
+// join, or a resume's update), which is both in the snapshot and delivered;
+// or, for a resume that emits nothing, the seq after the snapshot's.
+func TestJoinMinSeq(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.ReaperInterval = time.Hour
+	p := startNode(t, opts).srv.Presence()
+	ctx := tctx(t)
+	sub, err := redis.DialURL(opts.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	psc := redis.PubSubConn{Conn: sub}
+	defer psc.Close()
+	if err := psc.Subscribe(p.channel()); err != nil {
+		t.Fatal(err)
+	}
+	const marker = `{"r":"test-marker","k":"marker"}`
+	// events returns the presence events published up to a marker.
+	events := func() []envelope {
+		t.Helper()
+		redisDo(t, opts.RedisURL, "PUBLISH", p.channel(), marker)
+		var out []envelope
+		for {
+			switch v := psc.ReceiveWithTimeout(10 * time.Second).(type) {
+			case error:
+				t.Fatal(v)
+			case redis.Message:
+				if string(v.Data) == marker {
+					return out
+				}
+				var e envelope
+				if err := json.Unmarshal(v.Data, &e); err != nil {
+					t.Fatal(err)
+				}
+				if e.Kind == "" {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	events()
+	joinArgs := func(sid, cid, user, st, resumeID, resumeEpoch string, patch ...any) []any {
+		args := p.roomArgs("r", sid, cid, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch)
+		return append(args, patch...)
+	}
+	call := func(args []any) (connID string, snapSeq, minSeq int64) {
+		t.Helper()
+		reply, err := redis.Values(p.do(ctx, joinScript, args...))
+		if err != nil || len(reply) != 5 {
+			t.Fatalf("join script: got %v, %v", reply, err)
+		}
+		var epoch, snap string
+		if _, err := redis.Scan(reply, &connID, &epoch, &snap, &minSeq); err != nil {
+			t.Fatal(err)
+		}
+		var sn client.Snapshot
+		if err := json.Unmarshal([]byte(snap), &sn); err != nil {
+			t.Fatal(err)
+		}
+		return connID, sn.Seq, minSeq
+	}
+
+	for i := int64(1); i <= 3; i++ { // fresh joins
+		_, snapSeq, minSeq := call(joinArgs(newID(), newID(), "u", "{}", "", "0"))
+		evs := events()
+		if snapSeq != i || minSeq != i || len(evs) != 1 || evs[0].Type != "join" || evs[0].Seq != i {
+			t.Fatalf("join %d: snapshot seq %d, minSeq %d, events %+v; want all %d", i, snapSeq, minSeq, evs, i)
+		}
+	}
+	cid := newID()
+	call(joinArgs(newID(), cid, "alice", `{"k":1}`, "", "0", `"k"`, "1"))
+	events()
+	// A resume that changes nothing emits nothing: events start after the snapshot.
+	_, snapSeq, minSeq := call(joinArgs(newID(), newID(), "alice", "{}", cid, "1"))
+	if evs := events(); snapSeq != 4 || minSeq != 5 || len(evs) != 0 {
+		t.Fatalf("plain resume: snapshot seq %d, minSeq %d, events %+v; want 4, 5 and none", snapSeq, minSeq, evs)
+	}
+	// A resume with a new state emits its update: in the snapshot and delivered.
+	got, snapSeq, minSeq := call(joinArgs(newID(), newID(), "alice", `{"k":2}`, cid, "2", `"k"`, "2"))
+	evs := events()
+	if got != cid || snapSeq != 5 || minSeq != 5 || len(evs) != 1 || evs[0].Type != "update" || evs[0].Seq != 5 {
+		t.Fatalf("resume with state: conn %s, snapshot seq %d, minSeq %d, events %+v; want %s, 5, 5 and the update",
+			got, snapSeq, minSeq, evs, cid)
+	}
+}
+
+// Presence events older than a socket's join (a replay, or one that was
+// already in its snapshot) are not delivered to it; later ones are, in order.
+func TestStaleEventsDropped(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	n := startNode(t, opts)
+	a, b := dial(t, n), dial(t, n)
+	ackA := join(t, a, "r", "alice", nil)
+	nextPresence(t, a)
+	join(t, b, "r", "bob", nil)
+	wantEvent(t, nextPresence(t, b), "join", 2, "bob", "") // minSeq 2: its own join
+	nextPresence(t, a)
+
+	// alice's join (seq 1) published again, exactly as the join script did.
+	ev := `{"type":"join","roomId":"r","seq":1,"userId":"alice","connId":"` + ackA.Self.ConnID +
+		`","state":{},"epoch":1,"ts":1,"userJoined":true,"count":{"connections":1,"members":1}}`
+	redisDo(t, opts.RedisURL, "PUBLISH", opts.Presence.Prefix+"events",
+		`{"r":"r","e":"presence:event","q":1,"t":"join","c":"`+ackA.Self.ConnID+`","d":`+ev+`}`)
+	if _, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"k": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	wantEvent(t, nextPresence(t, b), "update", 3, "alice", ackA.Self.ConnID)
 }
 
 func TestUnicodeRoundTrip(t *testing.T) {

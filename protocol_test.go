@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +189,7 @@ func TestRateLimited(t *testing.T) {
 	n := startNode(t, opts)
 	c := dial(t, n)
 	join(t, c, "r", "u", nil)
+	start := time.Now() // before the bucket's first use
 	var codes []string
 	for i := 0; i < 5; i++ {
 		codes = append(codes, ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))))
@@ -211,8 +214,118 @@ func TestRateLimited(t *testing.T) {
 	if got := ackCode(callAck(t, c, "chat:message", json.RawMessage(`{"text":"b"}`))); got != "rate_limited" {
 		t.Fatalf("chat: got %s", got)
 	}
-	time.Sleep(1100 * time.Millisecond)
-	if got := ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))); got != "ok" {
-		t.Fatalf("after refill: got %s", got)
+	// Three tokens spent from a full bucket of three: the next one is a
+	// whole refill period (1 s at 1/s) after the first use, not sooner.
+	// Refused calls take nothing, so polling does not delay it.
+	period := time.Duration(float64(time.Second) / opts.Rates.Heartbeat.PerSecond)
+	waitFor(t, 5*period, "a refilled heartbeat token", func() bool {
+		return ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))) == "ok"
+	})
+	if d := time.Since(start); d < period {
+		t.Fatalf("a token came back after %v; want at least %v", d, period)
+	}
+}
+
+// U+2028 and U+2029 arrive as they were sent, in ids, state keys and values
+// and chat, and never become U+201C/U+201D (another user's id); a lone
+// surrogate escape anywhere is invalid_payload, while pairs pass.
+func TestUnicodeNotRewritten(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a, b, c := dial(t, n), dial(t, n), dial(t, n)
+	const room, ls, ps = "r\u2028\u2029", "\u2028", "\u2029"
+	ackA := join(t, a, room, "bob"+ls, map[string]any{"k" + ls: "v" + ps, ps: []any{ls}})
+	join(t, b, room, "bob\u201c", nil)
+	ackC := join(t, c, room, "bob"+ps, nil)
+	snap := ackC.Snapshot
+	members := slices.Sorted(slices.Values(snap.Members))
+	if snap.RoomID != room || !slices.Equal(members, []string{"bob\u201c", "bob" + ls, "bob" + ps}) {
+		t.Fatalf("got room %q members %q; want three distinct users in %q", snap.RoomID, members, room)
+	}
+	for _, conn := range snap.Connections {
+		var st map[string]any
+		if conn.ConnID == ackA.Self.ConnID && (json.Unmarshal(conn.State, &st) != nil ||
+			len(st) != 2 || st["k"+ls] != "v"+ps || fmt.Sprint(st[ps]) != "["+ls+"]") {
+			t.Fatalf("got state %q", conn.State)
+		}
+	}
+	text := "a" + ls + "b" + ps + "c"
+	if _, _, err := a.Chat(tctx(t), text); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := nextEvent(t, b, 5*time.Second)
+		if ev.Name != "chat:message" {
+			continue
+		}
+		m, err := client.ParseChatMessage(ev)
+		if err != nil || m.Text != text || m.UserID != "bob"+ls || m.RoomID != room {
+			t.Fatalf("got %+v, %v; want %q from %q", m, err, text, "bob"+ls)
+		}
+		break
+	}
+
+	// Lone surrogates, on a socket of its own (so every refusal is seen).
+	d := dial(t, n)
+	for name, tc := range map[string]struct{ event, payload, want string }{
+		"high in roomId":        {"presence:join", `{"roomId":"\ud800","userId":"u"}`, "invalid_payload"},
+		"other high in roomId":  {"presence:join", `{"roomId":"\udbff","userId":"u"}`, "invalid_payload"},
+		"low in userId":         {"presence:join", `{"roomId":"r","userId":"\udc00"}`, "invalid_payload"},
+		"in a state key":        {"presence:join", `{"roomId":"r","userId":"u","state":{"\ud800":1}}`, "invalid_payload"},
+		"nested in state":       {"presence:join", `{"roomId":"r","userId":"u","state":{"k":{"x":["\udfff"]}}}`, "invalid_payload"},
+		"pair in ids and state": {"presence:join", `{"roomId":"\ud83d\ude00","userId":"u","state":{"\ud83d\ude00":"\ud83d\ude00"}}`, "ok"},
+	} {
+		if got := ackCode(callAck(t, d, tc.event, json.RawMessage(tc.payload))); got != tc.want {
+			t.Errorf("%s: got %s; want %s", name, got, tc.want)
+		}
+	}
+	for name, tc := range map[string]struct{ event, payload, want string }{
+		"patch value":  {"presence:heartbeat", `{"patchState":{"k":"\ud800"}}`, "invalid_payload"},
+		"patch key":    {"presence:heartbeat", `{"patchState":{"\udbff":1}}`, "invalid_payload"},
+		"chat text":    {"chat:message", `{"text":"hi \ud800"}`, "invalid_payload"},
+		"chat pair":    {"chat:message", `{"text":"hi \ud83d\ude00"}`, "ok"},
+		"patch nested": {"presence:heartbeat", `{"patchState":{"k":[["\udc00"]]}}`, "invalid_payload"},
+	} {
+		if got := ackCode(callAck(t, a, tc.event, json.RawMessage(tc.payload))); got != tc.want {
+			t.Errorf("%s: got %s; want %s", name, got, tc.want)
+		}
+	}
+}
+
+// A bucket starts full, refills at its rate and never holds more than its
+// burst, however long it idles; each class has a bucket of its own.
+func TestRateBucket(t *testing.T) {
+	t.Parallel()
+	l := newLimits(RateLimits{Heartbeat: Rate{PerSecond: 2, Burst: 5}, Chat: Rate{PerSecond: 1, Burst: 1}})
+	t0 := time.Unix(1_000_000, 0)
+	take := func(at time.Duration, event, payload string) int {
+		n := 0
+		for n < 1000 && l.allowAt(event, json.RawMessage(payload), t0.Add(at)) {
+			n++
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name    string
+		at      time.Duration
+		event   string
+		payload string
+		want    int
+	}{
+		{"a fresh bucket holds the burst", 0, "presence:heartbeat", `{}`, 5},
+		{"nothing is left", 0, "presence:heartbeat", `{}`, 0},
+		{"half a token after 0.25 s", 250 * time.Millisecond, "presence:heartbeat", `{}`, 0},
+		{"one token after 0.5 s", 500 * time.Millisecond, "presence:heartbeat", `{}`, 1},
+		{"two tokens a second", 1500 * time.Millisecond, "presence:heartbeat", `{}`, 2},
+		{"four in two seconds", 3500 * time.Millisecond, "presence:heartbeat", `{}`, 4},
+		{"the burst after idling an hour", time.Hour, "presence:heartbeat", `{}`, 5},
+		{"the burst after idling 3 s", time.Hour + 3*time.Second, "presence:heartbeat", `{}`, 5},
+		{"chat has its own bucket", time.Hour + 3*time.Second, "chat:message", `{"text":"x"}`, 1},
+		{"chat refills at its own rate", time.Hour + 4*time.Second, "chat:message", `{"text":"x"}`, 1},
+		{"unlimited patches", time.Hour, "presence:heartbeat", `{"patchState":{}}`, 1000},
+	} {
+		if got := take(tc.at, tc.event, tc.payload); got != tc.want {
+			t.Fatalf("%s: got %d allowed; want %d", tc.name, got, tc.want)
+		}
 	}
 }

@@ -11,10 +11,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,13 +47,35 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		// The server stops however the tests end: normally (the deferred
+		// stop), on SIGINT/SIGTERM (stopOnSignal), and on a panic or a
+		// SIGKILL of this process (dieWithParent, set on every child).
 		defer rs.stop()
+		defer stopOnSignal(rs)()
 		sharedRedisURL = rs.url()
 		// Child test processes (fuzz workers) use this one instead of
 		// starting their own, which would outlive a worker that crashes.
 		os.Setenv("REDIS_URL", sharedRedisURL)
 		return m.Run()
 	}())
+}
+
+// stopOnSignal stops rs and exits when the test process gets SIGINT or
+// SIGTERM. The returned function stops listening.
+func stopOnSignal(rs *redisServer) (cancel func()) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			rs.stop()
+			fmt.Fprintf(os.Stderr, "tests stopped by %v\n", sig)
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	return func() { signal.Stop(sigs); close(done) }
 }
 
 // redisServer is a redis-server process on a free loopback port, in a temp
@@ -101,6 +125,7 @@ func (rs *redisServer) start() error {
 	args := append([]string{portFlag, strconv.Itoa(rs.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", rs.dir, "--logfile", filepath.Join(rs.dir, "redis.log")}, rs.extra...)
 	cmd := exec.Command(*redisServerPath, args...)
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}

@@ -39,6 +39,9 @@ type ServerOptions struct {
 	// APIToken guards the HTTP presence API. Empty: the API is open, unless
 	// JWTSecret is set, when it refuses everyone.
 	APIToken string
+	// MetricsToken guards GET /metrics: "Bearer <MetricsToken>". Empty: the
+	// metrics are open to anyone who can reach the port.
+	MetricsToken string
 	// MaxMessageBytes bounds one Socket.IO message: a larger websocket frame
 	// closes its socket; polling bodies may carry twice that. Zero value: 64 KiB.
 	MaxMessageBytes int

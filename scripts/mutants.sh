@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# mutants.sh breaks one rule at a time in a copy of the tree and checks that
+# the tests guarding it fail. Run it by hand (`make mutants`), not in CI: it
+# compiles and tests once per mutant.
+#
+# First the unmutated tree must pass all the tests the mutants run. Then, for
+# each mutant: copy the tracked files (git ls-files) into a temp dir, apply
+# its replacements (exact text, which must occur exactly once, or the mutant
+# is "not applicable"), build, run only its tests (go test -run), and report
+# "killed" (a test failed: good) or "survived" (the tests missed the bug).
+# Exit status 1 if any mutant survived, was not applicable or did not build.
+#
+# Usage: scripts/mutants.sh [name...]     (default: every mutant)
+#        KEEP=1 scripts/mutants.sh ...    keeps the temp dirs and logs
+#        GO=go1.26 scripts/mutants.sh     another go command
+set -uo pipefail
+
+# The mutants. One row per replacement; rows with the same name form one
+# mutant. Columns are separated by " | ": name | file | tests | old | new.
+# In old and new, \n stands for a newline and "" alone for nothing. Anchors
+# in hub.go and the engine files (transport.go) may need re-anchoring when
+# those files change.
+MUTANTS=$(cat <<'TABLE'
+# Issue 13's six
+reap-no-recheck      | presence_lua.go | TestReapersRace | local uid = redis.call('HGET', K.conns, cid)\n  if not uid then return false end | local uid = redis.call('HGET', K.conns, cid) or 'u'
+reap-no-recheck      | presence_lua.go | TestReapersRace | redis.call('ZREM', K.due, cid)\n | ""
+grace-2x             | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + 2 * grace, cid)
+grace-3x             | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + 3 * grace, cid)
+grace-4x             | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + 4 * grace, cid)
+grace-half           | presence_lua.go | TestDisconnectGrace | redis.call('ZADD', K.due, now + grace, cid) | redis.call('ZADD', K.due, now + grace / 2, cid)
+state-limit-ge       | presence_lua.go | TestStateSizeLimit|TestStateSizeLimitMerged|FuzzStateMerge | if #st > maxbytes then return nil end | if #st >= maxbytes then return nil end
+resume-no-size-check | presence_lua.go | TestStateSizeLimit|TestStateSizeLimitMerged | if newst == nil then return {'too_large'} end\n | ""
+rate-no-burst-cap    | limits.go | TestRateBucket|TestRateLimited | b.tokens = min(float64(max(r.Burst, 1)), b.tokens+now.Sub(b.last).Seconds()*r.PerSecond) | b.tokens = b.tokens + now.Sub(b.last).Seconds()*r.PerSecond
+rate-refill-10x      | limits.go | TestRateBucket|TestRateLimited | b.tokens+now.Sub(b.last).Seconds()*r.PerSecond) | b.tokens+now.Sub(b.last).Seconds()*r.PerSecond*10)
+origin-prefix        | transport.go | TestOriginAllowlist | slices.Contains(s.opts.AllowedOrigins, origin) | slices.ContainsFunc(s.opts.AllowedOrigins, func(a string) bool { return len(origin) >= len(a) && origin[:len(a)] == a })
+reaper-leave-seq     | presence_lua.go | TestDisconnectGrace|TestExpiryOfCrashedNode | remove(cid, reason, now)\nend\nsettle()\nreturn #ids | redis.call('INCR', K.seq)\n  remove(cid, reason, now)\nend\nsettle()\nreturn #ids
+# Epoch fencing
+heartbeat-no-fence   | presence_lua.go | TestHeartbeatEpochsAndPatches|TestResumeFencesOldSocket | elseif ep >= 0 and ep < cur then | elseif false then
+patch-no-fence       | presence_lua.go | TestHeartbeatEpochsAndPatches|TestResumeFencesOldSocket | if ep >= 0 and ep < cur then return {2, cur, 0} end | ""
+takeover-keeps-owner | presence_lua.go | TestResumeFencesOldSocket|TestResumeAfterDrop | redis.call('HSET', ck, 'own', sid, 'ep', ep) | redis.call('HSET', ck, 'ep', ep)
+resume-any-epoch     | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | if h[1] == rep then | if true then
+# Resume keeps its connId
+resume-new-connid    | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | return {rcid, ep, snapshot(), n(minseq), 1} | return {cid, ep, snapshot(), n(minseq), 1}
+resume-never         | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then | if false then
+# userJoined / userLeft, count
+user-joined-always   | presence_lua.go | TestJoinSnapshotAndEvents|TestLeaveEmptiesRoomAndRestartsSeq | redis.call('HINCRBY', K.members, uid, 1) == 1 | redis.call('HINCRBY', K.members, uid, 1) >= 1
+user-left-never      | presence_lua.go | TestJoinSnapshotAndEvents|TestLeaveEmptiesRoomAndRestartsSeq|TestDisconnectGrace | redis.call('HINCRBY', K.members, uid, -1) <= 0 | redis.call('HINCRBY', K.members, uid, -1) < 0
+count-swapped        | presence_lua.go | TestJoinSnapshotAndEvents|TestLeaveEmptiesRoomAndRestartsSeq | return redis.call('HLEN', K.conns), redis.call('HLEN', K.members) | return redis.call('HLEN', K.members), redis.call('HLEN', K.conns)
+# The snapshot/event boundary
+join-minseq-late     | presence_lua.go | TestJoinMinSeq|TestJoinSnapshotAndEvents | return {cid, '1', snapshot(), n(seq), 0} | return {cid, '1', snapshot(), n(seq + 1), 0}
+join-minseq-early    | presence_lua.go | TestJoinMinSeq|TestJoinSnapshotAndEvents | return {cid, '1', snapshot(), n(seq), 0} | return {cid, '1', snapshot(), n(seq - 1), 0}
+resume-minseq-late   | presence_lua.go | TestJoinMinSeq|TestResumeAfterDrop | local minseq = tonumber(redis.call('GET', K.seq) or '0') + 1 | local minseq = tonumber(redis.call('GET', K.seq) or '0') + 2
+resume-minseq-early  | presence_lua.go | TestJoinMinSeq|TestResumeAfterDrop | local minseq = tonumber(redis.call('GET', K.seq) or '0') + 1 | local minseq = tonumber(redis.call('GET', K.seq) or '0')
+hub-minseq-early     | hub.go | TestStaleEventsDropped|TestJoinSnapshotAndEvents | if e.Seq < m.minSeq { | if e.Seq < m.minSeq-1 {
+# JWT claims
+jwt-rooms-ignored    | auth.go | TestJWTForbidden | case c.rooms != nil && !c.rooms[room]: | case false:
+jwt-sub-ignored      | auth.go | TestJWTForbidden | case userID != c.sub: | case false:
+# Origin exact match
+origin-any-scheme    | transport.go | TestOriginAllowlist | slices.Contains(s.opts.AllowedOrigins, origin) | slices.ContainsFunc(s.opts.AllowedOrigins, func(a string) bool { i, j := bytes.Index([]byte(a), []byte("//")), bytes.Index([]byte(origin), []byte("//")); return i >= 0 && j >= 0 && a[i:] == origin[j:] })
+# Input hardening (issue 12)
+lone-surrogate       | payload.go | TestDecodeObjectSurrogates|TestUnicodeNotRewritten|FuzzPayload | if hasLoneSurrogate(raw) { | if false {
+line-separator       | payload.go | TestCanonicalJSONLineSeparators|TestUnicodeNotRewritten|FuzzPayload | 0x2028+rune(b[i+5]-'8') | rune(0x2000+(int(b[i+4]-'0')*10+int(b[i+5]-'0')))
+metrics-open         | api.go | TestMetricsToken | s.metricsGuard(s.metrics.handler()) | s.metrics.handler()
+TABLE
+)
+
+GO=${GO:-go}
+root=$(git rev-parse --show-toplevel) || exit 1
+cd "$root" || exit 1
+
+# trim strips surrounding spaces.
+trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; printf '%s' "${s%"${s##*[![:space:]]}"}"; }
+
+# replace_once FILE OLD NEW: replace the only occurrence of OLD in FILE
+# (\n in OLD and NEW meaning newline). Exit 3 when OLD is missing, 4 when it
+# occurs more than once; FILE is then left alone.
+replace_once() {
+	OLD=$2 NEW=$3 perl -e '
+		my ($f) = @ARGV;
+		my ($old, $new) = ($ENV{OLD}, $ENV{NEW});
+		s/\\n/\n/g for $old, $new;
+		open(my $in, "<", $f) or exit 3;
+		local $/; my $text = <$in>; close $in;
+		my $at = index($text, $old);
+		exit 3 if $at < 0;
+		exit 4 if index($text, $old, $at + 1) >= 0;
+		substr($text, $at, length $old) = $new;
+		open(my $out, ">", $f) or exit 5;
+		print $out $text; close $out;' "$1"
+}
+
+# Collect the mutants in table order.
+declare -a names=()
+declare -A tests=() rows=()
+while IFS= read -r line; do
+	[[ -z ${line// /} || $line == \#* ]] && continue
+	name=$(trim "${line%%|*}"); rest=${line#*|}
+	file=$(trim "${rest%% | *}"); rest=${rest#* | }
+	# tests may contain '|' (a -run alternation): it ends at the next " | ".
+	t=$(trim "${rest%% | *}"); rest=${rest#* | }
+	old=$(trim "${rest%% | *}"); new=$(trim "${rest#* | }")
+	[[ $rest == *" | "* ]] || { echo "mutant $name: a row needs five columns" >&2; exit 2; }
+	[[ $new != '""' ]] || new=""
+	if [[ -z ${tests[$name]+x} ]]; then names+=("$name"); fi
+	tests[$name]=$t
+	rows[$name]+="$file"$'\x1f'"$old"$'\x1f'"$new"$'\x1e'
+done <<<"$MUTANTS"
+
+if (($# > 0)); then
+	for n in "$@"; do
+		[[ -n ${tests[$n]+x} ]] || { echo "no mutant named $n" >&2; exit 2; }
+	done
+	names=("$@")
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/rtm-mutants.XXXXXX") || exit 1
+[[ -n ${KEEP:-} ]] || trap 'rm -rf "$work"' EXIT
+echo "mutants: ${#names[@]}, work dir $work"
+
+# copy_tree DIR copies the tracked files, as they are in the work tree, to DIR.
+copy_tree() { mkdir -p "$1" && git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$1"; }
+
+# The baseline: the unmutated tree must pass every test the mutants run, or
+# a failure under a mutant would prove nothing.
+all=$(for name in "${names[@]}"; do printf '%s|' "${tests[$name]}"; done)
+copy_tree "$work/baseline"
+if ! (cd "$work/baseline" && $GO test -count=1 -timeout 600s -v -run "^(${all%|})\$" .) >"$work/baseline.log" 2>&1; then
+	echo "FAIL: the unmutated tree fails the mutants' tests; fix that first:" >&2
+	grep -- '--- FAIL' "$work/baseline.log" >&2
+	KEEP=1
+	exit 1
+fi
+echo "baseline: the unmutated tree passes the mutants' $(grep -c -- '^--- PASS' "$work/baseline.log") tests"
+
+bad=0
+declare -a report=()
+for name in "${names[@]}"; do
+	dir=$work/$name
+	copy_tree "$dir"
+	status=""
+	IFS=$'\x1e' read -r -d '' -a reps <<<"${rows[$name]}"
+	for rep in "${reps[@]}"; do
+		[[ $rep == *$'\x1f'* ]] || continue
+		IFS=$'\x1f' read -r file old new <<<"$rep"
+		replace_once "$dir/$file" "$old" "$new"
+		case $? in
+		0) ;;
+		3) status="NOT APPLICABLE ($file: text not found: $old)" ;;
+		4) status="NOT APPLICABLE ($file: text found more than once: $old)" ;;
+		*) status="NOT APPLICABLE ($file: cannot rewrite)" ;;
+		esac
+		[[ -z $status ]] || break
+	done
+	run="^(${tests[$name]})\$"
+	log=$dir.log
+	if [[ -z $status ]]; then
+		if ! (cd "$dir" && $GO test -count=1 -run '^$' .) >"$log" 2>&1; then
+			status="BROKEN (does not build; see $log)"
+		elif (cd "$dir" && $GO test -count=1 -timeout 300s -run "$run" .) >>"$log" 2>&1; then
+			status="SURVIVED"
+		else
+			killers=$(grep -o -- '--- FAIL: [A-Z][A-Za-z0-9_]*' "$log" | sed 's/--- FAIL: //' | sort -u | paste -sd, -)
+			status="killed by ${killers:-a failing run (see $log)}"
+		fi
+	fi
+	[[ $status == killed* ]] || bad=1
+	printf '%-22s %s\n' "$name" "$status"
+	report+=("$(printf '%-22s %s' "$name" "$status")")
+	[[ -n ${KEEP:-} ]] || rm -rf "$dir"
+done
+
+echo
+echo "mutant                 result (tests run: the mutant's own)"
+printf '%s\n' "${report[@]}"
+if ((bad)); then
+	echo "FAIL: some mutants survived, did not apply or did not build"
+	exit 1
+fi
+echo "ok: every mutant killed"
