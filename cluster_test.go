@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -270,11 +271,10 @@ func TestHeartbeatsKeepAlive(t *testing.T) {
 	join(t, a, "r", "alice", nil)
 	nextPresence(t, obs)
 	nextPresence(t, obs)
-	ctx := tctx(t)
 	for i := 0; i < 12; i++ { // 3.6 s in all, past the lookback
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond) // a client's heartbeat cadence, well within the TTL
 		for _, c := range []*client.Conn{a, obs} {
-			if _, err := c.Heartbeat(ctx, client.HeartbeatRequest{}); err != nil {
+			if _, err := c.Heartbeat(tctx(t), client.HeartbeatRequest{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -383,6 +383,9 @@ func TestConcurrentJoins(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
 	opts.Rates = RateLimits{Other: Rate{PerSecond: 1000, Burst: 1000}}
+	// 200 joins at once on a shared 2-core machine queue for the pool: give
+	// them time rather than shed them (shedding has its own test).
+	opts.Presence.OpTimeout = 15 * time.Second
 	nodes := []*testNode{startNode(t, opts), startNode(t, opts)}
 	const total = 200
 	conns := make([]*client.Conn, total)
@@ -395,7 +398,9 @@ func TestConcurrentJoins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ack, err := conns[i].Join(tctx(t), client.JoinRequest{RoomID: "big", UserID: fmt.Sprint("u", i)})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*opts.Presence.OpTimeout)
+			defer cancel()
+			ack, err := conns[i].Join(ctx, client.JoinRequest{RoomID: "big", UserID: fmt.Sprint("u", i)})
 			if err != nil {
 				t.Error(err)
 				return
