@@ -1291,3 +1291,77 @@ func TestWSReaderRefuses(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkWSRead reads small text messages (a heartbeat's size) from a
+// loopback websocket, with the engine's frame reader and, for comparison,
+// with gorilla's Conn as the engine used it before (NextReader, then the
+// message copied into a pooled buffer). The client writes 32 frames per
+// write.
+func BenchmarkWSRead(b *testing.B) {
+	pk := `42["presence:heartbeat",{"roomId":"room-0001","state":{"typing":false}}]`
+	var burst []byte
+	for range 32 {
+		burst = append(burst, clientFrame(0x81, pk)...)
+	}
+	for name, read := range map[string]func(*websocket.Conn, int) error{
+		"engine": func(c *websocket.Conn, n int) error {
+			r := newWSReader(c.UnderlyingConn(), 64<<10)
+			defer r.release()
+			for range n {
+				if msg, err := r.next(); err != nil || len(msg) != len(pk) {
+					return fmt.Errorf("got %q, %v", msg, err)
+				}
+			}
+			return nil
+		},
+		"gorilla": func(c *websocket.Conn, n int) error {
+			c.SetReadLimit(64 << 10)
+			for range n {
+				_, rd, err := c.NextReader()
+				if err != nil {
+					return err
+				}
+				buf := getBuf()
+				_, err = buf.ReadFrom(rd)
+				k := buf.Len()
+				putBuf(buf)
+				if err != nil || k != len(pk) {
+					return fmt.Errorf("got %d bytes, %v", k, err)
+				}
+			}
+			return nil
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			done := make(chan error, 1)
+			up := websocket.Upgrader{ReadBufferSize: 512, WriteBufferPool: &sync.Pool{}}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := up.Upgrade(w, r, nil)
+				if err != nil {
+					done <- err
+					return
+				}
+				done <- read(c, b.N)
+			}))
+			defer srv.Close()
+			c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			nc := c.UnderlyingConn()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(pk)))
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent += 32 {
+				f := burst[:min(32, b.N-sent)*len(burst)/32]
+				if _, err := nc.Write(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
