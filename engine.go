@@ -108,8 +108,9 @@ func newEngine(opts engineOptions, host engineHost, log *slog.Logger, spawn func
 		opts: opts, host: host, log: log, spawn: spawn,
 		upgrader: websocket.Upgrader{
 			ReadBufferSize: 512,
-			// Frames are written by the session's writer (engine_websocket.go);
-			// gorilla writes only control frames and needs no buffer of its own.
+			// gorilla does the opening handshake only: frames are read and
+			// written by the engine on the raw connection (engine_websocket.go),
+			// and gorilla's Conn, buffers and all, is dropped after Upgrade.
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true }, // checked before
 		},

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"runtime"
 	"slices"
@@ -1255,5 +1256,258 @@ func TestDecodeEvent(t *testing.T) {
 		if got != want {
 			t.Errorf("decodeEvent(%s) = %s; want %s", in, got, want)
 		}
+	}
+}
+
+// wsPair returns a frame reader on the server end of a loopback TCP
+// connection, bounding messages at limit bytes, and the client end.
+func wsPair(t *testing.T, limit int) (*wsReader, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	r := newWSReader(server, limit)
+	if r.raw == nil {
+		t.Fatal("a TCP connection's reader has no syscall.RawConn")
+	}
+	// No test waits long on either end: a reader that waits for bytes that
+	// never come fails the test instead of hanging it.
+	_ = server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return r, client
+}
+
+// clientFrame returns one client frame: masked (key 1 2 3 4), with the
+// given first byte (FIN, RSV and opcode bits) and payload.
+func clientFrame(b0 byte, payload string) []byte {
+	f := []byte{b0}
+	switch n := len(payload); {
+	case n < 126:
+		f = append(f, 0x80|byte(n))
+	case n <= 0xffff:
+		f = binary.BigEndian.AppendUint16(append(f, 0x80|126), uint16(n))
+	default:
+		f = binary.BigEndian.AppendUint64(append(f, 0x80|127), uint64(n))
+	}
+	key := []byte{1, 2, 3, 4}
+	f = append(f, key...)
+	for i := 0; i < len(payload); i++ {
+		f = append(f, payload[i]^key[i&3])
+	}
+	return f
+}
+
+// serverFrame reads one (unmasked, unfragmented) frame from the server.
+func serverFrame(t *testing.T, c net.Conn) (op byte, payload []byte) {
+	t.Helper()
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		t.Fatalf("reading the server's frame: %v", err)
+	}
+	if hdr[0]&0x80 == 0 || hdr[1]&0x80 != 0 || hdr[1]&0x7f > 125 {
+		t.Fatalf("got frame header %x; want a final, unmasked, short frame", hdr)
+	}
+	payload = make([]byte, hdr[1]&0x7f)
+	if _, err := io.ReadFull(c, payload); err != nil {
+		t.Fatalf("reading the server's frame: %v", err)
+	}
+	return hdr[0] & 0x0f, payload
+}
+
+func wantMessage(t *testing.T, r *wsReader, want string) {
+	t.Helper()
+	msg, err := r.next()
+	if err != nil || string(msg) != want {
+		t.Fatalf("got %.40q, %v; want %.40q", msg, err, want)
+	}
+}
+
+// The frame reader assembles a fragmented message, answers a ping sent
+// between its fragments, ignores pongs, returns several messages from one
+// read in order and a large message from many, and holds no buffer once
+// it waits for a silent client.
+func TestWSReaderMessages(t *testing.T) {
+	r, c := wsPair(t, 64<<10)
+	var out []byte
+	out = append(out, clientFrame(0x01, "he")...) // text, not final
+	out = append(out, clientFrame(0x00, "ll")...) // continuation
+	out = append(out, clientFrame(0x89, "pi")...) // ping between fragments
+	out = append(out, clientFrame(0x8a, "po")...) // pong: ignored
+	out = append(out, clientFrame(0x80, "o")...)  // final continuation
+	out = append(out, clientFrame(0x81, "42")...) // whole text
+	out = append(out, clientFrame(0x81, "ü€")...) // whole text, not ASCII
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	wantMessage(t, r, "hello")
+	if op, p := serverFrame(t, c); op != wsPong || string(p) != "pi" {
+		t.Fatalf("got op %x %q; want a pong with the ping's payload", op, p)
+	}
+	wantMessage(t, r, "42")
+	wantMessage(t, r, "ü€")
+
+	big := strings.Repeat("0123456789abcdef", 4000) // 64,000 bytes, written in pieces
+	go func() {
+		f := clientFrame(0x81, big)
+		for len(f) > 0 {
+			k := min(len(f), 1000)
+			if _, err := c.Write(f[:k]); err != nil {
+				return
+			}
+			f = f[k:]
+		}
+	}()
+	wantMessage(t, r, big)
+
+	_ = r.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := r.next(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("got %v from a silent client; want the read deadline", err)
+	}
+	if r.in != nil || r.msg != nil {
+		t.Fatalf("the reader holds a buffer while it waits (in %v, msg %v)", r.in != nil, r.msg != nil)
+	}
+}
+
+// The client's close frame is answered with its status code, and the
+// reader ends.
+func TestWSReaderCloseHandshake(t *testing.T) {
+	r, c := wsPair(t, 1024)
+	if _, err := c.Write(clientFrame(0x88, "\x03\xe8bye")); err != nil { // 1000, "bye"
+		t.Fatal(err)
+	}
+	if _, err := r.next(); !errors.Is(err, errWSClosed) {
+		t.Fatalf("got %v; want errWSClosed", err)
+	}
+	if op, p := serverFrame(t, c); op != wsClose || string(p) != "\x03\xe8" {
+		t.Fatalf("got op %x %q; want a close frame with status 1000", op, p)
+	}
+}
+
+// Frames the engine does not accept end the reader with a close frame
+// carrying the matching status; an oversize frame is refused from its
+// header, before its payload is sent.
+func TestWSReaderRefuses(t *testing.T) {
+	huge := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0xa0, 0, 0} // 10 MB text, header only
+	for name, tt := range map[string]struct {
+		frames [][]byte
+		want   error
+		code   uint16
+	}{
+		"unmasked":              {[][]byte{{0x81, 0x02, 'h', 'i'}}, errWSProtocol, wsCloseProtocol},
+		"binary":                {[][]byte{clientFrame(0x82, "hi")}, errWSBinary, wsCloseUnsupported},
+		"rsv bit":               {[][]byte{clientFrame(0xc1, "hi")}, errWSProtocol, wsCloseProtocol},
+		"unknown opcode":        {[][]byte{clientFrame(0x83, "hi")}, errWSProtocol, wsCloseProtocol},
+		"unknown control":       {[][]byte{clientFrame(0x8b, "hi")}, errWSProtocol, wsCloseProtocol},
+		"lone continuation":     {[][]byte{clientFrame(0x80, "hi")}, errWSProtocol, wsCloseProtocol},
+		"text inside fragments": {[][]byte{clientFrame(0x01, "h"), clientFrame(0x81, "i")}, errWSProtocol, wsCloseProtocol},
+		"fragmented ping":       {[][]byte{clientFrame(0x09, "p")}, errWSProtocol, wsCloseProtocol},
+		"long ping":             {[][]byte{clientFrame(0x89, strings.Repeat("p", 126))}, errWSProtocol, wsCloseProtocol},
+		"huge frame header":     {[][]byte{append(huge, 1, 2, 3, 4)}, errWSTooLarge, wsCloseTooBig},
+		"frame over the limit":  {[][]byte{clientFrame(0x81, strings.Repeat("a", 1025))}, errWSTooLarge, wsCloseTooBig},
+		"fragments over the limit": {[][]byte{clientFrame(0x01, strings.Repeat("a", 600)),
+			clientFrame(0x80, strings.Repeat("a", 600))}, errWSTooLarge, wsCloseTooBig},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, c := wsPair(t, 1024)
+			for _, f := range tt.frames {
+				if _, err := c.Write(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := r.next()
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v; want %v", err, tt.want)
+			}
+			r.refuse(err)
+			op, p := serverFrame(t, c)
+			if op != wsClose || len(p) != 2 || binary.BigEndian.Uint16(p) != tt.code {
+				t.Fatalf("got op %x %x; want a close frame with status %d", op, p, tt.code)
+			}
+		})
+	}
+}
+
+// BenchmarkWSRead reads small text messages (a heartbeat's size) from a
+// loopback websocket, with the engine's frame reader and, for comparison,
+// with gorilla's Conn as the engine used it before (NextReader, then the
+// message copied into a pooled buffer). The client writes 32 frames per
+// write.
+func BenchmarkWSRead(b *testing.B) {
+	pk := `42["presence:heartbeat",{"roomId":"room-0001","state":{"typing":false}}]`
+	var burst []byte
+	for range 32 {
+		burst = append(burst, clientFrame(0x81, pk)...)
+	}
+	for name, read := range map[string]func(*websocket.Conn, int) error{
+		"engine": func(c *websocket.Conn, n int) error {
+			r := newWSReader(c.UnderlyingConn(), 64<<10)
+			defer r.release()
+			for range n {
+				if msg, err := r.next(); err != nil || len(msg) != len(pk) {
+					return fmt.Errorf("got %q, %v", msg, err)
+				}
+			}
+			return nil
+		},
+		"gorilla": func(c *websocket.Conn, n int) error {
+			c.SetReadLimit(64 << 10)
+			for range n {
+				_, rd, err := c.NextReader()
+				if err != nil {
+					return err
+				}
+				buf := getBuf()
+				_, err = buf.ReadFrom(rd)
+				k := buf.Len()
+				putBuf(buf)
+				if err != nil || k != len(pk) {
+					return fmt.Errorf("got %d bytes, %v", k, err)
+				}
+			}
+			return nil
+		},
+	} {
+		b.Run(name, func(b *testing.B) {
+			done := make(chan error, 1)
+			up := websocket.Upgrader{ReadBufferSize: 512, WriteBufferPool: &sync.Pool{}}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := up.Upgrade(w, r, nil)
+				if err != nil {
+					done <- err
+					return
+				}
+				done <- read(c, b.N)
+			}))
+			defer srv.Close()
+			c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			nc := c.UnderlyingConn()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(pk)))
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent += 32 {
+				f := burst[:min(32, b.N-sent)*len(burst)/32]
+				if _, err := nc.Write(f); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := <-done; err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 }

@@ -3,23 +3,27 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"io"
+	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // The websocket transport. Per session: one reader goroutine, started here
 // by the upgrade request (which then returns, releasing everything net/http
 // held for it) and ended by a read error or by Socket.close closing the
 // connection; and a writer goroutine (writeLoop) that exists only while
-// frames are queued. gorilla/websocket reads frames (with the message size
-// limit checked from each frame header, before its payload is read) and
-// writes control frames; data frames are written by writeLoop straight to
-// the connection, everything queued in one write. The kernel serialises
-// whole writes on one connection, so control and data frames never
-// interleave.
+// frames are queued. gorilla/websocket does the opening handshake only; the
+// engine then works on the raw connection. The reader (wsReader) parses the
+// client's frames itself and holds no buffer while the connection is idle;
+// it writes the control frames it owes (pong, close). Data frames are
+// written by writeLoop, everything queued in one write. The kernel
+// serialises whole writes on one connection (net.Conn.Write writes all of
+// its bytes under the descriptor's write lock), so control and data frames
+// never interleave.
 
 // bufPool holds the buffers that reads and writes borrow; none is held
 // while a connection is idle.
@@ -44,9 +48,11 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket
 		s.close("websocket upgrade failed")
 		return
 	}
-	conn.SetReadLimit(int64(e.opts.maxMessage))
+	// gorilla's Conn (and its read buffer) is dropped here: nothing was
+	// read through it, so every byte from the client is still in the kernel.
+	nc := conn.UnderlyingConn()
 	s.wmu.Lock()
-	s.ws = conn
+	s.ws = nc
 	s.greeted = s.proto == 3
 	s.wmu.Unlock()
 	s.sendFrame(open)
@@ -54,7 +60,7 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket
 		return
 	}
 	s.startTimer()
-	e.spawn(func() { e.readLoop(s, conn) })
+	e.spawn(func() { e.readLoop(s, newWSReader(nc, e.opts.maxMessage)) })
 }
 
 // serveUpgrade takes a polling session's websocket upgrade request: the
@@ -72,29 +78,32 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket)
 	if err != nil {
 		return
 	}
-	conn.SetReadLimit(int64(e.opts.maxMessage))
+	nc := conn.UnderlyingConn()
 	s.wmu.Lock()
 	if s.gone || s.probe != nil {
 		s.wmu.Unlock()
-		_ = conn.Close()
+		_ = nc.Close()
 		return
 	}
-	s.probe = conn // closed by Socket.close if the session ends first
+	s.probe = nc // closed by Socket.close if the session ends first
 	s.wmu.Unlock()
-	e.spawn(func() { e.probe(s, conn) })
+	e.spawn(func() { e.probe(s, newWSReader(nc, e.opts.maxMessage)) })
 }
 
 // probe runs the upgrade handshake: the client sends "2probe", the server
 // answers "3probe" and releases the parked poll with a noop so that the
 // client can pause polling, then the client sends "5" and the websocket
-// becomes the session's transport, queued frames and all.
-func (e *Engine) probe(s *Socket, conn *websocket.Conn) {
-	_ = conn.SetReadDeadline(time.Now().Add(upgradeWait))
-	if !readText(conn, "2probe") || conn.WriteMessage(websocket.TextMessage, []byte("3probe")) != nil {
+// becomes the session's transport, queued frames and all. Bytes the client
+// sent after the "5" stay in r for the reader.
+func (e *Engine) probe(s *Socket, r *wsReader) {
+	nc := r.nc
+	_ = nc.SetReadDeadline(time.Now().Add(upgradeWait))
+	if !r.readText("2probe") || writeText(nc, []byte("3probe")) != nil {
+		r.release()
 		s.wmu.Lock()
 		s.probe = nil
 		s.wmu.Unlock()
-		_ = conn.Close()
+		_ = nc.Close()
 		return
 	}
 	s.wmu.Lock()
@@ -105,71 +114,50 @@ func (e *Engine) probe(s *Socket, conn *websocket.Conn) {
 	}
 	s.wakeLocked()
 	s.wmu.Unlock()
-	if !readText(conn, "5") {
+	if !r.readText("5") {
+		r.release()
 		s.wmu.Lock()
 		s.upgrading, s.probe = false, nil
 		s.wmu.Unlock()
-		_ = conn.Close()
+		_ = nc.Close()
 		return
 	}
 	s.wmu.Lock()
 	if s.gone {
 		s.wmu.Unlock()
-		_ = conn.Close()
+		r.release()
+		_ = nc.Close()
 		return
 	}
 	if s.poll != nil { // a poll that raced the upgrade: it answers a noop
 		close(s.poll)
 		s.poll = nil
 	}
-	s.ws, s.probe, s.upgrading = conn, nil, false
+	s.ws, s.probe, s.upgrading = nc, nil, false
 	s.wakeLocked()
 	s.wmu.Unlock()
 	s.seen()
-	e.readLoop(s, conn)
-}
-
-// readText reads one message and reports whether it is the text want.
-func readText(conn *websocket.Conn, want string) bool {
-	typ, msg, err := conn.ReadMessage()
-	return err == nil && typ == websocket.TextMessage && string(msg) == want
+	e.readLoop(s, r)
 }
 
 // readLoop is the session's websocket reader: it handles each packet in
 // turn and ends the session when the connection fails or a packet is bad.
 // Each read must come within pingInterval + pingTimeout of the previous
 // one (v3 clients ping, v4 clients answer the server's pings).
-func (e *Engine) readLoop(s *Socket, conn *websocket.Conn) {
+func (e *Engine) readLoop(s *Socket, r *wsReader) {
 	reason := "transport close"
-	defer func() { s.close(reason) }()
+	defer func() { r.release(); s.close(reason) }()
 	idle := e.opts.pingInterval + e.opts.pingTimeout
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(idle))
-		typ, r, err := conn.NextReader()
+		_ = r.nc.SetReadDeadline(time.Now().Add(idle))
+		msg, err := r.next()
 		if err != nil {
-			if e, ok := err.(*websocket.CloseError); ok && e.Code == websocket.CloseMessageTooBig {
-				reason = "message too large"
-			} else if err == websocket.ErrReadLimit {
-				reason = "message too large"
-			}
-			return
-		}
-		if typ != websocket.TextMessage {
-			reason = "binary frame"
-			return
-		}
-		b := getBuf()
-		if _, err := b.ReadFrom(r); err != nil {
-			putBuf(b)
-			if err == websocket.ErrReadLimit {
-				reason = "message too large"
-			}
+			reason = r.refuse(err)
 			return
 		}
 		s.rmu.Lock()
-		err = e.handlePacket(s, b.Bytes())
+		err = e.handlePacket(s, msg)
 		s.rmu.Unlock()
-		putBuf(b)
 		if err != nil {
 			reason = "parse error"
 			e.log.Debug("closing socket: bad packet", "conn", s.id, "err", err)
@@ -194,7 +182,7 @@ func (s *Socket) writeLoop() {
 			return
 		}
 		frames := s.takeLocked()
-		nc := s.ws.UnderlyingConn()
+		nc := s.ws
 		s.wmu.Unlock()
 
 		b := getBuf()
@@ -237,4 +225,330 @@ func appendWSFrame(b *bytes.Buffer, payload []byte) {
 		b.Write(hdr[:10])
 	}
 	b.Write(payload)
+}
+
+// writeText writes payload as one text frame, in one Write.
+func writeText(nc net.Conn, payload []byte) error {
+	b := getBuf()
+	defer putBuf(b)
+	appendWSFrame(b, payload)
+	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := nc.Write(b.Bytes())
+	return err
+}
+
+// writeControl writes one control frame (payload at most 125 bytes) whole,
+// in one Write: the session's writer may be writing data frames at the same
+// moment, and whole writes do not interleave.
+func writeControl(nc net.Conn, op byte, payload []byte) error {
+	b := make([]byte, 0, 2+len(payload))
+	b = append(b, 0x80|op, byte(len(payload)))
+	b = append(b, payload...)
+	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := nc.Write(b)
+	return err
+}
+
+// Websocket opcodes and close codes (RFC 6455 sections 5.2 and 7.4.1).
+const (
+	wsContinuation = 0x0
+	wsText         = 0x1
+	wsBinary       = 0x2
+	wsClose        = 0x8
+	wsPing         = 0x9
+	wsPong         = 0xa
+
+	wsCloseProtocol    = 1002
+	wsCloseUnsupported = 1003
+	wsCloseTooBig      = 1009
+)
+
+// Why a websocket reader stopped. Each but errWSClosed is the client's
+// fault, and the reader answers it with a close frame (refuse).
+var (
+	errWSClosed   = errors.New("websocket: closed by the client")
+	errWSTooLarge = errors.New("websocket: message too large")
+	errWSBinary   = errors.New("websocket: binary frame")
+	errWSProtocol = errors.New("websocket: protocol error")
+)
+
+// wsReadChunk is the least free space a read offers the kernel.
+const wsReadChunk = 4 << 10
+
+// wsReader reads a client's websocket frames (RFC 6455 section 5) from the
+// raw connection and returns its text messages one by one, answering ping
+// and close frames itself. It holds no buffer while the connection is idle:
+// it waits for readability through the connection's syscall.RawConn, and
+// only bytes that have arrived (an incomplete frame, a message being
+// assembled from fragments) keep a pooled buffer borrowed. Each frame's
+// length is checked from its header against the message limit before its
+// payload is read. One goroutine at a time uses a wsReader (the upgrade
+// probe, then the session's reader); the connection's read deadline bounds
+// each wait.
+type wsReader struct {
+	nc  net.Conn
+	raw syscall.RawConn // nil when nc has no descriptor (TLS): plain reads, which hold a buffer while they wait
+	max int             // bytes of one message
+
+	in         *bytes.Buffer // bytes read and not yet parsed; nil while none
+	msg        *bytes.Buffer // the fragmented message so far; nil when none
+	fragmented bool          // a message is being assembled in msg
+	handedOut  bool          // msg was returned by next and is done
+
+	short   bool                  // the frame at the front of in is not all there
+	readFD  func(fd uintptr) bool // r.tryRead, bound once
+	readErr error                 // what the last tryRead met
+}
+
+// newWSReader returns a reader of nc's frames; limit bounds one message.
+func newWSReader(nc net.Conn, limit int) *wsReader {
+	r := &wsReader{nc: nc, max: limit}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			r.raw = raw
+			r.readFD = r.tryRead
+		}
+	}
+	return r
+}
+
+// next returns the client's next text message, which stays valid until the
+// following call. Control frames met on the way are answered; an error ends
+// the connection (errWSClosed after the client's close frame was answered).
+func (r *wsReader) next() ([]byte, error) {
+	r.recycle()
+	for {
+		for r.in != nil {
+			msg, done, err := r.frame()
+			if err != nil || done {
+				return msg, err
+			}
+			if r.short {
+				break
+			}
+		}
+		if err := r.fill(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readText reports whether the next message is the text want.
+func (r *wsReader) readText(want string) bool {
+	msg, err := r.next()
+	if err != nil {
+		r.refuse(err)
+	}
+	return err == nil && string(msg) == want
+}
+
+// frame parses and handles the frame at the front of r.in. done reports a
+// complete message; with neither a message nor an error, r.short says that
+// the frame is not all there yet, or else a frame was handled and the next
+// may follow.
+func (r *wsReader) frame() (msg []byte, done bool, err error) {
+	b := r.in.Bytes()
+	r.short = true
+	if len(b) < 2 {
+		return nil, false, nil
+	}
+	fin, op := b[0]&0x80 != 0, b[0]&0x0f
+	if b[0]&0x70 != 0 || b[1]&0x80 == 0 { // RSV bits (no extension agreed), unmasked
+		return nil, false, errWSProtocol
+	}
+	hdr, n := 6, uint64(b[1]&0x7f)
+	switch n {
+	case 126:
+		hdr = 8
+	case 127:
+		hdr = 14
+	}
+	if len(b) < hdr {
+		return nil, false, nil
+	}
+	switch n {
+	case 126:
+		n = uint64(binary.BigEndian.Uint16(b[2:]))
+	case 127:
+		n = binary.BigEndian.Uint64(b[2:])
+	}
+	if err := r.check(fin, op, n); err != nil {
+		return nil, false, err
+	}
+	total := hdr + int(n)
+	if len(b) < total {
+		return nil, false, nil
+	}
+	r.short = false
+	payload := b[hdr:total]
+	mask := b[hdr-4 : hdr]
+	for i := range payload {
+		payload[i] ^= mask[i&3]
+	}
+	r.in.Next(total)
+	return r.handle(fin, op, payload)
+}
+
+// check validates a frame's header before any of its payload is read: a
+// data frame that would take the message past r.max is refused here.
+func (r *wsReader) check(fin bool, op byte, n uint64) error {
+	switch op {
+	case wsClose, wsPing, wsPong:
+		if !fin || n > 125 {
+			return errWSProtocol
+		}
+		return nil
+	case wsText:
+		if r.fragmented {
+			return errWSProtocol
+		}
+	case wsContinuation:
+		if !r.fragmented {
+			return errWSProtocol
+		}
+	case wsBinary:
+		return errWSBinary
+	default:
+		return errWSProtocol
+	}
+	sofar := 0
+	if r.msg != nil {
+		sofar = r.msg.Len()
+	}
+	if n > uint64(r.max-sofar) {
+		return errWSTooLarge
+	}
+	return nil
+}
+
+// handle handles one whole, unmasked frame; see frame for the results.
+func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, error) {
+	switch op {
+	case wsPing:
+		return nil, false, writeControl(r.nc, wsPong, payload)
+	case wsPong:
+		return nil, false, nil
+	case wsClose: // echo the status code (RFC 6455 section 5.5.1), then end
+		if len(payload) > 2 {
+			payload = payload[:2]
+		}
+		_ = writeControl(r.nc, wsClose, payload)
+		return nil, false, errWSClosed
+	}
+	if fin && !r.fragmented {
+		return payload, true, nil
+	}
+	if r.msg == nil {
+		r.msg = getBuf()
+	}
+	r.msg.Write(payload)
+	r.fragmented = !fin
+	if fin {
+		r.handedOut = true
+		return r.msg.Bytes(), true, nil
+	}
+	return nil, false, nil
+}
+
+// fill reads more of the client's bytes into r.in, waiting for them first
+// while none have arrived.
+func (r *wsReader) fill() error {
+	if r.raw == nil {
+		if r.in == nil {
+			r.in = getBuf()
+		}
+		n, err := r.nc.Read(r.space())
+		r.in.Write(r.in.AvailableBuffer()[:n])
+		return err
+	}
+	if err := r.raw.Read(r.readFD); err != nil {
+		return err
+	}
+	return r.readErr
+}
+
+// tryRead is fill's syscall.RawConn callback: it reads what the socket
+// holds into a borrowed buffer, or, when it holds nothing, gives the buffer
+// back and returns false so that the runtime parks the goroutine until the
+// socket is readable.
+func (r *wsReader) tryRead(fd uintptr) bool {
+	if r.in == nil {
+		r.in = getBuf()
+	}
+	for {
+		n, err := syscall.Read(int(fd), r.space())
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			if r.in.Len() == 0 {
+				putBuf(r.in)
+				r.in = nil
+			}
+			return false
+		case err != nil:
+			r.readErr = err
+		case n == 0:
+			r.readErr = io.EOF
+		default:
+			r.readErr = nil
+			r.in.Write(r.in.AvailableBuffer()[:n])
+		}
+		return true
+	}
+}
+
+// space returns r.in's free space for one read, at least wsReadChunk. A
+// large frame's buffer grows with the bytes that arrive (bytes.Buffer
+// doubles), not from its header's claim: a client that announces a frame
+// and sends nothing more pins one chunk, not the message limit.
+func (r *wsReader) space() []byte {
+	r.in.Grow(wsReadChunk)
+	b := r.in.AvailableBuffer()
+	return b[:cap(b)]
+}
+
+// recycle gives back what the last message used: the assembled message,
+// and r.in once everything in it is parsed.
+func (r *wsReader) recycle() {
+	if r.handedOut {
+		putBuf(r.msg)
+		r.msg, r.handedOut = nil, false
+	}
+	if r.in != nil && r.in.Len() == 0 {
+		putBuf(r.in)
+		r.in = nil
+	}
+}
+
+// release gives back every buffer the reader holds; the reader is done.
+func (r *wsReader) release() {
+	if r.msg != nil {
+		putBuf(r.msg)
+		r.msg = nil
+	}
+	if r.in != nil {
+		putBuf(r.in)
+		r.in = nil
+	}
+	r.fragmented, r.handedOut = false, false
+}
+
+// refuse answers a client's fault with the matching close frame and
+// returns the session's close reason for err.
+func (r *wsReader) refuse(err error) string {
+	code := 0
+	reason := "transport close"
+	switch {
+	case errors.Is(err, errWSTooLarge):
+		code, reason = wsCloseTooBig, "message too large"
+	case errors.Is(err, errWSBinary):
+		code, reason = wsCloseUnsupported, "binary frame"
+	case errors.Is(err, errWSProtocol):
+		code, reason = wsCloseProtocol, "websocket protocol error"
+	}
+	if code != 0 {
+		_ = writeControl(r.nc, wsClose, binary.BigEndian.AppendUint16(nil, uint16(code)))
+	}
+	return reason
 }

@@ -2,11 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Socket is one client connection: an Engine.IO session and the default
@@ -43,9 +42,9 @@ type Socket struct {
 	rmu sync.Mutex // held while handling the client's packets, in order
 
 	wmu       sync.Mutex // guards the following fields
-	ws        *websocket.Conn
-	probe     *websocket.Conn // a websocket probing an upgrade
-	upgrading bool            // the probe was answered; polling pauses
+	ws        net.Conn   // the websocket's raw connection, after its handshake
+	probe     net.Conn   // a websocket probing an upgrade
+	upgrading bool       // the probe was answered; polling pauses
 	queue     [][]byte
 	spare     [][]byte // the writer's last batch, reused
 	queued    int      // bytes in queue
