@@ -314,7 +314,7 @@ func (e *Engine) newSocket(r *http.Request, proto int) (*Socket, bool) {
 	ip := hostOf(r.RemoteAddr)
 	s := &Socket{eng: e, id: newID(), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
 		created: time.Now(), done: make(chan struct{})}
-	s.lastSeen = s.created
+	s.lastSeen, s.lastTake = s.created, s.created
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.draining || e.opts.maxPerIP > 0 && e.perIP[ip] >= e.opts.maxPerIP {

@@ -99,6 +99,7 @@ func (e *Engine) respondPollLocked(w http.ResponseWriter, s *Socket, first []byt
 	_, _ = w.Write(b.Bytes())
 	putBuf(b)
 	s.wmu.Lock()
+	s.lastTake = time.Now()
 	if s.spare == nil && cap(frames) <= 1024 {
 		clear(frames)
 		s.spare = frames[:0]

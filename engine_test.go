@@ -1511,3 +1511,30 @@ func BenchmarkWSRead(b *testing.B) {
 		})
 	}
 }
+
+// A client that reads is not dropped for a burst over the queue's bound: the
+// bound drops only a client that takes nothing for a while (or lets four
+// times the bound pile up).
+func TestBurstDoesNotDropAReader(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.OutboundQueueBytes = 64 << 10
+	n := startNode(t, opts)
+	for _, v := range versions {
+		c := dial(t, n, client.Options{Protocol: v})
+		var sock *Socket
+		waitFor(t, 5*time.Second, "the socket registered", func() bool { sock = n.srv.socket(c.ID()); return sock != nil })
+		payload := json.RawMessage(`"` + strings.Repeat("x", 1000) + `"`)
+		const burst = 200 // about 200 KB at once: over the bound, under four times it
+		for i := 0; i < burst; i++ {
+			if !sock.Send("burst", payload) {
+				t.Fatalf("EIO=%d: dropped at message %d of a burst", v, i)
+			}
+		}
+		for i := 0; i < burst; i++ {
+			if e := nextEvent(t, c, 10*time.Second); e.Name != "burst" {
+				t.Fatalf("got %s", e.Name)
+			}
+		}
+	}
+}

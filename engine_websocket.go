@@ -197,6 +197,9 @@ func (s *Socket) writeLoop() {
 		if s.spare == nil && cap(frames) <= 1024 {
 			s.spare = frames[:0]
 		}
+		if err == nil {
+			s.lastTake = time.Now()
+		}
 		s.wmu.Unlock()
 		if err != nil {
 			s.close("write error")

@@ -16,9 +16,10 @@ import (
 // Everything for the client goes through the outbound queue as ready-made
 // Engine.IO packets: a websocket writer or the next poll takes everything
 // queued at once. A client that lets more than the queue's byte bound pile
-// up, or whose websocket does not take a write within writeWait, is
+// up while taking nothing for slowAfter (or four times the bound in any
+// case), or whose websocket does not take a write within writeWait, is
 // disconnected, so it cannot stall anybody else; a client that reads is
-// never dropped for a burst.
+// not dropped for a burst.
 type Socket struct {
 	eng     *Engine
 	id      string // Engine.IO session id: crypto-random, a bearer secret
@@ -51,6 +52,7 @@ type Socket struct {
 	writing   bool     // a websocket writer is running
 	poll      chan struct{}
 	lastSeen  time.Time // last packet or request from the client
+	lastTake  time.Time // last completed write or poll: the client takes what it is sent
 	greeted   bool      // the client came back after its handshake (v3) or connected (v4)
 	connected bool      // the host was told of the connect
 	flushGone bool      // close once the queue is flushed
@@ -116,7 +118,7 @@ func (s *Socket) sendFrame(frame []byte) bool {
 		s.wmu.Unlock()
 		return false
 	}
-	if s.queued+len(frame) > s.eng.opts.maxQueueBytes {
+	if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() {
 		// Closed on a goroutine of its own: the caller may hold locks
 		// (the hub's) that the disconnect hooks take.
 		s.gone = true
@@ -125,11 +127,27 @@ func (s *Socket) sendFrame(frame []byte) bool {
 		s.eng.spawn(func() { s.finish("slow client: outbound queue full") })
 		return false
 	}
+	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
+		s.lastTake = time.Now()
+	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
 	s.wakeLocked()
 	s.wmu.Unlock()
 	return true
+}
+
+// slowAfter is how long a client may go without taking anything (a
+// completed websocket write or poll) while its queue is over the bound
+// before it counts as not reading. A client that keeps taking is allowed
+// bursts of up to four times the bound.
+const slowAfter = 2 * time.Second
+
+// notReadingLocked reports whether the client does not take what it is
+// sent: nothing taken for slowAfter, or a queue four times the bound.
+// s.wmu must be held.
+func (s *Socket) notReadingLocked() bool {
+	return time.Since(s.lastTake) > slowAfter || s.queued > 4*s.eng.opts.maxQueueBytes
 }
 
 // wakeLocked starts the websocket writer or releases a parked poll. s.wmu
