@@ -70,6 +70,7 @@ disconnect-ignored   | engine.go | TestDisconnectPacketClosesTransport | case si
 silent-kept          | socket.go | TestPingTimeout | if !now.Before(s.deadlineLocked()) { | if false {
 no-v4-pings          | socket.go | TestPingTimeout | if s.proto == 4 && !now.Before(s.nextPing) { | if false {
 slow-client-kept     | socket.go | TestSlowClientDropped | if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() { | if false {
+burst-drops-reader   | socket.go | TestBurstDoesNotDropAReader | if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() { | if s.queued+len(frame) > s.eng.opts.maxQueueBytes {
 flood-never-dropped  | module.go | TestUnknownEventFlood | over := sock.strikes > maxStrikes | over := false
 v4-auth-ignored      | server.go | TestConnectAuthBothVersions | cl, err := verifyToken(s.opts.JWTSecret, token) | cl, err := &claims{}, error(nil)
 poll-one-per-answer  | engine_polling.go | TestPollingClientInBusyRoom | for _, f := range frames {\n\t\tadd(f)\n\t} | if len(frames) > 0 {\n\t\tadd(frames[0])\n\t}
