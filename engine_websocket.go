@@ -108,11 +108,7 @@ func (e *Engine) probe(s *Socket, r *wsReader) {
 	}
 	s.wmu.Lock()
 	s.upgrading = true
-	if s.poll != nil && len(s.queue) == 0 {
-		s.queue = append(s.queue, []byte{eioNoop})
-		s.queued++
-	}
-	s.wakeLocked()
+	s.wakeLocked() // a parked poll answers with what is queued, or a noop
 	s.wmu.Unlock()
 	if !r.readText("5") {
 		r.release()
