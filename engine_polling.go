@@ -73,6 +73,7 @@ func (e *Engine) respondPoll(w http.ResponseWriter, _ *http.Request, s *Socket, 
 // when the session has ended.
 func (e *Engine) respondPollLocked(w http.ResponseWriter, s *Socket, first []byte) {
 	frames := s.takeLocked()
+	s.drainedLocked()
 	gone, flushGone := s.gone, s.flushGone
 	s.wmu.Unlock()
 	b := getBuf()
@@ -143,6 +144,7 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *Socket) {
 		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
 		return
 	}
+	s.awaitDrain()
 	w.Header().Set("Content-Type", "text/html")
 	_, _ = w.Write([]byte("ok"))
 }

@@ -159,6 +159,7 @@ func (e *Engine) readLoop(s *Socket, r *wsReader) {
 			e.log.Debug("closing socket: bad packet", "conn", s.id, "err", err)
 			return
 		}
+		s.awaitDrain()
 	}
 }
 
@@ -179,6 +180,7 @@ func (s *Socket) writeLoop() {
 		}
 		frames := s.takeLocked()
 		nc := s.ws
+		s.drainedLocked()
 		s.wmu.Unlock()
 
 		b := getBuf()

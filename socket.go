@@ -51,11 +51,12 @@ type Socket struct {
 	queued    int      // bytes in queue
 	writing   bool     // a websocket writer is running
 	poll      chan struct{}
-	lastSeen  time.Time // last packet or request from the client
-	lastTake  time.Time // last completed write or poll: the client takes what it is sent
-	greeted   bool      // the client came back after its handshake (v3) or connected (v4)
-	connected bool      // the host was told of the connect
-	flushGone bool      // close once the queue is flushed
+	lastSeen  time.Time     // last packet or request from the client
+	lastTake  time.Time     // last completed write or poll: the client takes what it is sent
+	drained   chan struct{} // closed when the queue is taken; set by awaitDrain
+	greeted   bool          // the client came back after its handshake (v3) or connected (v4)
+	connected bool          // the host was told of the connect
+	flushGone bool          // close once the queue is flushed
 	gone      bool
 	timer     *time.Timer
 	nextPing  time.Time
@@ -135,6 +136,44 @@ func (s *Socket) sendFrame(frame []byte) bool {
 	s.wakeLocked()
 	s.wmu.Unlock()
 	return true
+}
+
+// readPauseBytes is how much may be queued for a client before its reader
+// stops reading its next packet: a node that cannot deliver as fast as its
+// clients send (a busy room fans every patch out to every member) slows
+// them down instead of queueing without bound.
+const readPauseBytes = 256 << 10
+
+// awaitDrain waits, before the session's next packet is read, until its
+// queue is under readPauseBytes (its writer or the next poll takes it
+// whole), or the session ends.
+func (s *Socket) awaitDrain() {
+	for {
+		s.wmu.Lock()
+		if s.gone || s.queued < readPauseBytes {
+			s.wmu.Unlock()
+			return
+		}
+		if s.drained == nil {
+			s.drained = make(chan struct{})
+		}
+		ch := s.drained
+		s.wmu.Unlock()
+		select {
+		case <-ch:
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// drainedLocked wakes a reader waiting in awaitDrain; the queue was just
+// taken. s.wmu must be held.
+func (s *Socket) drainedLocked() {
+	if s.drained != nil {
+		close(s.drained)
+		s.drained = nil
+	}
 }
 
 // slowAfter is how long a client may go without taking anything (a
