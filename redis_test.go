@@ -36,6 +36,7 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	os.Exit(func() int {
+		defer stopSharedCluster() // started lazily by the tests that need it
 		if url := os.Getenv("REDIS_URL"); url != "" {
 			sharedRedisURL = url
 			return m.Run()

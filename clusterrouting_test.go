@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gomodule/redigo/redis"
+)
+
+func TestSplitRedisURL(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		in   string
+		want []string
+	}{
+		"one":         {"redis://h:1", []string{"redis://h:1"}},
+		"two":         {"redis://h1:7000,h2:7001", []string{"redis://h1:7000", "redis://h2:7001"}},
+		"credentials": {"rediss://u:p@h1:1,h2:2/0?x=1", []string{"rediss://u:p@h1:1/0?x=1", "rediss://u:p@h2:2/0?x=1"}},
+		"spaces":      {"redis://h1:1, h2:2,", []string{"redis://h1:1", "redis://h2:2"}},
+	} {
+		got, err := splitRedisURL(tt.in)
+		if err != nil || strings.Join(got, " ") != strings.Join(tt.want, " ") {
+			t.Errorf("%s: got %q, %v; want %q", name, got, err, tt.want)
+		}
+	}
+}
+
+// keySlot agrees with the server's CLUSTER KEYSLOT, hash tags included.
+func TestClusterKeySlot(t *testing.T) {
+	rc := testCluster(t)
+	keys := []string{"", "foo", "123456789", "{user1000}.following", "foo{}{bar}", "foo{{bar}}zap",
+		"foo{bar}{zap}", "{}", "prs:{room-1}:seq", "é{ü}"}
+	for i := range 200 {
+		keys = append(keys, "k"+strconv.Itoa(i))
+	}
+	for _, k := range keys {
+		want, err := redis.Int(rc.do(0, "CLUSTER", "KEYSLOT", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := keySlot(k); got != want {
+			t.Errorf("keySlot(%q) = %d; want %d", k, got, want)
+		}
+	}
+}
+
+// The first dial tells a cluster from a single Redis and from miniredis.
+func TestRedisDialerDetectsCluster(t *testing.T) {
+	rc := testCluster(t)
+	mr := miniredis.RunT(t)
+	for name, tt := range map[string]struct {
+		url     string
+		cluster bool
+	}{
+		"single":    {sharedRedisURL, false},
+		"miniredis": {"redis://" + mr.Addr(), false},
+		"one node":  {rc.url(1), true},
+		"two nodes": {"redis://" + rc.addr(2) + "," + rc.addr(0), true},
+		"dead seed": {"redis://127.0.0.1:1," + rc.addr(3), true},
+	} {
+		c, err := redisDialer(tt.url, nil)(context.Background())
+		if err != nil {
+			t.Fatalf("%s: dial: %v", name, err)
+		}
+		_, isCluster := c.(*clusterConn)
+		if _, err := c.Do("SET", "detect-"+name, "1"); err != nil || isCluster != tt.cluster {
+			t.Errorf("%s: cluster %v, SET %v; want cluster %v", name, isCluster, err, tt.cluster)
+		}
+		c.Close()
+	}
+	if _, err := redisDialer("redis://"+mr.Addr()+","+rc.addr(0), nil)(context.Background()); err == nil {
+		t.Error("a single Redis listed with another node: got no error")
+	}
+}
+
+// clusterPool returns a pool on rc as the server builds it, and the cluster
+// behind it.
+func clusterPool(t *testing.T, url string) (*redis.Pool, *cluster) {
+	t.Helper()
+	p := newPool(redisDialer(url, nil))
+	t.Cleanup(func() { p.Close() })
+	c, err := p.DialContext(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cc, ok := c.(*trackedConn).Conn.(*clusterConn)
+	if !ok {
+		t.Fatalf("%s: not detected as a cluster", url)
+	}
+	return p, cc.cl
+}
+
+// Keys land on every master, each on the master of its slot; scripts,
+// pipelines and pub/sub work through the routed connection.
+func TestClusterRoutesKeysToEveryMaster(t *testing.T) {
+	rc := testCluster(t)
+	p, cl := clusterPool(t, rc.url(0))
+	prefix := fmt.Sprintf("route%d:", time.Now().UnixNano())
+	c := p.Get()
+	defer c.Close()
+	const n = 60
+	for i := range n {
+		if _, err := c.Do("SET", prefix+strconv.Itoa(i), i); err != nil {
+			t.Fatalf("SET: %v", err)
+		}
+	}
+	perNode := map[int]int{}
+	for i := range n {
+		k := prefix + strconv.Itoa(i)
+		node := rc.node(cl.master(keySlot(k)))
+		if got, err := redis.Int(rc.do(node, "GET", k)); err != nil || got != i {
+			t.Fatalf("GET %s on its master %d: got %d, %v; want %d", k, node, got, err, i)
+		}
+		perNode[node]++
+	}
+	if len(perNode) != 3 {
+		t.Fatalf("keys per master %v; want keys on 3 masters", perNode)
+	}
+
+	incr := redis.NewScript(1, `return redis.call('INCRBY', KEYS[1], ARGV[1])`)
+	for i := range n {
+		if got, err := redis.Int(incr.Do(c, prefix+strconv.Itoa(i), 100)); err != nil || got != i+100 {
+			t.Fatalf("script on key %d: got %d, %v; want %d", i, got, err, i+100)
+		}
+	}
+	for i := range n {
+		_ = c.Send("GET", prefix+strconv.Itoa(i))
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if got, err := redis.Int(c.Receive()); err != nil || got != i+100 {
+			t.Fatalf("pipelined GET %d: got %d, %v; want %d", i, got, err, i+100)
+		}
+	}
+
+	sub, err := p.DialContext(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	psc := redis.PubSubConn{Conn: sub}
+	defer psc.Close()
+	if err := psc.Subscribe(prefix + "ch"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := psc.Receive().(redis.Subscription); !ok || v.Count != 1 {
+		t.Fatalf("got %v; want the subscription", v)
+	}
+	if _, err := c.Do("PUBLISH", prefix+"ch", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := psc.Receive().(redis.Message); !ok || string(m.Data) != "hello" {
+		t.Fatalf("got %v; want the message", m)
+	}
+}
+
+// A slot in migration is followed with ASK (the map unchanged), and once
+// moved with MOVED (the map updated).
+func TestClusterFollowsAskAndMoved(t *testing.T) {
+	rc := testCluster(t)
+	p, cl := clusterPool(t, rc.url(0))
+	cl.every = time.Hour // only MOVED refreshes the map here
+	tag := fmt.Sprintf("{mig%d}", time.Now().UnixNano())
+	ka, kb := tag+"a", tag+"b"
+	c := p.Get()
+	defer c.Close()
+	if _, err := c.Do("SET", ka, "A"); err != nil {
+		t.Fatal(err)
+	}
+	slot := keySlot(ka)
+	from := rc.node(cl.master(slot))
+	to := rc.node(cl.master((slot + clusterSlots/2) % clusterSlots))
+	if from == to {
+		t.Fatalf("slots %d and %d on one master", slot, (slot+clusterSlots/2)%clusterSlots)
+	}
+	fromID, _ := redis.String(rc.do(from, "CLUSTER", "MYID"))
+	toID, _ := redis.String(rc.do(to, "CLUSTER", "MYID"))
+	mustDo(t, rc, to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
+	mustDo(t, rc, from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
+
+	if _, err := c.Do("SET", kb, "B"); err != nil { // not on from: ASK
+		t.Fatalf("SET during migration: %v", err)
+	}
+	if got, err := redis.String(c.Do("GET", ka)); err != nil || got != "A" { // still on from
+		t.Fatalf("GET %s: got %q, %v; want A", ka, got, err)
+	}
+	// One key here, one there: TRYAGAIN until the migration ends.
+	if _, err := c.Do("MGET", ka, kb); protocolError(err) != errUnavailable || cl.retried.Load() == 0 {
+		t.Errorf("MGET across a migrating slot: %v after %d retries; want unavailable after retries", err, cl.retried.Load())
+	}
+	_, port, _ := strings.Cut(rc.addr(to), ":")
+	mustDo(t, rc, from, "MIGRATE", "127.0.0.1", port, "", 0, 5000, "KEYS", ka)
+	if got, err := redis.String(c.Do("GET", ka)); err != nil || got != "A" { // moved: ASK
+		t.Fatalf("GET %s after MIGRATE: got %q, %v; want A", ka, got, err)
+	}
+	if n := cl.asked.Load(); n != 2 {
+		t.Errorf("ASK followed %d times; want 2", n)
+	}
+	if got := cl.master(slot); got != rc.addr(from) {
+		t.Errorf("map after ASK: slot %d on %s; want %s unchanged", slot, got, rc.addr(from))
+	}
+
+	for _, i := range append([]int{to, from}, rc.masters()...) {
+		mustDo(t, rc, i, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+	}
+	if got, err := redis.String(c.Do("GET", kb)); err != nil || got != "B" {
+		t.Fatalf("GET %s after the move: got %q, %v; want B", kb, got, err)
+	}
+	if n := cl.moved.Load(); n != 1 {
+		t.Errorf("MOVED followed %d times; want 1", n)
+	}
+	if got := cl.master(slot); got != rc.addr(to) {
+		t.Errorf("map after MOVED: slot %d on %s; want %s", slot, got, rc.addr(to))
+	}
+}
+
+func mustDo(t *testing.T, rc *redisCluster, node int, cmd string, args ...any) {
+	t.Helper()
+	if _, err := rc.do(node, cmd, args...); err != nil {
+		t.Fatalf("node %d: %s %v: %v", node, cmd, args, err)
+	}
+}
+
+// A master killed with kill -9: calls on its slots fail as unavailable until
+// its replica is promoted, and work again soon after.
+func TestClusterMasterKilled(t *testing.T) {
+	rc := ownCluster(t)
+	p, cl := clusterPool(t, rc.url(0))
+	cl.every = time.Hour // only the failures refresh the map
+	const key = "{victim}k"
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		c, err := p.GetContext(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = redis.DoContext(c, ctx, "INCR", key)
+		return err
+	}
+	if err := call(); err != nil {
+		t.Fatal(err)
+	}
+	victim := rc.node(cl.master(keySlot(key)))
+	victimID, _ := redis.String(rc.do(victim, "CLUSTER", "MYID"))
+	replica := -1
+	for i := range rc.nodes {
+		if role, _ := redis.Values(rc.do(i, "ROLE")); len(role) > 1 && i != victim {
+			if kind, _ := redis.String(role[0], nil); kind == "slave" {
+				if mport, _ := redis.Int(role[2], nil); mport == rc.nodes[victim].port {
+					replica = i
+				}
+			}
+		}
+	}
+	if replica < 0 {
+		t.Fatalf("no replica of node %d (%s)", victim, victimID)
+	}
+
+	rc.nodes[victim].kill()
+	start := time.Now()
+	err := call()
+	if err == nil || protocolError(err) != errUnavailable {
+		t.Fatalf("call right after kill -9: %v (%v); want unavailable", err, protocolError(err))
+	}
+	var promoted time.Time
+	waitFor(t, 20*clusterNodeTimeout, "the replica's promotion", func() bool {
+		if err := call(); err != nil && protocolError(err) != errUnavailable {
+			t.Fatalf("call during failover: %v; want unavailable", err)
+		}
+		role, _ := redis.Values(rc.do(replica, "ROLE"))
+		kind, _ := redis.String(role[0], nil)
+		if kind == "master" && promoted.IsZero() {
+			promoted = time.Now()
+		}
+		return !promoted.IsZero()
+	})
+	t.Logf("promoted %v after the kill", promoted.Sub(start))
+	waitFor(t, 10*time.Second, "calls to work after the promotion", func() bool {
+		err := call()
+		if err != nil && protocolError(err) != errUnavailable {
+			t.Fatalf("call after the promotion: %v; want unavailable or success", err)
+		}
+		return err == nil
+	})
+	t.Logf("recovered %v after the promotion", time.Since(promoted))
+	if got := cl.master(keySlot(key)); got != rc.addr(replica) {
+		t.Errorf("slot of %s on %s; want the promoted %s", key, got, rc.addr(replica))
+	}
+}
