@@ -105,7 +105,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("join %s: got %s; want %s", tc.name, got, tc.want)
 		}
 	}
-	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix+"{r}:c:"); len(keys) != 1 {
+	if keys := keysWithPrefix(t, opts.RedisURL, testRoomTag(opts.Presence.Prefix, "r")+"c:"); len(keys) != 1 {
 		t.Fatalf("after refused joins: got connection keys %v; want only other's", keys)
 	}
 

@@ -201,3 +201,8 @@ func (rs *redisServer) alive() bool {
 	defer rs.mu.Unlock()
 	return rs.cmd != nil
 }
+
+// testRoomTag returns the start of room's keys under prefix (key layout 2).
+func testRoomTag(prefix, room string) string {
+	return (&Presence{opts: PresenceOptions{Prefix: prefix}}).roomTag(room)
+}
