@@ -41,9 +41,9 @@ func ackCode(ack map[string]any) string {
 
 // Bad input gets a clear error ack; the socket, the node and everyone's data
 // survive it, and nothing is left in Redis.
-func TestBadInput(t *testing.T) {
-	t.Parallel()
-	opts := testOptions(t)
+func TestBadInput(t *testing.T) { backends(t, testBadInput) }
+
+func testBadInput(t *testing.T, opts ServerOptions) {
 	opts.Rates = RateLimits{Other: Rate{PerSecond: 1000, Burst: 1000}, Heartbeat: Rate{PerSecond: 1000, Burst: 1000},
 		Patch: Rate{PerSecond: 1000, Burst: 1000}, Chat: Rate{PerSecond: 1000, Burst: 1000}}
 	n := startNode(t, opts)

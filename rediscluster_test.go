@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,7 +69,10 @@ func ownCluster(t *testing.T) *redisCluster {
 // with redis-cli --cluster create (one replica per master) and waits until
 // every node reports cluster_state:ok and every replica is in sync. On any
 // failure it stops what it started.
-func startRedisCluster() (rc *redisCluster, err error) {
+func startRedisCluster() (_ *redisCluster, err error) {
+	if _, err := exec.LookPath(*redisServerPath); err != nil {
+		return nil, fmt.Errorf("cluster tests need %s (apt-get install redis-server): %w", *redisServerPath, err)
+	}
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		return nil, fmt.Errorf("cluster tests need redis-cli (apt-get install redis-tools): %w", err)
 	}
@@ -75,7 +80,7 @@ func startRedisCluster() (rc *redisCluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	rc = &redisCluster{dir: dir}
+	rc := &redisCluster{dir: dir}
 	defer func() {
 		if err != nil {
 			rc.stop()
@@ -87,10 +92,15 @@ func startRedisCluster() (rc *redisCluster, err error) {
 		if err := os.Mkdir(nd, 0o755); err != nil {
 			return nil, err
 		}
-		rs, err := startRedisServer(nd, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
-			"--cluster-replica-validity-factor", "0")
+		port, err := freeClusterPort()
 		if err != nil {
+			return nil, err
+		}
+		rs := &redisServer{dir: nd, port: port, extra: []string{"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
+			"--cluster-replica-validity-factor", "0"}}
+		if err := rs.start(); err != nil {
 			return nil, err
 		}
 		rc.nodes = append(rc.nodes, rs)
@@ -103,6 +113,29 @@ func startRedisCluster() (rc *redisCluster, err error) {
 		return nil, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	return rc, rc.waitReady(ctx)
+}
+
+// freeClusterPort returns a free loopback port whose cluster bus port (the
+// port + 10000) is free too.
+func freeClusterPort() (int, error) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		if port+10000 > 65535 {
+			ln.Close()
+			continue
+		}
+		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000))
+		ln.Close()
+		if err == nil {
+			bus.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free port pair for a cluster node")
 }
 
 // waitReady waits until every live node says cluster_state:ok and knows 3
@@ -205,4 +238,20 @@ func (rs *redisServer) alive() bool {
 // testRoomTag returns the start of room's keys under prefix (key layout 2).
 func testRoomTag(prefix, room string) string {
 	return (&Presence{opts: PresenceOptions{Prefix: prefix}}).roomTag(room)
+}
+
+// backends runs f as a parallel subtest against the single Redis ("redis")
+// and against the shared cluster ("cluster"), with testOptions pointed at
+// each.
+func backends(t *testing.T, f func(t *testing.T, opts ServerOptions)) {
+	for _, b := range []string{"redis", "cluster"} {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			opts := testOptions(t)
+			if b == "cluster" {
+				opts.RedisURL = testCluster(t).url(0)
+			}
+			f(t, opts)
+		})
+	}
 }
