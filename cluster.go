@@ -27,8 +27,9 @@ package main
 // stopped. The node pools live while at least one routed connection is open
 // (the server's pool and subscriber hold them) and are closed with the last.
 //
-// Pipelines (Send, Flush, Receive) are run command by command at Flush, each
-// routed on its own; MULTI/EXEC across a pipeline is not supported. Once a
+// Pipelines (Send, Flush, Receive) run at Flush as one pipeline per master;
+// a command answered with a redirection is run again alone. MULTI/EXEC
+// across a pipeline is not supported. Once a
 // SUBSCRIBE, PSUBSCRIBE or SSUBSCRIBE is sent, a routed connection pins one
 // dedicated connection (to any master; for SSUBSCRIBE, to the channel's
 // slot's master) and passes everything through to it, so redis.PubSubConn
@@ -642,19 +643,77 @@ func (c *clusterConn) Flush() error {
 	return c.flush(context.Background())
 }
 
-// flush runs the pending commands one by one and queues their replies. A
-// failure to reach a node is an error reply of that command, as on one
-// server, except that the commands after it still run.
+// flush runs the pending commands and queues their replies in order: one
+// pipeline per master (the masters one after another), then each command
+// answered with a redirection or a retry reply again alone, through do. A
+// failure to reach a node is the error reply of each of its commands, as on
+// one server, except that the other nodes' commands still run.
 func (c *clusterConn) flush(ctx context.Context) error {
 	if c.closed {
 		return errClusterConnClosed
 	}
-	for _, cmd := range c.pending {
-		r, err := c.cl.do(ctx, cmd.name, cmd.args...)
-		c.replies = append(c.replies, clusterReply{r, err})
+	c.cl.maybeRefresh(ctx, false)
+	base := len(c.replies)
+	c.replies = append(c.replies, make([]clusterReply, len(c.pending))...)
+	byNode := make(map[string][]int)
+	var nodes []string
+	for i, cmd := range c.pending {
+		addr := c.cl.master(commandSlot(cmd.name, cmd.args))
+		if byNode[addr] == nil {
+			nodes = append(nodes, addr)
+		}
+		byNode[addr] = append(byNode[addr], i)
+	}
+	for _, addr := range nodes {
+		c.cl.pipeline(ctx, addr, c.pending, byNode[addr], c.replies[base:])
 	}
 	c.pending = c.pending[:0]
 	return nil
+}
+
+// pipeline runs cmds[i] for each i in idx on one connection to addr and
+// stores the replies in out[i]; redirected and retried ones go through do.
+func (cl *cluster) pipeline(ctx context.Context, addr string, cmds []clusterCmd, idx []int, out []clusterReply) {
+	fail := func(err error) {
+		for _, i := range idx {
+			out[i] = clusterReply{nil, err}
+		}
+	}
+	c, err := cl.poolAt(addr).GetContext(ctx)
+	if err != nil {
+		fail(err)
+		cl.maybeRefresh(ctx, true)
+		return
+	}
+	defer c.Close()
+	for _, i := range idx {
+		if err := c.Send(cmds[i].name, cmds[i].args...); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if err := c.Flush(); err != nil {
+		fail(err)
+		return
+	}
+	for _, i := range idx {
+		r, err := redis.ReceiveContext(c, ctx)
+		if err != nil && c.Err() != nil {
+			fail(err)
+			return
+		}
+		out[i] = clusterReply{r, err}
+	}
+	for _, i := range idx {
+		var re redis.Error
+		if errors.As(out[i].err, &re) {
+			switch kind, _, _ := parseRedirect(string(re)); kind {
+			case "MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN":
+				r, err := cl.do(ctx, cmds[i].name, cmds[i].args...)
+				out[i] = clusterReply{r, err}
+			}
+		}
+	}
 }
 
 func (c *clusterConn) Receive() (any, error) { return c.ReceiveContext(context.Background()) }

@@ -210,8 +210,21 @@ func TestClusterFollowsAskAndMoved(t *testing.T) {
 	for _, i := range append([]int{to, from}, rc.masters()...) {
 		mustDo(t, rc, i, "CLUSTER", "SETSLOT", slot, "NODE", toID)
 	}
-	if got, err := redis.String(c.Do("GET", kb)); err != nil || got != "B" {
-		t.Fatalf("GET %s after the move: got %q, %v; want B", kb, got, err)
+	// Pipelined with a key of another master: the MOVED one is run again.
+	other := ""
+	for i := 0; other == "" || rc.node(cl.master(keySlot(other))) != from; i++ {
+		other = fmt.Sprintf("{other%d}", i)
+	}
+	_ = c.Send("GET", kb)
+	_ = c.Send("SET", other, "O")
+	_ = c.Send("GET", ka)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"B", "OK", "A"} {
+		if got, err := redis.String(c.Receive()); err != nil || got != want {
+			t.Fatalf("pipelined after the move: got %q, %v; want %s", got, err, want)
+		}
 	}
 	if n := cl.moved.Load(); n != 1 {
 		t.Errorf("MOVED followed %d times; want 1", n)
