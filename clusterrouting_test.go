@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/gomodule/redigo/redis"
+
+	"rtm/client"
 )
 
 func TestSplitRedisURL(t *testing.T) {
@@ -79,7 +82,7 @@ func TestRedisDialerDetectsCluster(t *testing.T) {
 }
 
 // clusterPool returns a pool on rc as the server builds it, and the cluster
-// behind it.
+// behind it, with its slot map loaded.
 func clusterPool(t *testing.T, url string) (*redis.Pool, *cluster) {
 	t.Helper()
 	p := newPool(redisDialer(url, nil))
@@ -92,6 +95,9 @@ func clusterPool(t *testing.T, url string) (*redis.Pool, *cluster) {
 	cc, ok := c.(*trackedConn).Conn.(*clusterConn)
 	if !ok {
 		t.Fatalf("%s: not detected as a cluster", url)
+	}
+	if err := cc.cl.refresh(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	return p, cc.cl
 }
@@ -263,20 +269,7 @@ func TestClusterMasterKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	victim := rc.node(cl.master(keySlot(key)))
-	victimID, _ := redis.String(rc.do(victim, "CLUSTER", "MYID"))
-	replica := -1
-	for i := range rc.nodes {
-		if role, _ := redis.Values(rc.do(i, "ROLE")); len(role) > 1 && i != victim {
-			if kind, _ := redis.String(role[0], nil); kind == "slave" {
-				if mport, _ := redis.Int(role[2], nil); mport == rc.nodes[victim].port {
-					replica = i
-				}
-			}
-		}
-	}
-	if replica < 0 {
-		t.Fatalf("no replica of node %d (%s)", victim, victimID)
-	}
+	replica := rc.replicaOf(t, victim)
 
 	rc.nodes[victim].kill()
 	start := time.Now()
@@ -307,5 +300,100 @@ func TestClusterMasterKilled(t *testing.T) {
 	t.Logf("recovered %v after the promotion", time.Since(promoted))
 	if got := cl.master(keySlot(key)); got != rc.addr(replica) {
 		t.Errorf("slot of %s on %s; want the promoted %s", key, got, rc.addr(replica))
+	}
+}
+
+// The master of a live room's bucket is killed (kill -9) while its members
+// heartbeat on two nodes: acks are unavailable meanwhile, every member
+// works again within 10 s of the replica's promotion, and nobody was lost
+// or left twice.
+func TestClusterServerSurvivesFailover(t *testing.T) {
+	rc := ownCluster(t)
+	opts := testOptions(t)
+	opts.RedisURL = rc.url(0)
+	opts.Presence.TTL = 15 * time.Second // longer than the outage: nobody expires
+	opts.Rates.Heartbeat = Rate{PerSecond: 1000, Burst: 1000}
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	obs, a, b := dial(t, n2), dial(t, n1), dial(t, n2)
+	const room = "failover"
+	join(t, obs, room, "obs", nil)
+	ackA := join(t, a, room, "alice", nil)
+	join(t, b, room, "bob", nil)
+	for range 3 {
+		nextPresence(t, obs)
+	}
+
+	_, cl := clusterPool(t, rc.url(0))
+	victim := rc.node(cl.master(keySlot(testRoomTag(opts.Presence.Prefix, room))))
+	replica := rc.replicaOf(t, victim)
+	// A room on a surviving master: CLUSTERDOWN while the cluster lacks the
+	// victim's slots.
+	elsewhere := ""
+	for i := 0; elsewhere == "" || rc.node(cl.master(keySlot(testRoomTag(opts.Presence.Prefix, elsewhere)))) == victim; i++ {
+		elsewhere = fmt.Sprint("elsewhere", i)
+	}
+	c := dial(t, n1)
+	join(t, c, elsewhere, "carol", nil)
+	if _, err := rc.do(victim, "WAIT", 1, 5000); err != nil { // the joins are on the replica
+		t.Fatal(err)
+	}
+	rc.nodes[victim].kill()
+
+	beat := func(c *client.Conn) error {
+		_, err := c.Heartbeat(tctx(t), client.HeartbeatRequest{})
+		var ae *client.AckError
+		if err != nil && (!errors.As(err, &ae) || ae.Code != "unavailable") {
+			t.Fatalf("heartbeat during failover: %v; want ok or unavailable", err)
+		}
+		return err
+	}
+	if err := beat(a); err == nil {
+		t.Fatal("heartbeat right after kill -9: ok; want unavailable")
+	}
+	var promoted time.Time
+	waitFor(t, 20*clusterNodeTimeout, "the replica's promotion", func() bool {
+		for _, c := range []*client.Conn{obs, a, b, c} {
+			_ = beat(c)
+		}
+		if role, _ := redis.Values(rc.do(replica, "ROLE")); len(role) > 0 {
+			if kind, _ := redis.String(role[0], nil); kind == "master" {
+				promoted = time.Now()
+			}
+		}
+		return !promoted.IsZero()
+	})
+	waitFor(t, 10*time.Second, "every member to heartbeat again, both nodes subscribed", func() bool {
+		return beat(obs) == nil && beat(a) == nil && beat(b) == nil && beat(c) == nil &&
+			n1.srv.subscribed() && n2.srv.subscribed()
+	})
+	t.Logf("recovered %v after the promotion", time.Since(promoted))
+
+	snap, err := obs.Sync(tctx(t))
+	if err != nil || len(snap.Connections) != 3 {
+		t.Fatalf("after the failover: %+v, %v; want obs, alice and bob", snap, err)
+	}
+	if _, err := a.Leave(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextPresence(t, obs); e.Type != "leave" || e.ConnID != ackA.Self.ConnID {
+		t.Fatalf("got %+v; want alice's leave", e)
+	}
+	noPresence(t, obs, 2*opts.Presence.ReaperInterval+clusterNodeTimeout) // no second leave, no ghost's
+}
+
+// noPresence fails on any presence event c receives within d (other
+// events, presence:resync among them, are skipped).
+func noPresence(t *testing.T, c *client.Conn, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case e, ok := <-c.Events():
+			if ok && e.Name == "presence:event" {
+				t.Fatalf("unexpected presence event %s", e.Args)
+			}
+		case <-deadline:
+			return
+		}
 	}
 }

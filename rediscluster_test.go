@@ -211,6 +211,21 @@ func (rc *redisCluster) masters() []int {
 	return out
 }
 
+// replicaOf returns the index of the replica of master node m.
+func (rc *redisCluster) replicaOf(t *testing.T, m int) int {
+	t.Helper()
+	for i := range rc.nodes {
+		if role, _ := redis.Values(rc.do(i, "ROLE")); len(role) > 2 && i != m {
+			kind, _ := redis.String(role[0], nil)
+			if port, _ := redis.Int(role[2], nil); kind == "slave" && port == rc.nodes[m].port {
+				return i
+			}
+		}
+	}
+	t.Fatalf("no replica of node %d", m)
+	return -1
+}
+
 // node returns the index of the node at addr, or -1.
 func (rc *redisCluster) node(addr string) int {
 	for i := range rc.nodes {
