@@ -397,3 +397,96 @@ func noPresence(t *testing.T, c *client.Conn, d time.Duration) {
 		}
 	}
 }
+
+// The slot of a live room moves to another master (keys migrated with
+// MIGRATE, then the slot reassigned) while its members heartbeat and patch:
+// every event arrives, in order, and the view after the move is current.
+func TestClusterServerSurvivesReshard(t *testing.T) {
+	rc := ownCluster(t)
+	opts := testOptions(t)
+	opts.RedisURL = rc.url(0)
+	opts.Rates.Heartbeat = Rate{PerSecond: 1000, Burst: 1000}
+	opts.Rates.Patch = Rate{PerSecond: 1000, Burst: 1000}
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	obs, a := dial(t, n2), dial(t, n1)
+	const room = "reshard"
+	join(t, obs, room, "obs", nil)
+	join(t, a, room, "alice", map[string]any{"v": 0})
+	nextPresence(t, obs)
+	nextPresence(t, obs)
+
+	_, cl := clusterPool(t, rc.url(0))
+	slot := keySlot(testRoomTag(opts.Presence.Prefix, room))
+	from := rc.node(cl.master(slot))
+	to := rc.node(cl.master((slot + clusterSlots/2) % clusterSlots))
+	fromID, _ := redis.String(rc.do(from, "CLUSTER", "MYID"))
+	toID, _ := redis.String(rc.do(to, "CLUSTER", "MYID"))
+
+	// alice patches from before the move until 10 patches after it.
+	moved := make(chan struct{})
+	done := make(chan error, 1)
+	patches, retries := 0, 0
+	go func() {
+		after := 0
+		for i := 1; after < 10; i++ {
+			select {
+			case <-moved:
+				after++
+			default:
+			}
+			_, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"v": i}})
+			var ae *client.AckError
+			for errors.As(err, &ae) && ae.Code == "unavailable" { // retried, as a client does
+				retries++
+				_, err = a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"v": i}})
+			}
+			if err != nil {
+				done <- fmt.Errorf("patch %d: %w", i, err)
+				return
+			}
+			patches = i
+		}
+		done <- nil
+	}()
+	nextPresence(t, obs) // the first patch: the move starts mid-traffic
+	mustDo(t, rc, to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
+	mustDo(t, rc, from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
+	_, port, _ := strings.Cut(rc.addr(to), ":")
+	for {
+		keys, err := redis.Strings(rc.do(from, "CLUSTER", "GETKEYSINSLOT", slot, 100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"127.0.0.1", port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		mustDo(t, rc, from, "MIGRATE", args...)
+	}
+	for _, i := range append([]int{to, from}, rc.masters()...) {
+		mustDo(t, rc, i, "CLUSTER", "SETSLOT", slot, "NODE", toID)
+	}
+	close(moved)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d patches, %d retried after unavailable", patches, retries)
+	for i := 2; i <= patches; i++ {
+		e := nextPresence(t, obs)
+		if e.Type != "update" || string(e.State) != fmt.Sprintf(`{"v":%d}`, i) {
+			t.Fatalf("update %d: got %+v %s", i, e, e.State)
+		}
+	}
+	snap, err := obs.Sync(tctx(t))
+	if err != nil || len(snap.Connections) != 2 {
+		t.Fatalf("after the move: %+v, %v", snap, err)
+	}
+	for _, c := range snap.Connections {
+		if c.UserID == "alice" && string(c.State) != fmt.Sprintf(`{"v":%d}`, patches) {
+			t.Fatalf("alice's state after the move: %s; want v %d", c.State, patches)
+		}
+	}
+}
