@@ -255,18 +255,19 @@ func testRoomTag(prefix, room string) string {
 	return (&Presence{opts: PresenceOptions{Prefix: prefix}}).roomTag(room)
 }
 
-// backends runs f as a parallel subtest against the single Redis ("redis")
-// and against the shared cluster ("cluster"), with testOptions pointed at
-// each.
+// backends runs f against the single Redis (subtest "redis", parallel) and
+// against the shared cluster (subtest "cluster"), with testOptions pointed at
+// each. The cluster subtests run one at a time, before the parallel tests:
+// 6 more Redis servers and two more nodes per test would otherwise starve
+// the timing-sensitive parallel tests of a small machine.
 func backends(t *testing.T, f func(t *testing.T, opts ServerOptions)) {
-	for _, b := range []string{"redis", "cluster"} {
-		t.Run(b, func(t *testing.T) {
-			t.Parallel()
-			opts := testOptions(t)
-			if b == "cluster" {
-				opts.RedisURL = testCluster(t).url(0)
-			}
-			f(t, opts)
-		})
-	}
+	t.Run("redis", func(t *testing.T) {
+		t.Parallel()
+		f(t, testOptions(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		opts := testOptions(t)
+		opts.RedisURL = testCluster(t).url(0)
+		f(t, opts)
+	})
 }
