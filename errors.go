@@ -117,10 +117,16 @@ func isUnavailable(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		// Replies that mean the server is not serving yet or any more.
+		// Replies that mean the server is not serving yet or any more; on
+		// a cluster, the ones still there after the retries and
+		// redirections of cluster.do (a failover or a migration under way).
 		msg := string(re)
-		return strings.HasPrefix(msg, "LOADING") || strings.HasPrefix(msg, "BUSY") ||
-			strings.HasPrefix(msg, "MASTERDOWN") || strings.HasPrefix(msg, "READONLY")
+		for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"} {
+			if strings.HasPrefix(msg, p+" ") || msg == p {
+				return true
+			}
+		}
+		return false
 	}
 	s := err.Error()
 	return strings.Contains(s, "connection refused") || strings.Contains(s, "use of closed") ||

@@ -111,29 +111,58 @@ func (p *Presence) failBeats(err error) {
 	}
 }
 
-// flushBeats runs one batch and hands each heartbeat its result.
+// flushBeats runs one batch and hands each heartbeat its result. The batch
+// is split by room bucket (a script's keys must share one cluster slot): one
+// script call per bucket, all pipelined.
 func (p *Presence) flushBeats(ctx context.Context, batch []*beat) {
-	args := make([]any, 0, 3+2*len(batch)+4*len(batch))
-	args = append(args, 1+2*len(batch), p.indexKey())
+	groups := make(map[int][]*beat)
+	var order []int
 	for _, b := range batch {
-		args = append(args, p.connKey(b.room, b.connID), p.roomTag(b.room)+"due")
+		k := roomBucket(b.room)
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], b)
 	}
-	args = append(args, p.lookbackMs(), p.keyTTLMs())
-	for _, b := range batch {
-		args = append(args, b.room, b.connID, b.sid, b.epoch)
+	calls := make([][]any, len(order))
+	for i, k := range order {
+		calls[i] = p.beatArgs(k, groups[k])
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.OpTimeout)
 	defer cancel()
-	r, err := redis.Int64s(p.do(ctx, heartbeatScript, args...))
-	if err == nil && len(r) != 2*len(batch) {
-		err = fmt.Errorf("presence heartbeat: reply has %d values for %d heartbeats", len(r), len(batch))
-	}
+	replies, errs, err := p.doEach(ctx, heartbeatScript, calls)
 	p.metrics.heartbeatBatch(len(batch))
-	for i, b := range batch {
-		if err != nil {
-			b.done <- beatResult{err: err}
-			continue
+	for i, k := range order {
+		group := groups[k]
+		var r []int64
+		gerr := err
+		if gerr == nil {
+			r, gerr = redis.Int64s(replies[i], errs[i])
 		}
-		b.done <- beatResult{code: r[2*i], epoch: r[2*i+1]}
+		if gerr == nil && len(r) != 2*len(group) {
+			gerr = fmt.Errorf("presence heartbeat: reply has %d values for %d heartbeats", len(r), len(group))
+		}
+		for j, b := range group {
+			if gerr != nil {
+				b.done <- beatResult{err: gerr}
+				continue
+			}
+			b.done <- beatResult{code: r[2*j], epoch: r[2*j+1]}
+		}
 	}
+}
+
+// beatArgs returns the heartbeat script's keys and arguments for a group of
+// heartbeats of bucket k.
+func (p *Presence) beatArgs(k int, group []*beat) []any {
+	args := make([]any, 0, 4+6*len(group))
+	args = append(args, 1+2*len(group), p.indexKey(k))
+	for _, b := range group {
+		args = append(args, p.connKey(b.room, b.connID), p.roomTag(b.room)+"due")
+	}
+	args = append(args, p.lookbackMs(), p.keyTTLMs())
+	for _, b := range group {
+		args = append(args, b.room, b.connID, b.sid, b.epoch)
+	}
+	return args
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -72,6 +73,9 @@ type Presence struct {
 
 	born       time.Time    // origin of lastAnswer
 	lastAnswer atomic.Int64 // when Redis last answered, as a duration since born
+	// sharded is set once Redis refused a script whose keys span buckets
+	// (CROSSSLOT: a cluster); the reaper then queries bucket by bucket.
+	sharded atomic.Bool
 }
 
 var (
@@ -221,20 +225,59 @@ func (p *Presence) roomSeqs(ctx context.Context, rooms []string) ([]int64, error
 	return seqs, nil
 }
 
-// Redis keys; see the layout in presence_lua.go.
-func (p *Presence) roomTag(room string) string { return p.opts.Prefix + "{" + room + "}:" }
-func (p *Presence) indexKey() string           { return p.opts.Prefix + "rooms" }
-func (p *Presence) channel() string            { return p.opts.Prefix + "events" }
+// Key layout version 2 (see presence_lua.go): rooms are spread over
+// roomBuckets buckets; a room's keys, its bucket's room index and its
+// bucket's events channel share the bucket's hash tag {b<k>}, so that every
+// key one script touches is in one Redis Cluster slot. roomBuckets is part of
+// the layout: changing it moves rooms to other buckets.
+const (
+	keyLayoutVersion = 2
+	roomBuckets      = 256
+)
+
+// roomBucket returns the bucket of room: FNV-1a (32 bits) of its bytes, mod
+// roomBuckets.
+func roomBucket(room string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(room); i++ {
+		h ^= uint32(room[i])
+		h *= 16777619
+	}
+	return int(h % roomBuckets)
+}
+
+// Redis keys and channels; see the layout in presence_lua.go.
+func (p *Presence) bucketTag(b int) string { return p.opts.Prefix + "{b" + strconv.Itoa(b) + "}" }
+func (p *Presence) roomTag(room string) string {
+	return p.bucketTag(roomBucket(room)) + "{" + room + "}:"
+}
+func (p *Presence) indexKey(b int) string      { return p.bucketTag(b) + ":rooms" }
+func (p *Presence) bucketChannel(b int) string { return p.bucketTag(b) + ":events" }
 func (p *Presence) connKey(room, connID string) string {
 	return p.roomTag(room) + "c:" + connID
 }
 
+// channel returns the pattern (PSUBSCRIBE) of every bucket's events channel.
+func (p *Presence) channel() string { return globEscape(p.opts.Prefix) + "{b*}:events" }
+
+// globEscape escapes the characters special in Redis glob patterns.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // roomArgs returns the KEYS and the common ARGV of a room script, then extra.
 func (p *Presence) roomArgs(room, sid string, extra ...any) []any {
-	tag := p.roomTag(room)
+	tag, b := p.roomTag(room), roomBucket(room)
 	args := make([]any, 0, 10+len(extra))
-	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(),
-		room, jsonString(room), tag+"c:", p.channel(), sid)
+	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(b),
+		room, jsonString(room), tag+"c:", p.bucketChannel(b), sid)
 	return append(args, extra...)
 }
 
@@ -268,6 +311,61 @@ func (p *Presence) doOnce(ctx context.Context, s *redis.Script, keysAndArgs ...a
 		p.metrics.redisError("do")
 	}
 	return reply, err
+}
+
+// doEach runs script s once per argument list in calls, pipelined on one
+// pooled connection (one round trip on a single Redis; on a cluster, see
+// cluster.go), and returns each call's reply and error. A call answered
+// NOSCRIPT (Redis forgot the script) is run again alone, through EVAL. A
+// lost connection is retried once, as in do; err is a failure of the whole
+// pipeline.
+func (p *Presence) doEach(ctx context.Context, s *redis.Script, calls [][]any) ([]any, []error, error) {
+	replies, errs, err := p.doEachOnce(ctx, s, calls)
+	if err != nil && isConnLost(err) && ctx.Err() == nil {
+		replies, errs, err = p.doEachOnce(ctx, s, calls)
+	}
+	if err != nil {
+		return nil, nil, p.failure(err)
+	}
+	p.answered()
+	for i, e := range errs {
+		switch {
+		case e == nil:
+		case strings.HasPrefix(e.Error(), "NOSCRIPT"):
+			replies[i], errs[i] = p.do(ctx, s, calls[i]...)
+		default:
+			errs[i] = p.failure(e)
+		}
+	}
+	return replies, errs, nil
+}
+
+func (p *Presence) doEachOnce(ctx context.Context, s *redis.Script, calls [][]any) ([]any, []error, error) {
+	start := time.Now()
+	c, err := p.pool.GetContext(ctx)
+	if err != nil {
+		p.metrics.redisError("get")
+		return nil, nil, err
+	}
+	defer c.Close()
+	for _, args := range calls {
+		if err := s.SendHash(c, args...); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return nil, nil, err
+	}
+	replies, errs := make([]any, len(calls)), make([]error, len(calls))
+	for i := range calls {
+		replies[i], errs[i] = redis.ReceiveContext(c, ctx)
+		if errs[i] != nil && c.Err() != nil { // the connection failed, not the call
+			p.metrics.redisError("do")
+			return nil, nil, errs[i]
+		}
+	}
+	p.metrics.redisRoundTrip(time.Since(start))
+	return replies, errs, nil
 }
 
 // answered records that Redis just answered a call.

@@ -9,24 +9,31 @@ import "github.com/gomodule/redigo/redis"
 // the room index holds the room's earliest deadline, which is what lets the
 // reaper find due connections without scanning live ones.
 //
-// Key layout (P is the configured prefix, R the roomId; every room key shares
-// the {R} hash tag):
+// Key layout, version 2 (P is the configured prefix, R the roomId, k the
+// room's bucket: FNV-1a of R mod 256, see roomBucket; every key and the
+// channel of a room share the {bk} hash tag, so one script touches one
+// Redis Cluster slot; R, which has no braces, is braced to keep it apart
+// from the suffix):
 //
-//	P{R}:seq         string  last seq emitted by the room
-//	P{R}:conns       hash    connId -> userId
-//	P{R}:members     hash    userId -> number of that user's connections
-//	P{R}:due         zset    connId -> deadline (ms): when the reaper removes it
-//	P{R}:c:<connId>  hash    the connection: uid, uj (userId as JSON), own (sid of
-//	                         the owning socket, "" while disconnected), ep (epoch),
-//	                         ls (lastSeenMs), dr (leave reason when due), dk (which
-//	                         deadline is set: lookback, grace or shutdown), st (state
-//	                         JSON), s:<key JSON> (one field per state key, value JSON)
-//	P rooms          zset    roomId -> earliest deadline in the room (the one key
-//	                         outside the room's hash tag)
+//	P{bk}{R}:seq         string  last seq emitted by the room
+//	P{bk}{R}:conns       hash    connId -> userId
+//	P{bk}{R}:members     hash    userId -> number of that user's connections
+//	P{bk}{R}:due         zset    connId -> deadline (ms): when the reaper removes it
+//	P{bk}{R}:c:<connId>  hash    the connection: uid, uj (userId as JSON), own (sid of
+//	                             the owning socket, "" while disconnected), ep (epoch),
+//	                             ls (lastSeenMs), dr (leave reason when due), dk (which
+//	                             deadline is set: lookback, grace or shutdown), st (state
+//	                             JSON), s:<key JSON> (one field per state key, value JSON)
+//	P{bk}:rooms          zset    roomId -> earliest deadline in the room (the
+//	                             bucket's room index, walked by the reaper)
+//	P{bk}:events         channel the bucket's events (the room scripts PUBLISH)
+//
+// Version 1 (P{R}:..., one P rooms index, one P events channel) is not read:
+// deploy a new layout on an empty prefix, or after the rooms have drained.
 //
 // The common room ARGV prefix, shared by all room scripts:
 //
-//	ARGV[1] roomId      ARGV[2] roomId as JSON   ARGV[3] conn key prefix P{R}:c:
+//	ARGV[1] roomId      ARGV[2] roomId as JSON   ARGV[3] conn key prefix P{bk}{R}:c:
 //	ARGV[4] channel     ARGV[5] sid of the calling socket ("" for none)
 //
 // and KEYS are always seq, conns, members, due, index. Events are published as
@@ -197,10 +204,10 @@ return {cid, '1', snapshot(), n(seq), 0}
 `)
 
 // heartbeatScript refreshes a batch of connections (plain heartbeats, no
-// patch) in one round trip. The batch may span rooms, so it does not use the
-// room prelude.
+// patch) of one bucket in one call. The batch may span rooms, so it does not
+// use the room prelude.
 //
-//	KEYS[1] room index; then per item i: KEYS[1+2i-1] conn key, KEYS[1+2i] room due key
+//	KEYS[1] the bucket's room index; then per item i: KEYS[1+2i-1] conn key, KEYS[1+2i] room due key
 //	ARGV[1] lookback ms   ARGV[2] key TTL ms
 //	then per item: roomId, connId, sid, epoch (-1 when the client sent none)
 //
@@ -332,14 +339,23 @@ settle()
 return out
 `)
 
-// dueRoomsScript lists up to ARGV[1] rooms whose earliest deadline has
-// passed, by the Redis clock.
+// dueRoomsScript lists, for each bucket's room index, up to ARGV[1] rooms
+// whose earliest deadline has passed, by the Redis clock. On a single Redis
+// one call covers every bucket; on a cluster, one call per bucket (keys of
+// one script must share a slot).
 //
-//	KEYS[1] room index
-var dueRoomsScript = redis.NewScript(1, `
+//	KEYS[1..n] room indexes
+//	ARGV[1]    rooms per index at most
+//
+// Returns one array of roomIds per key.
+var dueRoomsScript = redis.NewScript(-1, `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+local out = {}
+for i = 1, #KEYS do
+  out[i] = redis.call('ZRANGEBYSCORE', KEYS[i], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+end
+return out
 `)
 
 // snapshotScript returns the room's snapshot JSON. With a sid (ARGV[5]) it

@@ -465,14 +465,15 @@ func TestJoinMinSeq(t *testing.T) {
 	}
 	psc := redis.PubSubConn{Conn: sub}
 	defer psc.Close()
-	if err := psc.Subscribe(p.channel()); err != nil {
+	channel := p.bucketChannel(roomBucket("r")) // room r's events
+	if err := psc.Subscribe(channel); err != nil {
 		t.Fatal(err)
 	}
 	const marker = `{"r":"test-marker","k":"marker"}`
 	// events returns the presence events published up to a marker.
 	events := func() []envelope {
 		t.Helper()
-		redisDo(t, opts.RedisURL, "PUBLISH", p.channel(), marker)
+		redisDo(t, opts.RedisURL, "PUBLISH", channel, marker)
 		var out []envelope
 		for {
 			switch v := psc.ReceiveWithTimeout(10 * time.Second).(type) {

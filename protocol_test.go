@@ -43,9 +43,9 @@ func ackCode(ack map[string]any) string {
 
 // Bad input gets a clear error ack; the socket, the node and everyone's data
 // survive it, and nothing is left in Redis.
-func TestBadInput(t *testing.T) {
-	t.Parallel()
-	opts := testOptions(t)
+func TestBadInput(t *testing.T) { backends(t, testBadInput) }
+
+func testBadInput(t *testing.T, opts ServerOptions) {
 	opts.Rates = RateLimits{Other: Rate{PerSecond: 1000, Burst: 1000}, Heartbeat: Rate{PerSecond: 1000, Burst: 1000},
 		Patch: Rate{PerSecond: 1000, Burst: 1000}, Chat: Rate{PerSecond: 1000, Burst: 1000}}
 	n := startNode(t, opts)
@@ -107,7 +107,7 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("join %s: got %s; want %s", tc.name, got, tc.want)
 		}
 	}
-	if keys := keysWithPrefix(t, opts.RedisURL, opts.Presence.Prefix+"{r}:c:"); len(keys) != 1 {
+	if keys := keysWithPrefix(t, opts.RedisURL, testRoomTag(opts.Presence.Prefix, "r")+"c:"); len(keys) != 1 {
 		t.Fatalf("after refused joins: got connection keys %v; want only other's", keys)
 	}
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,7 +86,14 @@ func (s *subscriber) listen(ctx context.Context) (subscribed bool, err error) {
 	}
 	psc := redis.PubSubConn{Conn: c}
 	defer psc.Close()
-	if err := psc.Subscribe(s.channel); err != nil {
+	// A channel with glob characters (the buckets' channels, see
+	// Presence.channel) is a pattern.
+	pattern := strings.ContainsAny(strings.ReplaceAll(s.channel, `\*`, ""), "*?[")
+	subscribe, unsubscribe := psc.Subscribe, psc.Unsubscribe
+	if pattern {
+		subscribe, unsubscribe = psc.PSubscribe, psc.PUnsubscribe
+	}
+	if err := subscribe(s.channel); err != nil {
 		return false, fmt.Errorf("subscribe: %w", err)
 	}
 
@@ -119,7 +127,7 @@ func (s *subscriber) listen(ctx context.Context) (subscribed bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			_ = psc.Unsubscribe()
+			_ = unsubscribe()
 			select { // wait for the receiver, but not for a dead server
 			case <-done:
 			case <-time.After(subReadTimeout):

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
+	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -159,7 +163,9 @@ func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
 	}
 }
 
-// redisDialer returns a dial function for redisURL with bounded timeouts.
+// redisDialer returns a dial function for REDIS_URL with bounded timeouts.
+// REDIS_URL may list several nodes of a Redis Cluster; whether the server is
+// a cluster is detected at the first dial (see redisTarget).
 func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (redis.Conn, error) {
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(time.Second),
@@ -169,9 +175,131 @@ func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (re
 	if tlsConf != nil {
 		opts = append(opts, redis.DialTLSConfig(tlsConf))
 	}
-	return func(ctx context.Context) (redis.Conn, error) {
+	urls, err := splitRedisURL(redisURL)
+	if err != nil {
+		return func(context.Context) (redis.Conn, error) { return nil, err }
+	}
+	t := &redisTarget{urls: urls, dialURL: func(ctx context.Context, u string) (redis.Conn, error) {
 		// Clipped: DialURLContext appends to the options, and dials run
 		// concurrently.
-		return redis.DialURLContext(ctx, redisURL, slices.Clip(opts)...)
+		return redis.DialURLContext(ctx, u, slices.Clip(opts)...)
+	}}
+	return t.dial
+}
+
+// redisTarget dials what REDIS_URL names: a single Redis (plain
+// connections, as always) or a Redis Cluster (routed connections of one
+// cluster, see cluster.go). The first dial that reaches a node asks it for
+// INFO cluster and settles which; dial is safe to call concurrently.
+type redisTarget struct {
+	urls    []string // one per node listed
+	dialURL func(ctx context.Context, url string) (redis.Conn, error)
+
+	mu     sync.Mutex // guards the following fields
+	single bool       // detected: a single Redis at urls[0]
+	cl     *cluster   // detected: a cluster
+}
+
+func (t *redisTarget) dial(ctx context.Context) (redis.Conn, error) {
+	t.mu.Lock()
+	single, cl := t.single, t.cl
+	t.mu.Unlock()
+	switch {
+	case cl != nil:
+		return cl.conn(), nil
+	case single:
+		return t.dialURL(ctx, t.urls[0])
 	}
+	return t.detect(ctx)
+}
+
+// detect dials the listed nodes in turn and asks the first that answers
+// whether cluster mode is on. A node that rejects INFO cluster (miniredis)
+// is a single Redis.
+func (t *redisTarget) detect(ctx context.Context) (redis.Conn, error) {
+	var err error
+	for _, u := range t.urls {
+		var c redis.Conn
+		if c, err = t.dialURL(ctx, u); err != nil {
+			continue
+		}
+		info, ierr := redis.String(redis.DoContext(c, ctx, "INFO", "cluster"))
+		if re := redis.Error(""); ierr != nil && !errors.As(ierr, &re) {
+			c.Close()
+			err = ierr
+			continue
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if !strings.Contains(info, "cluster_enabled:1") {
+			if len(t.urls) > 1 {
+				c.Close()
+				return nil, fmt.Errorf("redis url: several nodes listed but %s is not in cluster mode", u)
+			}
+			t.single = true
+			return c, nil
+		}
+		c.Close()
+		if t.cl == nil {
+			t.cl, err = newURLCluster(t.urls, u, t.dialURL)
+			if err != nil {
+				return nil, err
+			}
+		}
+		return t.cl.conn(), nil
+	}
+	return nil, err
+}
+
+// newURLCluster returns the cluster whose nodes are dialed with the URL
+// template (credentials, TLS, options) with each node's address as host.
+func newURLCluster(urls []string, template string, dialURL func(context.Context, string) (redis.Conn, error)) (*cluster, error) {
+	tu, err := url.Parse(template)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %w", err)
+	}
+	seeds := make([]string, 0, len(urls))
+	for _, s := range urls {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		seeds = append(seeds, u.Host)
+	}
+	return newCluster(seeds, func(ctx context.Context, addr string) (redis.Conn, error) {
+		u := *tu
+		u.Host = addr
+		return dialURL(ctx, u.String())
+	}), nil
+}
+
+// splitRedisURL returns one URL per host of a REDIS_URL that may list
+// several (redis://:pw@h1:7000,h2:7001/0): the same scheme, credentials,
+// path and query, each with one host.
+func splitRedisURL(raw string) ([]string, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || !strings.Contains(rest, ",") {
+		return []string{raw}, nil
+	}
+	auth, hostsAndPath := "", rest
+	if i := strings.LastIndexByte(rest[:strings.IndexAny(rest+"/", "/?")], '@'); i >= 0 {
+		auth, hostsAndPath = rest[:i+1], rest[i+1:]
+	}
+	cut := strings.IndexAny(hostsAndPath+"/", "/?")
+	hosts, tail := hostsAndPath[:cut], hostsAndPath[cut:]
+	var out []string
+	for _, h := range strings.Split(hosts, ",") {
+		if h = strings.TrimSpace(h); h == "" {
+			continue
+		}
+		u := scheme + "://" + auth + h + tail
+		if _, err := url.Parse(u); err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		out = append(out, u)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("redis url: no host")
+	}
+	return out, nil
 }

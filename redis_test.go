@@ -38,6 +38,7 @@ func TestMain(m *testing.M) {
 	}
 	flag.Parse()
 	os.Exit(func() int {
+		defer stopSharedCluster() // started lazily by the tests that need it
 		if url := os.Getenv("REDIS_URL"); url != "" {
 			sharedRedisURL = url
 			return m.Run()
@@ -183,7 +184,7 @@ func ownRedis(t *testing.T) *redisServer {
 // redisDo runs one command on url, failing the test on error.
 func redisDo(t *testing.T, url, cmd string, args ...any) any {
 	t.Helper()
-	c, err := redis.DialURL(url)
+	c, err := redisDialer(url, nil)(context.Background()) // routed on a cluster
 	if err != nil {
 		t.Fatalf("dial redis: %v", err)
 	}
@@ -195,12 +196,36 @@ func redisDo(t *testing.T, url, cmd string, args ...any) any {
 	return r
 }
 
-// keysWithPrefix lists the Redis keys under prefix.
+// keysWithPrefix lists the Redis keys under prefix (on a cluster, on every
+// master).
 func keysWithPrefix(t *testing.T, url, prefix string) []string {
 	t.Helper()
-	keys, err := redis.Strings(redisDo(t, url, "KEYS", prefix+"*"), nil)
+	c, err := redisDialer(url, nil)(context.Background())
 	if err != nil {
+		t.Fatalf("dial redis: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Do("PING"); err != nil {
 		t.Fatal(err)
+	}
+	addrs := []string{""}
+	cc, isCluster := c.(*clusterConn)
+	if isCluster {
+		addrs = cc.cl.masters()
+	}
+	var keys []string
+	for _, addr := range addrs {
+		var r any
+		if isCluster {
+			r, err = cc.cl.doAt(context.Background(), addr, false, "KEYS", []any{prefix + "*"})
+		} else {
+			r, err = c.Do("KEYS", prefix+"*")
+		}
+		more, err := redis.Strings(r, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, more...)
 	}
 	return keys
 }

@@ -195,7 +195,7 @@ func TestResyncAfterSubscriptionGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	seqKey := opts.Presence.Prefix + "{r}:seq"
+	seqKey := testRoomTag(opts.Presence.Prefix, "r") + "seq"
 	c.Send("MULTI")
 	c.Send("CLIENT", "KILL", "TYPE", "pubsub")
 	c.Send("INCR", seqKey)
