@@ -24,25 +24,29 @@ import (
 //
 // Goroutines, per session, and who ends each:
 //   - websocket: one reader (started by the upgrade request, which then
-//     returns); it runs the event handlers itself, one event at a time, so a
-//     node that is behind reads more slowly instead of queueing without
-//     bound. It ends when the connection fails or Socket.close closes it. A
-//     writer runs only while frames are queued: it writes everything queued
-//     in one syscall, repeats until the queue is empty, then returns; a write
-//     that blocks past the write deadline closes the session.
+//     returns), holding no buffer while idle. It reads one packet at a time,
+//     hands each event to a worker and waits for it, and pauses while its
+//     client has more than readPauseBytes queued, so a node that is behind
+//     reads more slowly instead of queueing without bound. It ends when the
+//     connection fails or Socket.close closes it. A writer runs only while
+//     frames are queued: it writes everything queued in one syscall, repeats
+//     until the queue is empty, then returns; a write that blocks past the
+//     write deadline closes the session.
 //   - polling: none of its own. A GET parks its HTTP handler goroutine until
 //     frames are queued, the session ends, or the long-poll bound passes; a
-//     POST runs its packets' handlers on its handler goroutine.
+//     POST hands its packets' events to workers, in order, on its handler
+//     goroutine.
 //   - each event's handler runs on one of the engine's workers while its
 //     reader (or POST) waits for it (Engine.call): readers stay shallow while
 //     idle, and the calls in flight on the node are bounded by the number of
-//     workers (maxCalls). Workers start on demand and end at Engine.stop.
+//     workers (maxCalls). Workers start on demand and end at Engine.stop,
+//     which the host calls after every reader has returned.
 //   - every session has one runtime timer (no goroutine while waiting): it
 //     sends v4 pings and closes a session whose client went silent.
 //
 // The host (the Server) is told of each socket on connect, of its events and
-// of its end; every goroutine above runs on the host's wait group, so
-// shutdown waits for all of them.
+// of its end; readers and writers run on the host's wait group, so shutdown
+// waits for them.
 type Engine struct {
 	opts     engineOptions
 	host     engineHost
