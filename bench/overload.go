@@ -458,36 +458,19 @@ func (o *overload) closeAll() {
 
 // live prints one progress line a second on stderr until stop is called.
 func (o *overload) live(ctx context.Context) (stop func()) {
-	done := make(chan struct{})
-	var once sync.Once
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		start, prevAcks, prevDel := time.Now(), int64(0), int64(0)
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				acks, del := o.acks.sum(nil), o.delivered.Load()
-				ackW, delW := o.ackH.Rotate(), o.deliveryH.Rotate()
-				if !o.cfg.quiet {
-					fmt.Fprintf(os.Stderr, "[%4.0fs] joined %d failed %d | acks/s %d p50 %.1f p99 %.1f ms | deliveries/s %d p99 %.0f ms | lost %d | disconnected %d\n",
-						now.Sub(start).Seconds(), o.joinOK.Load(), o.joinFail.sum(nil), acks-prevAcks,
-						float64(ackW.Quantile(0.5))/1000, float64(ackW.Quantile(0.99))/1000, del-prevDel,
-						float64(delW.Quantile(0.99))/1000, o.acks.sum(isLost),
-						o.disconnected.Load())
-				}
-				prevAcks, prevDel = acks, del
-			}
+	start, prevAcks, prevDel := time.Now(), int64(0), int64(0)
+	return everySecond(ctx, func(now time.Time) {
+		acks, del := o.acks.sum(nil), o.delivered.Load()
+		ackW, delW := o.ackH.Rotate(), o.deliveryH.Rotate()
+		if !o.cfg.quiet {
+			fmt.Fprintf(os.Stderr, "[%4.0fs] joined %d failed %d | acks/s %d p50 %.1f p99 %.1f ms | deliveries/s %d p99 %.0f ms | lost %d | disconnected %d\n",
+				now.Sub(start).Seconds(), o.joinOK.Load(), o.joinFail.sum(nil), acks-prevAcks,
+				float64(ackW.Quantile(0.5))/1000, float64(ackW.Quantile(0.99))/1000, del-prevDel,
+				float64(delW.Quantile(0.99))/1000, o.acks.sum(isLost),
+				o.disconnected.Load())
 		}
-	}()
-	return func() { once.Do(func() { close(done); wg.Wait() }) }
+		prevAcks, prevDel = acks, del
+	})
 }
 
 // check lists the criteria of an orderly node under overload (issue 9) that

@@ -344,6 +344,56 @@ func run(c *config) (*Report, error) {
 // live prints one progress line a second on stderr until the returned stop
 // is called (it may be called more than once).
 func (r *runner) live(ctx context.Context) (stop func()) {
+	prev := r.counts()
+	prevEv := r.evJoin.Load() + r.evUpdate.Load() + r.evLeave.Load()
+	prevCPU, prevAt := cpuSeconds(), time.Now()
+	var prevSrv []*serverSample
+	var prevRedis *RedisStats
+	return everySecond(ctx, func(now time.Time) {
+		srv := scrapeAll(r.cfg.targets)
+		rs := r.redisStats()
+		cur := r.counts()
+		ev := r.evJoin.Load() + r.evUpdate.Load() + r.evLeave.Load()
+		cpu := cpuSeconds()
+		secs := now.Sub(prevAt).Seconds()
+		hbW, evW := r.hbH.Rotate(), r.eventH.Rotate()
+		r.joinH.Rotate()
+		r.patchH.Rotate()
+		var b strings.Builder
+		fmt.Fprintf(&b, "[%4.0fs %-6s] conns %d/%d | join/s %.0f | hb/s %.0f p50 %.2f p99 %.2f ms | patch/s %.0f | chat/s %.0f | ev/s %.0f p99 %.1f ms | err %d",
+			now.Sub(r.start).Seconds(), r.phase.Load(), r.held(), len(r.conns),
+			float64(cur.joins-prev.joins)/secs, float64(cur.beats-prev.beats)/secs,
+			float64(hbW.Quantile(0.5))/1000, float64(hbW.Quantile(0.99))/1000,
+			float64(cur.patches-prev.patches)/secs, float64(cur.chats-prev.chats)/secs,
+			float64(ev-prevEv)/secs, float64(evW.Quantile(0.99))/1000, r.errTotal())
+		if n := r.skipInflight.Load() + r.skipBusy.Load(); n > 0 {
+			fmt.Fprintf(&b, " skipped %d", n)
+		}
+		for i, s := range srv {
+			if s == nil {
+				fmt.Fprintf(&b, " | srv%d ?", i)
+				continue
+			}
+			fmt.Fprintf(&b, " | srv%d rss %.0fMiB gor %.0f", i, s.M["process_resident_memory_bytes"]/(1<<20), s.M["go_goroutines"])
+			if prevSrv != nil && prevSrv[i] != nil {
+				fmt.Fprintf(&b, " cpu %.0f%%", 100*(s.M["process_cpu_seconds_total"]-prevSrv[i].M["process_cpu_seconds_total"])/s.At.Sub(prevSrv[i].At).Seconds())
+			}
+		}
+		if d := redisDelta(prevRedis, rs); d != nil {
+			fmt.Fprintf(&b, " | redis cpu %.0f%% rt/s %.0f", d.CPUPercent, float64(d.RoundTrips)/d.Seconds)
+		}
+		fmt.Fprintf(&b, " | bench cpu %.0f%%", 100*(cpu-prevCPU)/secs)
+		if !r.cfg.quiet {
+			fmt.Fprintln(os.Stderr, b.String())
+		}
+		prev, prevEv, prevCPU, prevAt, prevSrv, prevRedis = cur, ev, cpu, now, srv, rs
+	})
+}
+
+// everySecond calls f once a second, on a goroutine of its own, until ctx
+// ends or the returned stop is called (it may be called more than once and
+// waits for f to return).
+func everySecond(ctx context.Context, f func(now time.Time)) (stop func()) {
 	done := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -352,11 +402,6 @@ func (r *runner) live(ctx context.Context) (stop func()) {
 		defer wg.Done()
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		prev := r.counts()
-		prevEv := r.evJoin.Load() + r.evUpdate.Load() + r.evLeave.Load()
-		prevCPU, prevAt := cpuSeconds(), time.Now()
-		var prevSrv []*serverSample
-		var prevRedis *RedisStats
 		for {
 			select {
 			case <-done:
@@ -364,49 +409,11 @@ func (r *runner) live(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case now := <-t.C:
-				srv := scrapeAll(r.cfg.targets)
-				rs := r.redisStats()
-				cur := r.counts()
-				ev := r.evJoin.Load() + r.evUpdate.Load() + r.evLeave.Load()
-				cpu := cpuSeconds()
-				secs := now.Sub(prevAt).Seconds()
-				hbW, evW := r.hbH.Rotate(), r.eventH.Rotate()
-				r.joinH.Rotate()
-				r.patchH.Rotate()
-				var b strings.Builder
-				fmt.Fprintf(&b, "[%4.0fs %-6s] conns %d/%d | join/s %.0f | hb/s %.0f p50 %.2f p99 %.2f ms | patch/s %.0f | chat/s %.0f | ev/s %.0f p99 %.1f ms | err %d",
-					now.Sub(r.start).Seconds(), r.phase.Load(), r.held(), len(r.conns),
-					float64(cur.joins-prev.joins)/secs, float64(cur.beats-prev.beats)/secs,
-					float64(hbW.Quantile(0.5))/1000, float64(hbW.Quantile(0.99))/1000,
-					float64(cur.patches-prev.patches)/secs, float64(cur.chats-prev.chats)/secs,
-					float64(ev-prevEv)/secs, float64(evW.Quantile(0.99))/1000, r.errTotal())
-				if n := r.skipInflight.Load() + r.skipBusy.Load(); n > 0 {
-					fmt.Fprintf(&b, " skipped %d", n)
-				}
-				for i, s := range srv {
-					if s == nil {
-						fmt.Fprintf(&b, " | srv%d ?", i)
-						continue
-					}
-					fmt.Fprintf(&b, " | srv%d rss %.0fMiB gor %.0f", i, s.M["process_resident_memory_bytes"]/(1<<20), s.M["go_goroutines"])
-					if prevSrv != nil && prevSrv[i] != nil {
-						fmt.Fprintf(&b, " cpu %.0f%%", 100*(s.M["process_cpu_seconds_total"]-prevSrv[i].M["process_cpu_seconds_total"])/s.At.Sub(prevSrv[i].At).Seconds())
-					}
-				}
-				if d := redisDelta(prevRedis, rs); d != nil {
-					fmt.Fprintf(&b, " | redis cpu %.0f%% rt/s %.0f", d.CPUPercent, float64(d.RoundTrips)/d.Seconds)
-				}
-				fmt.Fprintf(&b, " | bench cpu %.0f%%", 100*(cpu-prevCPU)/secs)
-				if !r.cfg.quiet {
-					fmt.Fprintln(os.Stderr, b.String())
-				}
-				prev, prevEv, prevCPU, prevAt, prevSrv, prevRedis = cur, ev, cpu, now, srv, rs
+				f(now)
 			}
 		}
 	}()
-	return func() {
-		once.Do(func() { close(done); wg.Wait() })
-	}
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
 }
 
 func (rep *Report) writeJSON(w io.Writer) {
