@@ -182,6 +182,14 @@ func (cl *cluster) maybeRefresh(ctx context.Context, urgent bool) {
 	_ = cl.refresh(ctx) // on failure the old map stays; the next call tries again
 }
 
+// moveSlot records a MOVED redirection: slot is served at addr now, and the
+// rest of the map is refreshed at the next call.
+func (cl *cluster) moveSlot(slot int, addr string) {
+	cl.mu.Lock()
+	cl.slots[slot], cl.refreshedAt = addr, time.Time{}
+	cl.mu.Unlock()
+}
+
 // markStale makes the next call refresh the map.
 func (cl *cluster) markStale() {
 	cl.mu.Lock()
@@ -363,9 +371,7 @@ func (cl *cluster) do(ctx context.Context, cmd string, args ...any) (any, error)
 				cl.asked.Add(1)
 			} else {
 				cl.moved.Add(1)
-				cl.mu.Lock()
-				cl.slots[slot], cl.refreshedAt = to, time.Time{}
-				cl.mu.Unlock()
+				cl.moveSlot(slot, to)
 			}
 			addr = to
 		case "TRYAGAIN", "CLUSTERDOWN":

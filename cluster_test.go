@@ -291,16 +291,12 @@ func testReapersRace(t *testing.T, opts ServerOptions) {
 	p1, p2 := n1.srv.Presence(), n2.srv.Presence()
 	ctx := tctx(t)
 
-	sub, err := redis.DialURL(opts.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	psc := redis.PubSubConn{Conn: sub}
-	defer psc.Close()
-	if err := psc.PSubscribe(p1.channel()); err != nil {
-		t.Fatal(err)
-	}
 	const rooms, per = 5, 40
+	var names []string
+	for r := 0; r < rooms; r++ {
+		names = append(names, fmt.Sprint("room", r))
+	}
+	msgs, markAll := listenBuckets(t, n1.srv, names)
 	for r := 0; r < rooms; r++ {
 		for i := 0; i < per; i++ {
 			// lookback 0: due at once
@@ -332,30 +328,27 @@ func testReapersRace(t *testing.T, opts ServerOptions) {
 	if n, err := p2.reapOnce(ctx); err != nil || n != 0 {
 		t.Errorf("a later reaper run removed %d, %v; want 0", n, err)
 	}
-	// Listen until a marker published after every reaper run: Redis delivers
-	// a channel's messages in publish order, so every leave of those runs,
-	// duplicates included, arrives before it.
-	const marker = `{"r":"test-marker","k":"marker"}`
-	redisDo(t, opts.RedisURL, "PUBLISH", p1.channel(), marker)
+	// Listen until a marker published on each room's channel after every
+	// reaper run: Redis delivers a channel's messages in publish order, so
+	// every leave of those runs, duplicates included, arrives before it.
+	markers := markAll()
 	leaves := make(map[string]int) // connId -> leave events
 	total := 0
-	for {
-		v := psc.ReceiveWithTimeout(10 * time.Second)
-		if err, ok := v.(error); ok {
-			t.Fatalf("after %d leaves: %v", total, err)
-		}
-		m, ok := v.(redis.Message)
-		if !ok {
-			continue
-		}
-		if string(m.Data) == marker {
-			break
+	for markers > 0 {
+		var data []byte
+		select {
+		case data = <-msgs:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("after %d leaves: no marker", total)
 		}
 		var e envelope
-		if err := json.Unmarshal(m.Data, &e); err != nil {
+		if err := json.Unmarshal(data, &e); err != nil {
 			t.Fatal(err)
 		}
-		if e.Type == "leave" {
+		switch {
+		case e.Kind == "marker":
+			markers--
+		case e.Type == "leave":
 			leaves[e.Conn]++
 			total++
 		}
@@ -565,8 +558,7 @@ func TestSubscriberReconnects(t *testing.T) {
 		t.Fatalf("killed %d subscriptions, %v; want 1", killed, err)
 	}
 	waitFor(t, 10*time.Second, "the subscription to come back", func() bool {
-		n, _ := redis.Int(redisDo(t, rs.url(), "PUBSUB", "NUMPAT"), nil)
-		return n == 1
+		return channelSubscribers(t, rs.url(), n.srv, "r") == 1
 	})
 	join(t, b, "r", "bob", nil)
 	if e := nextPresence(t, a); e.UserID != "bob" || e.Seq != 2 {
@@ -603,4 +595,58 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// listenBuckets subscribes, as a node does, to the events channels of
+// rooms' buckets on srv's Redis, and returns their messages. markAll
+// publishes a marker (kind "marker") on each of those channels and returns
+// how many it published.
+func listenBuckets(t *testing.T, srv *Server, rooms []string) (msgs <-chan []byte, markAll func() int) {
+	t.Helper()
+	ch := make(chan []byte, 1<<16)
+	p := srv.presence
+	m := newSubscriptions(srv.subs.be, p.opts.Prefix, p.bucketChannel, func(b []byte) { ch <- b },
+		srv.log, func(f func()) { go f() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	buckets := make(map[int]bool)
+	for _, r := range rooms {
+		if b := roomBucket(r); !buckets[b] {
+			buckets[b] = true
+			m.acquire(b)
+		}
+	}
+	for b := range buckets {
+		if err := m.wait(tctx(t), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ch, func() int {
+		c := srv.pool.Get()
+		defer c.Close()
+		for b := range buckets {
+			if _, err := c.Do(p.publishCommand(), p.bucketChannel(b), `{"r":"test-marker","k":"marker"}`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return len(buckets)
+	}
+}
+
+// channelSubscribers returns how many subscribers the events channel of
+// room's bucket has on the single Redis at url.
+func channelSubscribers(t *testing.T, url string, srv *Server, room string) int {
+	t.Helper()
+	sub := "NUMSUB"
+	if srv.presence.shardChannels.Load() {
+		sub = "SHARDNUMSUB"
+	}
+	r, err := redis.Values(redisDo(t, url, "PUBSUB", sub, srv.presence.bucketChannel(roomBucket(room))), nil)
+	if err != nil || len(r) != 2 {
+		t.Fatalf("PUBSUB %s: %v, %v", sub, r, err)
+	}
+	n, _ := redis.Int(r[1], nil)
+	return n
 }

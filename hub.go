@@ -1,9 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
-	"maps"
 	"strconv"
 	"sync"
 )
@@ -26,6 +26,10 @@ import (
 // (Redis lost its data), and the socket's connection is gone with it.
 type hub struct {
 	log *slog.Logger
+	// subs, when set, is told when a room gets its first local member and
+	// when it loses its last, so that the node subscribes only to the
+	// buckets of its rooms (pubsub.go).
+	subs *subscriptions
 
 	mu    sync.Mutex // guards the following fields
 	rooms map[string]map[*Socket]*membership
@@ -66,7 +70,8 @@ type envelope struct {
 }
 
 func newHub(log *slog.Logger) *hub {
-	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership), seqs: make(map[string]int64)}
+	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership), seqs: make(map[string]int64),
+		gapSeqs: make(map[string]int64)}
 }
 
 // subscribe adds s to room as a pending membership, replacing any it had.
@@ -77,8 +82,19 @@ func (h *hub) subscribe(s *Socket, room string) {
 	if ms == nil {
 		ms = make(map[*Socket]*membership)
 		h.rooms[room] = ms
+		if h.subs != nil {
+			h.subs.acquire(roomBucket(room))
+		}
 	}
 	ms[s] = &membership{pending: true}
+}
+
+// ready returns once the node hears room's events (see subscriptions.wait).
+func (h *hub) ready(ctx context.Context, room string) error {
+	if h.subs == nil {
+		return nil
+	}
+	return h.subs.wait(ctx, roomBucket(room))
 }
 
 // activate makes s's pending membership of room live for connID: buffered
@@ -130,8 +146,12 @@ func (h *hub) removeLocked(s *Socket, room string) {
 	ms := h.rooms[room]
 	delete(ms, s)
 	if len(ms) == 0 {
+		if _, ok := h.rooms[room]; ok && h.subs != nil {
+			h.subs.release(roomBucket(room))
+		}
 		delete(h.rooms, room)
 		delete(h.seqs, room)
+		delete(h.gapSeqs, room)
 	}
 }
 
@@ -228,20 +248,44 @@ func (h *hub) goneLocked(room string, s *Socket, m *membership) {
 	}
 }
 
-// markGap records that the subscription is down: until it is back, nothing
-// is delivered, and resyncRoom compares with the seqs delivered until now.
-func (h *hub) markGap() {
+// markGap records that the subscription of buckets is down: until it is
+// back, nothing of their rooms is delivered, and resyncRoom compares with the
+// seqs delivered until now.
+func (h *hub) markGap(buckets []int) {
+	in := bucketSet(buckets)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.gapSeqs = maps.Clone(h.seqs)
+	for room := range h.rooms {
+		if !in[roomBucket(room)] {
+			continue
+		}
+		if seq, ok := h.seqs[room]; ok {
+			h.gapSeqs[room] = seq
+		} else {
+			delete(h.gapSeqs, room)
+		}
+	}
 }
 
-// joinedRooms returns the rooms with at least one active membership.
-func (h *hub) joinedRooms() []string {
+func bucketSet(buckets []int) *[roomBuckets]bool {
+	var in [roomBuckets]bool
+	for _, b := range buckets {
+		in[b] = true
+	}
+	return &in
+}
+
+// joinedRooms returns the rooms of buckets with at least one active
+// membership.
+func (h *hub) joinedRooms(buckets []int) []string {
+	in := bucketSet(buckets)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var out []string
 	for room, ms := range h.rooms {
+		if !in[roomBucket(room)] {
+			continue
+		}
 		for _, m := range ms {
 			if !m.pending {
 				out = append(out, room)
@@ -256,16 +300,22 @@ func (h *hub) joinedRooms() []string {
 // it differs from the last seq delivered before the gap (or none was), the
 // room moved while the node was deaf: each joined socket gets
 // presence:resync {roomId, seq} (PROTOCOL.md), and its client answers with
-// presence:sync. A socket that had received more than seq saw a history that
-// Redis has since lost: its connection is gone, so it also stops getting the
-// room and counts as not joined (its presence:sync answers not_joined and
-// its client joins again). It returns how many sockets were told.
+// presence:sync. If seq is below the last seq delivered before the gap,
+// Redis lost the room's history: a socket that had received that much saw
+// the lost history, and its connection is gone with it, so it also stops
+// getting the room and counts as not joined (its presence:sync answers
+// not_joined and its client joins again). (Events delivered since the gap
+// say nothing of this: they may be newer than seq, which was read after
+// the subscription came back.) It returns how many sockets were told.
 func (h *hub) resyncRoom(room string, seq int64) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if last, ok := h.gapSeqs[room]; ok && last == seq {
+	last, ok := h.gapSeqs[room]
+	delete(h.gapSeqs, room)
+	if ok && last == seq {
 		return 0
 	}
+	restarted := ok && seq < last
 	data := json.RawMessage(`{"roomId":` + jsonString(room) + `,"seq":` + strconv.FormatInt(seq, 10) + `}`)
 	n := 0
 	for s, m := range h.rooms[room] {
@@ -274,7 +324,7 @@ func (h *hub) resyncRoom(room string, seq int64) int {
 		}
 		s.Send("presence:resync", data)
 		n++
-		if m.lastSeq > seq {
+		if restarted && m.lastSeq >= last {
 			h.goneLocked(room, s, m)
 		}
 	}

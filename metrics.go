@@ -65,8 +65,16 @@ func newMetrics(s *Server) *metrics {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "rooms",
 			Help: "Rooms with members on this node."}, func() float64 { return float64(s.hub.roomCount()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "pubsub_messages_total",
+			Help: "Messages received on the events channels."}, func() float64 {
+			return float64(s.subs.received.Load())
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "pubsub_buckets",
+			Help: "Buckets whose events channel this node is subscribed to."}, func() float64 {
+			return float64(s.subs.buckets())
+		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "pubsub_up",
-			Help: "1 when the events subscription is up."}, func() float64 {
+			Help: "1 when every bucket in use is subscribed."}, func() float64 {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if s.redisSub {

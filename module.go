@@ -88,7 +88,8 @@ func (mc *ModuleContext) EmitToRoom(ctx context.Context, room, event string, pay
 		return err
 	}
 	defer c.Close()
-	_, err = redis.DoContext(c, ctx, "PUBLISH", mc.srv.channel, env)
+	p := mc.srv.presence
+	_, err = redis.DoContext(c, ctx, p.publishCommand(), p.bucketChannel(roomBucket(room)), env)
 	return err
 }
 

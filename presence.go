@@ -76,6 +76,9 @@ type Presence struct {
 	// sharded is set once Redis refused a script whose keys span buckets
 	// (CROSSSLOT: a cluster); the reaper then queries bucket by bucket.
 	sharded atomic.Bool
+	// shardChannels: events are published with SPUBLISH (Redis 7+; see
+	// pubsub.go), else with PUBLISH.
+	shardChannels atomic.Bool
 }
 
 var (
@@ -138,7 +141,7 @@ func (p *Presence) loadScripts(ctx context.Context) error {
 	}
 	defer c.Close()
 	for _, s := range presenceScripts {
-		if err := s.Load(c); err != nil {
+		if err := p.script(s).Load(c); err != nil {
 			return err
 		}
 	}
@@ -174,13 +177,13 @@ func (p *Presence) disconnect(s *Socket, room, connID string) {
 	}
 }
 
-// resync runs after the node's subscription came back from a gap: it reads
-// the seq of every room with joined sockets here, in one pipelined round
-// trip, and lets the hub tell the sockets of each room that moved while the
+// resync runs after the subscription of buckets came back from a gap: it
+// reads the seq of every room of theirs with joined sockets here, in one
+// pipelined round trip, and lets the hub tell the sockets of each room that moved while the
 // node was deaf (hub.resyncRoom). The subscriber calls it; events flow
 // meanwhile.
-func (p *Presence) resync(ctx context.Context) {
-	rooms := p.hub.joinedRooms()
+func (p *Presence) resync(ctx context.Context, buckets []int) {
+	rooms := p.hub.joinedRooms(buckets)
 	if len(rooms) == 0 {
 		return
 	}
@@ -257,19 +260,21 @@ func (p *Presence) connKey(room, connID string) string {
 	return p.roomTag(room) + "c:" + connID
 }
 
-// channel returns the pattern (PSUBSCRIBE) of every bucket's events channel.
-func (p *Presence) channel() string { return globEscape(p.opts.Prefix) + "{b*}:events" }
-
-// globEscape escapes the characters special in Redis glob patterns.
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`*?[]\`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
+// publishCommand is the command that publishes on the events channels.
+func (p *Presence) publishCommand() string {
+	if p.shardChannels.Load() {
+		return "SPUBLISH"
 	}
-	return b.String()
+	return "PUBLISH"
+}
+
+// script returns s as it runs here: its SPUBLISH twin when the events
+// channels are shard channels.
+func (p *Presence) script(s *redis.Script) *redis.Script {
+	if t := shardedScripts[s]; t != nil && p.shardChannels.Load() {
+		return t
+	}
+	return s
 }
 
 // roomArgs returns the KEYS and the common ARGV of a room script, then extra.
@@ -305,7 +310,7 @@ func (p *Presence) doOnce(ctx context.Context, s *redis.Script, keysAndArgs ...a
 		return nil, err
 	}
 	defer c.Close()
-	reply, err := s.DoContext(ctx, c, keysAndArgs...)
+	reply, err := p.script(s).DoContext(ctx, c, keysAndArgs...)
 	p.metrics.redisRoundTrip(time.Since(start))
 	if err != nil && isUnavailable(err) {
 		p.metrics.redisError("do")
@@ -349,7 +354,7 @@ func (p *Presence) doEachOnce(ctx context.Context, s *redis.Script, calls [][]an
 	}
 	defer c.Close()
 	for _, args := range calls {
-		if err := s.SendHash(c, args...); err != nil {
+		if err := p.script(s).SendHash(c, args...); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -425,6 +430,10 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		}
 	}
 	p.hub.subscribe(s, room)
+	if err := p.hub.ready(ctx, room); err != nil {
+		p.hub.unsubscribe(s, room)
+		return nil, p.failure(err)
+	}
 	reply, err := redis.Values(p.do(ctx, joinScript, args...))
 	if err == nil && len(reply) == 1 {
 		err = tooLarge(fmt.Sprintf("merged state would exceed %d bytes", p.opts.MaxStateBytes))

@@ -1,9 +1,13 @@
 package main
 
-import "github.com/gomodule/redigo/redis"
+import (
+	"strings"
+
+	"github.com/gomodule/redigo/redis"
+)
 
 // The presence scripts. Every operation on a room is one script, so that the
-// change, the room's seq, the counts and the PUBLISH of the event happen
+// change, the room's seq, the counts and the publishing of the event (PUBLISH, or SPUBLISH for shard channels) happen
 // atomically and in one round trip. Each script that changes a room ends by
 // "settling" it: an empty room is deleted whole (its seq starts over at 1) and
 // the room index holds the room's earliest deadline, which is what lets the
@@ -26,7 +30,7 @@ import "github.com/gomodule/redigo/redis"
 //	                             JSON), s:<key JSON> (one field per state key, value JSON)
 //	P{bk}:rooms          zset    roomId -> earliest deadline in the room (the
 //	                             bucket's room index, walked by the reaper)
-//	P{bk}:events         channel the bucket's events (the room scripts PUBLISH)
+//	P{bk}:events         channel the bucket's events (the room scripts PUBLISH or SPUBLISH to it)
 //
 // Version 1 (P{R}:..., one P rooms index, one P events channel) is not read:
 // deploy a new layout on an empty prefix, or after the rooms have drained.
@@ -163,7 +167,7 @@ end
 // succeeds when the connection exists, belongs to the same user in this room and
 // its stored epoch equals the one presented; otherwise it is a fresh join.
 // Invariant: a connection is in conns, due and has its hash, or in none of them.
-var joinScript = redis.NewScript(5, luaPrelude+`
+var joinScript = luaScript(5, luaPrelude+`
 local cid, uid, uj, st = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local lookback, keyttl, maxbytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local rcid, rep = ARGV[13], ARGV[14]
@@ -213,7 +217,7 @@ return {cid, '1', snapshot(), n(seq), 0}
 //
 // Returns a flat array: per item a code (0 ok, 1 not_joined, 2 stale_epoch)
 // and the connection's epoch. Nothing is written for an item that fails.
-var heartbeatScript = redis.NewScript(-1, `
+var heartbeatScript = luaScript(-1, `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lookback, keyttl = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -248,7 +252,7 @@ return out
 //
 // Returns {code, epoch, changed 0/1} with code 0 ok, 1 not_joined,
 // 2 stale_epoch, 3 payload_too_large. Nothing is written unless code is 0.
-var patchScript = redis.NewScript(5, luaPrelude+`
+var patchScript = luaScript(5, luaPrelude+`
 local cid, ep = ARGV[6], tonumber(ARGV[7])
 local lookback, keyttl, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local patch = {}
@@ -278,7 +282,7 @@ return {0, cur, st and 1 or 0}
 //
 // Returns the seq of the leave event, or 0 when the caller did not own the
 // connection (nothing is removed).
-var leaveScript = redis.NewScript(5, luaPrelude+`
+var leaveScript = luaScript(5, luaPrelude+`
 local cid = ARGV[6]
 if redis.call('HGET', cprefix .. cid, 'own') ~= sid then return 0 end
 local seq = remove(cid, 'leave', now_ms())
@@ -296,7 +300,7 @@ return seq
 //	ARGV[10] deadline kind
 //
 // Returns 1 when the caller owned the connection, else 0 (fenced off).
-var disconnectScript = redis.NewScript(5, luaPrelude+`
+var disconnectScript = luaScript(5, luaPrelude+`
 local cid, grace, reason, keyttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 local ck = cprefix .. cid
 if redis.call('HGET', ck, 'own') ~= sid then return 0 end
@@ -320,7 +324,7 @@ return 1
 //
 // Returns, per connection removed, its connId, the leave reason and the kind
 // of the deadline that removed it (lookback, grace or shutdown), flat.
-var reapScript = redis.NewScript(5, luaPrelude+`
+var reapScript = luaScript(5, luaPrelude+`
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K.due, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local out = {}
@@ -348,7 +352,7 @@ return out
 //	ARGV[1]    rooms per index at most
 //
 // Returns one array of roomIds per key.
-var dueRoomsScript = redis.NewScript(-1, `
+var dueRoomsScript = luaScript(-1, `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
@@ -360,19 +364,33 @@ return out
 
 // snapshotScript returns the room's snapshot JSON. With a sid (ARGV[5]) it
 // first checks that the socket owns connection ARGV[6] and returns false if not.
-var snapshotScript = redis.NewScript(5, luaPrelude+`
+var snapshotScript = luaScript(5, luaPrelude+`
 if sid ~= '' and redis.call('HGET', cprefix .. ARGV[6], 'own') ~= sid then return false end
 return snapshot()
 `)
 
 // memberScript checks that socket ARGV[2] owns connection key KEYS[1] and
 // returns {userId, now ms}, or false when it does not.
-var memberScript = redis.NewScript(1, `
+var memberScript = luaScript(1, `
 local h = redis.call('HMGET', KEYS[1], 'own', 'uid')
 if h[1] ~= ARGV[1] then return false end
 local t = redis.call('TIME')
 return {h[2], string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))}
 `)
+
+// shardedScripts maps each script that publishes to its twin that publishes
+// with SPUBLISH, for shard channels (pubsub.go).
+var shardedScripts = make(map[*redis.Script]*redis.Script)
+
+// luaScript returns a script, and registers its SPUBLISH twin if it
+// publishes.
+func luaScript(keys int, src string) *redis.Script {
+	s := redis.NewScript(keys, src)
+	if sharded := strings.ReplaceAll(src, "redis.call('PUBLISH'", "redis.call('SPUBLISH'"); sharded != src {
+		shardedScripts[s] = redis.NewScript(keys, sharded)
+	}
+	return s
+}
 
 // presenceScripts lists every script, for loading them ahead of use.
 var presenceScripts = []*redis.Script{joinScript, heartbeatScript, patchScript, leaveScript,

@@ -457,41 +457,33 @@ func TestJoinMinSeq(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
 	opts.Presence.ReaperInterval = time.Hour
-	p := startNode(t, opts).srv.Presence()
+	n := startNode(t, opts)
+	p := n.srv.Presence()
 	ctx := tctx(t)
-	sub, err := redis.DialURL(opts.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	psc := redis.PubSubConn{Conn: sub}
-	defer psc.Close()
-	channel := p.bucketChannel(roomBucket("r")) // room r's events
-	if err := psc.Subscribe(channel); err != nil {
-		t.Fatal(err)
-	}
-	const marker = `{"r":"test-marker","k":"marker"}`
+	msgs, mark := listenBuckets(t, n.srv, []string{"r"}) // room r's events
 	// events returns the presence events published up to a marker.
 	events := func() []envelope {
 		t.Helper()
-		redisDo(t, opts.RedisURL, "PUBLISH", channel, marker)
 		var out []envelope
-		for {
-			switch v := psc.ReceiveWithTimeout(10 * time.Second).(type) {
-			case error:
-				t.Fatal(v)
-			case redis.Message:
-				if string(v.Data) == marker {
-					return out
-				}
-				var e envelope
-				if err := json.Unmarshal(v.Data, &e); err != nil {
-					t.Fatal(err)
-				}
-				if e.Kind == "" {
-					out = append(out, e)
-				}
+		for markers := mark(); markers > 0; {
+			var data []byte
+			select {
+			case data = <-msgs:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no marker within 10 s")
+			}
+			var e envelope
+			if err := json.Unmarshal(data, &e); err != nil {
+				t.Fatal(err)
+			}
+			switch e.Kind {
+			case "marker":
+				markers--
+			case "":
+				out = append(out, e)
 			}
 		}
+		return out
 	}
 	events()
 	joinArgs := func(sid, cid, user, st, resumeID, resumeEpoch string, patch ...any) []any {

@@ -184,7 +184,9 @@ func TestEventWithoutAck(t *testing.T) {
 func TestRateLimited(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
-	opts.Rates = RateLimits{Heartbeat: Rate{PerSecond: 1, Burst: 3}, Patch: Rate{PerSecond: 1, Burst: 1},
+	// A refill period of 2 s: the five calls below must all land within it,
+	// even on a loaded machine.
+	opts.Rates = RateLimits{Heartbeat: Rate{PerSecond: 0.5, Burst: 3}, Patch: Rate{PerSecond: 1, Burst: 1},
 		Chat: Rate{PerSecond: 1, Burst: 1}, Other: Rate{PerSecond: 100, Burst: 100}}
 	n := startNode(t, opts)
 	c := dial(t, n)
@@ -215,10 +217,11 @@ func TestRateLimited(t *testing.T) {
 		t.Fatalf("chat: got %s", got)
 	}
 	// Three tokens spent from a full bucket of three: the next one is a
-	// whole refill period (1 s at 1/s) after the first use, not sooner.
+	// whole refill period (2 s at 0.5/s) after the first use, not sooner.
 	// Refused calls take nothing, so polling does not delay it.
 	period := time.Duration(float64(time.Second) / opts.Rates.Heartbeat.PerSecond)
-	waitFor(t, 5*period, "a refilled heartbeat token", func() bool {
+	// Tried every period/20: refusals count as strikes (maxStrikes).
+	waitForEvery(t, 5*period, period/20, "a refilled heartbeat token", func() bool {
 		return ackCode(callAck(t, c, "presence:heartbeat", json.RawMessage(`{}`))) == "ok"
 	})
 	if d := time.Since(start); d < period {

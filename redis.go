@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,6 +168,11 @@ func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
 // REDIS_URL may list several nodes of a Redis Cluster; whether the server is
 // a cluster is detected at the first dial (see redisTarget).
 func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (redis.Conn, error) {
+	return newRedisTarget(redisURL, tlsConf).dial
+}
+
+// newRedisTarget returns the target of REDIS_URL, not yet dialed.
+func newRedisTarget(redisURL string, tlsConf *tls.Config) *redisTarget {
 	opts := []redis.DialOption{
 		redis.DialConnectTimeout(time.Second),
 		redis.DialReadTimeout(2 * time.Second),
@@ -177,14 +183,13 @@ func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (re
 	}
 	urls, err := splitRedisURL(redisURL)
 	if err != nil {
-		return func(context.Context) (redis.Conn, error) { return nil, err }
+		return &redisTarget{err: err}
 	}
-	t := &redisTarget{urls: urls, dialURL: func(ctx context.Context, u string) (redis.Conn, error) {
+	return &redisTarget{urls: urls, dialURL: func(ctx context.Context, u string) (redis.Conn, error) {
 		// Clipped: DialURLContext appends to the options, and dials run
 		// concurrently.
 		return redis.DialURLContext(ctx, u, slices.Clip(opts)...)
 	}}
-	return t.dial
 }
 
 // redisTarget dials what REDIS_URL names: a single Redis (plain
@@ -192,6 +197,7 @@ func redisDialer(redisURL string, tlsConf *tls.Config) func(context.Context) (re
 // cluster, see cluster.go). The first dial that reaches a node asks it for
 // INFO cluster and settles which; dial is safe to call concurrently.
 type redisTarget struct {
+	err     error    // REDIS_URL does not parse: every dial fails with it
 	urls    []string // one per node listed
 	dialURL func(ctx context.Context, url string) (redis.Conn, error)
 
@@ -201,6 +207,9 @@ type redisTarget struct {
 }
 
 func (t *redisTarget) dial(ctx context.Context) (redis.Conn, error) {
+	if t.err != nil {
+		return nil, t.err
+	}
 	t.mu.Lock()
 	single, cl := t.single, t.cl
 	t.mu.Unlock()
@@ -302,4 +311,85 @@ func splitRedisURL(raw string) ([]string, error) {
 		return nil, errors.New("redis url: no host")
 	}
 	return out, nil
+}
+
+// cluster returns the cluster REDIS_URL names, or nil for a single Redis or
+// before the first dial.
+func (t *redisTarget) cluster() *cluster {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.cl
+}
+
+// redisSubs is the subBackend of a node: its pool (whose dialer settles
+// single or cluster) and the target behind it.
+type redisSubs struct {
+	t    *redisTarget
+	pool *redis.Pool
+}
+
+// shardedPubSub asks Redis for its version: shard channels came with Redis
+// 7. A server without INFO server (the embedded miniredis) has none.
+func (r redisSubs) shardedPubSub(ctx context.Context) (bool, error) {
+	c, err := r.pool.GetContext(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	info, err := redis.String(redis.DoContext(c, ctx, "INFO", "server"))
+	if re := redis.Error(""); errors.As(err, &re) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if cl := r.t.cluster(); cl != nil {
+		cl.maybeRefresh(ctx, true)
+	}
+	return redisMajor(info) >= 7, nil
+}
+
+// redisMajor returns the major version in an INFO server reply, 0 if none.
+func redisMajor(info string) int {
+	_, v, ok := strings.Cut(info, "redis_version:")
+	if !ok {
+		return 0
+	}
+	major, _, _ := strings.Cut(v, ".")
+	n, _ := strconv.Atoi(major)
+	return n
+}
+
+func (r redisSubs) subAddr(channel string, sharded bool) string {
+	if cl := r.t.cluster(); cl != nil && sharded {
+		return cl.master(keySlot(channel))
+	}
+	return ""
+}
+
+// dialSub dials a subscription connection. On a single Redis it is the
+// pool's dialer: a subscription that finds Redis gone tells the pool, whose
+// idle connections are then known to be dead too.
+func (r redisSubs) dialSub(ctx context.Context, addr string) (redis.Conn, error) {
+	cl := r.t.cluster()
+	switch {
+	case cl == nil:
+		return r.pool.DialContext(ctx)
+	case addr == "":
+		addr = cl.master(-1)
+	}
+	return cl.dial(ctx, addr)
+}
+
+func (r redisSubs) subMoved(slot int, addr string) {
+	if cl := r.t.cluster(); cl != nil {
+		cl.moveSlot(slot, addr)
+	}
+}
+
+func (r redisSubs) subLost(ctx context.Context, _ string) {
+	if cl := r.t.cluster(); cl != nil {
+		cl.markStale()
+		cl.maybeRefresh(ctx, true)
+	}
 }

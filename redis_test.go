@@ -233,13 +233,19 @@ func keysWithPrefix(t *testing.T, url, prefix string) []string {
 // waitFor polls cond every 10 ms until it holds or timeout passes.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitForEvery(t, timeout, 10*time.Millisecond, what, cond)
+}
+
+// waitForEvery is waitFor trying cond every interval.
+func waitForEvery(t testing.TB, timeout, every time.Duration, what string, cond func() bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for !cond() {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 }

@@ -64,6 +64,9 @@ type ServerOptions struct {
 	ShutdownTimeout time.Duration
 	// Logger receives the server's logs. Zero value: slog.Default().
 	Logger *slog.Logger
+
+	// subLinger overrides subLinger (tests).
+	subLinger time.Duration
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -107,7 +110,7 @@ type Server struct {
 	hub      *hub
 	metrics  *metrics
 	presence *Presence
-	channel  string
+	subs     *subscriptions
 	mc       *ModuleContext
 
 	// ctx is the parent of every handler's context; it ends after shutdown.
@@ -120,7 +123,7 @@ type Server struct {
 	draining bool
 	modules  []Module
 	handlers map[string]HandlerFunc // by event name; written only before Run
-	redisSub bool                   // the events subscription is up
+	redisSub bool                   // every bucket in use is subscribed
 	extra    map[string]http.Handler
 	httpIP   map[string]int // HTTP connections not (yet) upgraded, by client IP
 }
@@ -137,17 +140,23 @@ func New(opts ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	target := newRedisTarget(o.RedisURL, o.RedisTLS)
 	s := &Server{
 		opts:     o,
 		log:      o.Logger,
-		pool:     newPool(redisDialer(o.RedisURL, o.RedisTLS)),
+		pool:     newPool(target.dial),
 		hub:      newHub(o.Logger),
-		channel:  p.channel(),
 		ctx:      ctx,
 		cancel:   cancel,
 		handlers: make(map[string]HandlerFunc),
 		httpIP:   make(map[string]int),
 	}
+	s.subs = newSubscriptions(redisSubs{t: target, pool: s.pool}, p.opts.Prefix, p.bucketChannel,
+		s.hub.deliver, o.Logger, s.spawn)
+	if o.subLinger > 0 {
+		s.subs.linger = o.subLinger
+	}
+	s.hub.subs = s.subs
 	s.metrics = newMetrics(s)
 	s.eng = newEngine(engineOptions{
 		pingInterval:  o.PingInterval,
@@ -346,11 +355,11 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 
 	runCtx, stopRunners := context.WithCancel(context.Background())
 	defer stopRunners()
-	// Serving before the subscription is up would lose the first events of
-	// the first joins; with Redis down the node serves anyway (and answers
-	// unavailable) after a bound.
+	// Serving before Redis's pub/sub kind is known would publish the first
+	// events the wrong way; with Redis down the node serves anyway (and
+	// answers unavailable) after a bound.
 	select {
-	case <-s.startSubscriber(runCtx):
+	case <-s.startSubscriptions(runCtx):
 	case <-time.After(subReadTimeout):
 		s.log.Warn("serving without the events subscription; Redis unreachable?")
 	case <-ctx.Done():

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+
+	"rtm/client"
+)
+
+// A node subscribes only to the buckets of its rooms: another node's room in
+// another bucket has one subscriber on Redis (its own node), and none of its
+// events reach this node. After the last local member leaves, the bucket
+// stays subscribed for the linger, then is dropped.
+func TestNodeHearsOnlyItsBuckets(t *testing.T) { backends(t, testNodeHearsOnlyItsBuckets) }
+
+func testNodeHearsOnlyItsBuckets(t *testing.T, opts ServerOptions) {
+	opts.subLinger = time.Second
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	roomA, roomB := "a", "b"
+	for i := 0; roomBucket(roomB) == roomBucket(roomA); i++ {
+		roomB = fmt.Sprint("b", i)
+	}
+	bA, bB := roomBucket(roomA), roomBucket(roomB)
+	a, b := dial(t, n1), dial(t, n2)
+	join(t, a, roomA, "alice", nil)
+	nextPresence(t, a)
+	join(t, b, roomB, "bob", nil)
+	nextPresence(t, b)
+
+	if got := subscribers(t, n1.srv, bA); got != 1 {
+		t.Fatalf("room A's channel has %d subscribers; want 1 (node 1)", got)
+	}
+	if got := subscribers(t, n1.srv, bB); got != 1 {
+		t.Fatalf("room B's channel has %d subscribers; want 1 (node 2)", got)
+	}
+	if st := bucketState(n1.srv, bB); st != subNone {
+		t.Fatalf("node 1 holds room B's bucket in state %d; want none", st)
+	}
+
+	// Room B is busy; node 1 hears only room A's own event.
+	before := n1.srv.subs.received.Load()
+	for i := 0; i < 20; i++ {
+		if _, err := b.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"i": i}}); err != nil {
+			t.Fatal(err)
+		}
+		if e := nextPresence(t, b); e.Type != "update" {
+			t.Fatalf("got %+v; want bob's update", e)
+		}
+	}
+	if _, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"x": 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextPresence(t, a); e.Type != "update" || e.UserID != "alice" {
+		t.Fatalf("got %+v; want alice's update", e)
+	}
+	if got := n1.srv.subs.received.Load() - before; got != 1 {
+		t.Fatalf("node 1 received %d messages; want 1 (room A's update)", got)
+	}
+
+	// The last member of room A leaves: the bucket is kept for the linger,
+	// then unsubscribed.
+	left := time.Now()
+	if _, err := a.Leave(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if e := nextPresence(t, a); e.Type != "leave" || e.UserID != "alice" {
+		t.Fatalf("got %+v; want alice's leave", e)
+	}
+	waitFor(t, opts.subLinger+10*subPingPeriod, "room A's bucket to be dropped", func() bool {
+		return bucketState(n1.srv, bA) == subNone
+	})
+	if d := time.Since(left); d < opts.subLinger {
+		t.Fatalf("room A's bucket dropped %v after the leave; want at least the linger (%v)", d, opts.subLinger)
+	}
+	if got := subscribers(t, n1.srv, bA); got != 0 {
+		t.Fatalf("room A's channel has %d subscribers after the linger; want 0", got)
+	}
+	// A join in a dropped bucket subscribes again before its script runs.
+	join(t, a, roomA, "alice", nil)
+	if e := nextPresence(t, a); e.Type != "join" || e.UserID != "alice" {
+		t.Fatalf("got %+v; want alice's join", e)
+	}
+}
+
+// subscribers returns how many subscribers bucket b's events channel has on
+// the Redis node that serves it.
+func subscribers(t *testing.T, srv *Server, b int) int {
+	t.Helper()
+	p := srv.presence
+	sharded := p.shardChannels.Load()
+	ch := p.bucketChannel(b)
+	c, err := srv.subs.be.dialSub(tctx(t), srv.subs.be.subAddr(ch, sharded))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sub := "NUMSUB"
+	if sharded {
+		sub = "SHARDNUMSUB"
+	}
+	r, err := redis.Values(c.Do("PUBSUB", sub, ch))
+	if err != nil || len(r) != 2 {
+		t.Fatalf("PUBSUB %s: %v, %v", sub, r, err)
+	}
+	n, _ := redis.Int(r[1], nil)
+	return n
+}
+
+func bucketState(srv *Server, b int) subState {
+	srv.subs.mu.Lock()
+	defer srv.subs.mu.Unlock()
+	return srv.subs.b[b].state
+}
