@@ -182,9 +182,13 @@ func (m *subscriptions) acquire(b int) {
 // release counts one local room of bucket b less.
 func (m *subscriptions) release(b int) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	idle := false
 	if m.b[b].refs--; m.b[b].refs == 0 {
-		m.b[b].idle = time.Now()
+		m.b[b].idle, idle = time.Now(), true
+	}
+	m.mu.Unlock()
+	if idle {
+		m.poke() // run times the linger
 	}
 }
 
@@ -259,8 +263,8 @@ func (m *subscriptions) run(ctx context.Context) {
 }
 
 // reconcile subscribes the buckets in use and unsubscribes those unused for
-// longer than the linger. It returns when to try again after a failed dial
-// (0: no need).
+// longer than the linger. It returns when to look again: after a failed
+// dial, or when a linger ends (0: no need).
 func (m *subscriptions) reconcile(ctx context.Context) time.Duration {
 	if !m.isSettled() {
 		if d := time.Until(m.retryAt[""]); d > 0 {
@@ -292,6 +296,7 @@ func (m *subscriptions) reconcile(ctx context.Context) time.Duration {
 	_, retryIn := m.link(ctx, "")
 
 	now := time.Now()
+	var lingerEnd time.Duration    // until the first linger ends (0: none)
 	subs := make(map[string][]int) // node address -> buckets to subscribe there
 	unsubs := make(map[*subLink][]int)
 	m.mu.Lock()
@@ -305,6 +310,10 @@ func (m *subscriptions) reconcile(ctx context.Context) time.Duration {
 		case !want && bk.state == subUp:
 			bk.state, bk.ready = subLeaving, make(chan struct{})
 			unsubs[bk.link] = append(unsubs[bk.link], i)
+		case want && bk.refs == 0: // lingering: look again when it ends
+			if d := m.linger - now.Sub(bk.idle); lingerEnd == 0 || d < lingerEnd {
+				lingerEnd = d
+			}
 		}
 	}
 	// A node no longer needed (a master that failed over) does not keep
@@ -350,6 +359,9 @@ func (m *subscriptions) reconcile(ctx context.Context) time.Duration {
 	}
 	m.closeUnused()
 	m.report()
+	if lingerEnd > 0 && (retryIn == 0 || lingerEnd < retryIn) {
+		retryIn = lingerEnd
+	}
 	return retryIn
 }
 
