@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -37,7 +38,8 @@ func (s *Server) HandleExtra(pattern string, h http.Handler) {
 	s.extra[pattern] = h
 }
 
-// serveHealth answers 200 when this node can reach Redis, else 503.
+// serveHealth answers 200 when this node can reach Redis (on a cluster:
+// and the cluster says its state is ok), else 503.
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -47,7 +49,14 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		defer c.Close()
-		_, err = redis.DoContext(c, ctx, "PING")
+		if s.target.cluster() == nil {
+			_, err = redis.DoContext(c, ctx, "PING")
+			return err
+		}
+		info, err := redis.String(redis.DoContext(c, ctx, "CLUSTER", "INFO"))
+		if err == nil && !strings.Contains(info, "cluster_state:ok") {
+			err = errors.New("cluster state is not ok")
+		}
 		return err
 	}()
 	w.Header().Set("Content-Type", "application/json")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -531,4 +532,19 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 			t.Fatalf("alice's state after the move: %s; want v %d", c.State, patches)
 		}
 	}
+
+	// /healthz follows the cluster's state: a slot left without a master
+	// puts the node that dropped it in state fail.
+	if code := httpStatus(t, n1.url+"/healthz"); code != http.StatusOK {
+		t.Fatalf("healthz: %d; want 200", code)
+	}
+	owner := rc.node(cl.master(0)) // the node a keyless command goes to
+	mustDo(t, rc, owner, "CLUSTER", "DELSLOTS", 0)
+	waitFor(t, 10*time.Second, "healthz 503 with slot 0 unserved", func() bool {
+		return httpStatus(t, n1.url+"/healthz") == http.StatusServiceUnavailable
+	})
+	mustDo(t, rc, owner, "CLUSTER", "ADDSLOTS", 0)
+	waitFor(t, 10*time.Second, "healthz 200 with slot 0 back", func() bool {
+		return httpStatus(t, n1.url+"/healthz") == http.StatusOK
+	})
 }

@@ -59,6 +59,7 @@ type Engine struct {
 	quitOnce sync.Once
 	nworkers atomic.Int32   // workers started
 	workers  sync.WaitGroup // running workers
+	queued   atomic.Int64   // bytes in every session's outbound queue
 
 	mu       sync.Mutex // guards the following fields
 	sessions map[string]*Socket
@@ -72,6 +73,25 @@ type engineOptions struct {
 	maxMessage                int // bytes of one message; polling bodies may hold twice that
 	maxQueueBytes             int // bytes queued for one client before it counts as not reading
 	maxPerIP                  int // live sessions per client IP; 0: no cap
+	// shedBytes is the bytes queued over all sessions beyond which the
+	// node is backlogged (see backlogged); 0: shedQueuedBytes.
+	shedBytes int64
+}
+
+// shedQueuedBytes is when a node counts as backlogged: its sockets' queues
+// hold this much together. At the tens of megabytes a second a busy node
+// sends, it is a fraction of a second of output.
+const shedQueuedBytes = 8 << 20
+
+// backlogged reports whether the sessions' outbound queues hold more than
+// the node's bound: its clients are not taking their events as fast as they
+// come, and what would produce more should wait.
+func (e *Engine) backlogged() bool {
+	limit := e.opts.shedBytes
+	if limit <= 0 {
+		limit = shedQueuedBytes
+	}
+	return e.queued.Load() > limit
 }
 
 // engineHost is what the engine tells the node above it. Each call runs on

@@ -301,9 +301,21 @@ type wsReader struct {
 	readErr error                 // what the last tryRead met
 }
 
+// wsSendBuffer is the kernel send buffer of a websocket connection
+// (SO_SNDBUF; Linux doubles it). Left to autotuning it grows to megabytes,
+// where a client that reads slowly would hold seconds of events out of the
+// node's sight; bounded, what the client does not take waits in its
+// session's queue, where the slow-client rules and the node's backlog
+// (Engine.backlogged) see it. 32 KiB is several round trips' worth of
+// presence traffic.
+const wsSendBuffer = 32 << 10
+
 // newWSReader returns a reader of nc's frames; limit bounds one message.
 func newWSReader(nc net.Conn, limit int) *wsReader {
 	r := &wsReader{nc: nc, max: limit}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(wsSendBuffer)
+	}
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			r.raw = raw

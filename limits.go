@@ -48,6 +48,28 @@ type bucket struct {
 
 func newLimits(cfg RateLimits) *limits { return &limits{cfg: cfg} }
 
+// The classes of events, each with its rate limit.
+const (
+	classHeartbeat = iota
+	classPatch
+	classChat
+	classOther
+)
+
+// eventClass returns the class of an event: patches and chat are the ones
+// whose events fan out to a room.
+func eventClass(event string, payload json.RawMessage) int {
+	switch {
+	case event == "presence:heartbeat" && bytes.Contains(payload, []byte(`"patchState"`)):
+		return classPatch
+	case event == "presence:heartbeat":
+		return classHeartbeat
+	case event == "chat:message":
+		return classChat
+	}
+	return classOther
+}
+
 // allow takes a token from the bucket of event's class and reports whether
 // there was one.
 func (l *limits) allow(event string, payload json.RawMessage) bool {
@@ -57,15 +79,9 @@ func (l *limits) allow(event string, payload json.RawMessage) bool {
 // allowAt is allow at time now: a bucket refills at PerSecond tokens a second
 // since its last use, up to Burst, and starts full.
 func (l *limits) allowAt(event string, payload json.RawMessage, now time.Time) bool {
-	i, r := 3, l.cfg.Other
-	switch {
-	case event == "presence:heartbeat" && bytes.Contains(payload, []byte(`"patchState"`)):
-		i, r = 1, l.cfg.Patch
-	case event == "presence:heartbeat":
-		i, r = 0, l.cfg.Heartbeat
-	case event == "chat:message":
-		i, r = 2, l.cfg.Chat
-	}
+	i := eventClass(event, payload)
+	r := [...]Rate{classHeartbeat: l.cfg.Heartbeat, classPatch: l.cfg.Patch, classChat: l.cfg.Chat,
+		classOther: l.cfg.Other}[i]
 	if r.PerSecond <= 0 {
 		return true
 	}

@@ -65,6 +65,10 @@ func newMetrics(s *Server) *metrics {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "rooms",
 			Help: "Rooms with members on this node."}, func() float64 { return float64(s.hub.roomCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "outbound_queued_bytes",
+			Help: "Bytes waiting in the sockets' outbound queues."}, func() float64 {
+			return float64(s.eng.queued.Load())
+		}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "pubsub_messages_total",
 			Help: "Messages received on the events channels."}, func() float64 {
 			return float64(s.subs.received.Load())

@@ -129,6 +129,14 @@ func (s *Server) event(sock *Socket, name string, payload json.RawMessage, _ boo
 		s.metrics.handled("unknown", errUnknownEvent.Code, 0)
 		return errorAck(errUnknownEvent)
 	}
+	// A node whose sockets do not take their events as fast as rooms
+	// produce them sheds what produces more (patches, chat) instead of
+	// queueing without bound; it is not the sender's fault: no strike.
+	if c := eventClass(name, payload); (c == classPatch || c == classChat) && s.eng.backlogged() {
+		s.metrics.handled(name, errBusy.Code, 0)
+		s.metrics.refused("backlog")
+		return errorAck(errBusy)
+	}
 	return s.handle(sock, name, payload, h)
 }
 

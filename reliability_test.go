@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -524,4 +525,64 @@ func TestEventsOfAGoneSocketAreNotInternal(t *testing.T) {
 			t.Fatalf("%s: %v internal answers for events of gone sockets", ev, got)
 		}
 	}
+}
+
+// A node whose sockets hold more than its bound in their outbound queues
+// sheds patches with rate_limited (not internal, no strike, nobody
+// dropped), and takes them again once the queues drain.
+func TestBackloggedNodeShedsPatches(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.shedBytes = 64 << 10
+	opts.Presence.TTL = time.Minute // no heartbeats needed meanwhile
+	opts.Rates.Patch = Rate{PerSecond: 1e6, Burst: 1e6}
+	n := startNode(t, opts)
+	block := make(chan struct{})
+	var unblock sync.Once
+	defer unblock.Do(func() { close(block) })
+	var stall atomic.Bool
+	stalled, err := client.Dial(tctx(t), n.url, client.Options{OnEvent: func(e client.Event) {
+		if stall.Load() {
+			<-block // stop reading
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := dial(t, n)
+	join(t, stalled, "r", "stalled", nil)
+	join(t, a, "r", "alice", nil)
+	stall.Store(true)
+	big := strings.Repeat("x", 3000)
+	shed := 0
+	for i := 0; i < 2000 && shed == 0; i++ {
+		_, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"v": fmt.Sprint(i, big)}})
+		var ae *client.AckError
+		switch {
+		case err == nil:
+		case errors.As(err, &ae) && ae.Code == "rate_limited" && strings.Contains(ae.Message, "busy"):
+			shed = i
+		default:
+			t.Fatalf("patch %d: %v; want ok or rate_limited (busy)", i, err)
+		}
+	}
+	if shed == 0 {
+		t.Fatalf("2000 patches to a room with a stalled reader: none shed (queued %d bytes)", n.srv.eng.queued.Load())
+	}
+	if q := n.srv.eng.queued.Load(); q <= opts.shedBytes {
+		t.Fatalf("shed with %d bytes queued; want over %d", q, opts.shedBytes)
+	}
+	// Plain heartbeats still go through.
+	if _, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{}); err != nil {
+		t.Fatalf("heartbeat while backlogged: %v", err)
+	}
+	unblock.Do(func() { close(block) })
+	waitFor(t, 10*time.Second, "a patch taken again", func() bool {
+		_, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"v": "again"}})
+		return err == nil
+	})
+	if stalled.Err() != nil || a.Err() != nil {
+		t.Fatalf("a client was dropped: %v, %v", stalled.Err(), a.Err())
+	}
+	t.Logf("shed from patch %d on", shed)
 }

@@ -65,8 +65,9 @@ type ServerOptions struct {
 	// Logger receives the server's logs. Zero value: slog.Default().
 	Logger *slog.Logger
 
-	// subLinger overrides subLinger (tests).
+	// subLinger overrides subLinger, shedBytes shedQueuedBytes (tests).
 	subLinger time.Duration
+	shedBytes int64
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -106,6 +107,7 @@ type Server struct {
 	opts     ServerOptions
 	log      *slog.Logger
 	pool     *redis.Pool
+	target   *redisTarget // what pool dials: a single Redis or a cluster
 	eng      *Engine
 	hub      *hub
 	metrics  *metrics
@@ -145,6 +147,7 @@ func New(opts ServerOptions) (*Server, error) {
 		opts:     o,
 		log:      o.Logger,
 		pool:     newPool(target.dial),
+		target:   target,
 		hub:      newHub(o.Logger),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -164,6 +167,7 @@ func New(opts ServerOptions) (*Server, error) {
 		maxMessage:    o.MaxMessageBytes,
 		maxQueueBytes: o.OutboundQueueBytes,
 		maxPerIP:      o.MaxSocketsPerIP,
+		shedBytes:     o.shedBytes,
 	}, s, o.Logger, s.spawn)
 	s.mc = &ModuleContext{Engine: s.eng, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
 	s.presence = p

@@ -133,6 +133,7 @@ func (s *Socket) sendFrame(frame []byte) bool {
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
+	s.eng.queued.Add(int64(len(frame)))
 	s.wakeLocked()
 	s.wmu.Unlock()
 	return true
@@ -210,6 +211,7 @@ func (s *Socket) wakeLocked() {
 func (s *Socket) takeLocked() [][]byte {
 	q := s.queue
 	s.queue, s.spare = s.spare[:0], nil
+	s.eng.queued.Add(-int64(s.queued))
 	s.queued = 0
 	return q
 }
@@ -293,6 +295,7 @@ func (s *Socket) tick() {
 		s.nextPing = now.Add(s.eng.opts.pingInterval)
 		s.queue = append(s.queue, []byte{eioPing})
 		s.queued++
+		s.eng.queued.Add(1)
 		s.wakeLocked()
 	}
 	s.timer.Reset(s.nextWakeLocked(now))
@@ -319,6 +322,7 @@ func (s *Socket) finish(reason string) {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	s.eng.queued.Add(-int64(s.queued))
 	s.queue, s.spare, s.queued = nil, nil, 0
 	if s.poll != nil {
 		close(s.poll)

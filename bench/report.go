@@ -108,6 +108,15 @@ type ServerFigures struct {
 	// in the steady phase (rtm_handler_seconds, upper bound of the bucket).
 	HandlerP50Ms float64 `json:"server_heartbeat_handler_p50_ms_steady"`
 	HandlerP99Ms float64 `json:"server_heartbeat_handler_p99_ms_steady"`
+	// PubSubPerSec is the messages the node received on the events
+	// channels per second in the steady phase; PubSubBuckets the buckets
+	// it was subscribed to at the end.
+	PubSubPerSec  float64 `json:"pubsub_messages_per_second_steady"`
+	PubSubBuckets float64 `json:"pubsub_buckets"`
+	// RedisCalls is the node's Redis calls in the steady phase (one per
+	// script call or pipeline; on a cluster a pipeline goes to each master
+	// concerned at once).
+	RedisCalls float64 `json:"redis_calls_steady"`
 }
 
 // bucketQuantile returns the upper bound of the histogram bucket holding
@@ -145,6 +154,7 @@ func serverFigures(target string, base, begin, end *serverSample) ServerFigures 
 	f.RSSBytes, f.Goroutines = m["process_resident_memory_bytes"], m["go_goroutines"]
 	f.HeapInuse, f.StackInuse = m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"]
 	f.Sockets, f.Joined = m["rtm_sockets"], m["rtm_joined_connections"]
+	f.PubSubBuckets = m["rtm_pubsub_buckets"]
 	if base != nil {
 		f.RSSBaseline, f.GoroutinesBase = base.M["process_resident_memory_bytes"], base.M["go_goroutines"]
 		if f.Sockets > 0 {
@@ -158,11 +168,13 @@ func serverFigures(target string, base, begin, end *serverSample) ServerFigures 
 		d := func(k string) float64 { return m[k] - begin.M[k] }
 		if secs := end.At.Sub(begin.At).Seconds(); secs > 0 {
 			f.CPUPercent = 100 * d("process_cpu_seconds_total") / secs
+			f.PubSubPerSec = d("rtm_pubsub_messages_total") / secs
 		}
 		if n := d("rtm_heartbeat_batch_size_count"); n > 0 {
 			f.MeanBeatBatch = d("rtm_heartbeat_batch_size_sum") / n
 		}
-		if n := d("rtm_redis_roundtrip_seconds_count"); n > 0 {
+		f.RedisCalls = d("rtm_redis_roundtrip_seconds_count")
+		if n := f.RedisCalls; n > 0 {
 			f.RedisRTTMeanMs = 1000 * d("rtm_redis_roundtrip_seconds_sum") / n
 		}
 		f.ReaperRunsSteady = d("rtm_reaper_runs_total")
@@ -460,10 +472,10 @@ func (rep *Report) writeTable(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, s := range rep.Servers {
-		fmt.Fprintf(w, "server %s: sockets %.0f joined %.0f | RSS %s (baseline %s, %.1f KiB/conn) | heap %.1f KiB/conn, stacks %.1f KiB/conn | goroutines %.0f (baseline %.0f, %.2f/conn) | steady CPU %.0f%% | mean heartbeat batch %.1f | redis rtt mean %.2f ms | reaper runs %.0f | server-side heartbeat handling p50 <= %.1f ms, p99 <= %.1f ms\n",
+		fmt.Fprintf(w, "server %s: sockets %.0f joined %.0f | RSS %s (baseline %s, %.1f KiB/conn) | heap %.1f KiB/conn, stacks %.1f KiB/conn | goroutines %.0f (baseline %.0f, %.2f/conn) | steady CPU %.0f%% | mean heartbeat batch %.1f | redis rtt mean %.2f ms | reaper runs %.0f | server-side heartbeat handling p50 <= %.1f ms, p99 <= %.1f ms | pub/sub %.0f msg/s, %.0f buckets\n",
 			s.Target, s.Sockets, s.Joined, mib(s.RSSBytes), mib(s.RSSBaseline), s.RSSPerConn/1024, s.HeapPerConn/1024,
 			s.StackPerConn/1024, s.Goroutines, s.GoroutinesBase, s.GoroutinesPer, s.CPUPercent, s.MeanBeatBatch,
-			s.RedisRTTMeanMs, s.ReaperRunsSteady, s.HandlerP50Ms, s.HandlerP99Ms)
+			s.RedisRTTMeanMs, s.ReaperRunsSteady, s.HandlerP50Ms, s.HandlerP99Ms, s.PubSubPerSec, s.PubSubBuckets)
 	}
 	fmt.Fprintf(w, "bench CPU in steady phase: %.0f%%\n", rep.BenchCPU)
 	for _, p := range rep.Phases {

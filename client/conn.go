@@ -88,6 +88,11 @@ type Options struct {
 	// block for long: nothing else is read meanwhile, acknowledgements and
 	// pongs included. If OnEvent is nil, events are queued for Events.
 	OnEvent func(e Event)
+	// OnRawEvent, if set, replaces OnEvent for event packets: it gets each
+	// one's JSON array (["name", args...]) unparsed, valid only during the
+	// call, from the read loop; frames are read into a reused buffer. It is
+	// for load generators that must read many events cheaply.
+	OnRawEvent func(data []byte, received time.Time)
 }
 
 // protocol returns the Engine.IO version the options ask for.
@@ -126,6 +131,7 @@ type Conn struct {
 	pingInterval time.Duration
 	pingTimeout  time.Duration
 	onEvent      func(Event)
+	onRaw        func([]byte, time.Time)
 
 	wsem     chan struct{} // capacity 1: held while writing a data frame to ws
 	notify   chan struct{} // capacity 1: tells run that queue has grown
@@ -181,6 +187,7 @@ func Dial(ctx context.Context, baseURL string, opts Options) (*Conn, error) {
 		protocol: protocol,
 		auth:     opts.Auth,
 		onEvent:  opts.OnEvent,
+		onRaw:    opts.OnRawEvent,
 		wsem:     make(chan struct{}, 1),
 		notify:   make(chan struct{}, 1),
 		done:     make(chan struct{}),

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,13 +18,14 @@ import (
 func (c *Conn) readLoop() {
 	defer close(c.readDone)
 	dead := c.pingInterval + c.pingTimeout
+	var buf bytes.Buffer // reused for every frame with OnRawEvent
 	for {
 		c.deadlineMu.Lock()
 		if !c.muted.Load() {
 			_ = c.ws.SetReadDeadline(time.Now().Add(dead))
 		}
 		c.deadlineMu.Unlock()
-		typ, msg, err := c.ws.ReadMessage()
+		typ, msg, err := c.readFrame(&buf)
 		if err != nil {
 			c.finish(readError(err, dead))
 			return
@@ -36,6 +38,21 @@ func (c *Conn) readLoop() {
 			return
 		}
 	}
+}
+
+// readFrame reads one frame: a fresh slice, or with OnRawEvent one that
+// buf holds until the next call.
+func (c *Conn) readFrame(buf *bytes.Buffer) (int, []byte, error) {
+	if c.onRaw == nil {
+		return c.ws.ReadMessage()
+	}
+	typ, r, err := c.ws.NextReader()
+	if err != nil {
+		return typ, nil, err
+	}
+	buf.Reset()
+	_, err = buf.ReadFrom(r)
+	return typ, buf.Bytes(), err
 }
 
 // readError explains why the read loop stopped.
@@ -70,17 +87,21 @@ func (c *Conn) handlePacket(b []byte) error {
 	}
 	switch p.typ {
 	case sioEvent:
+		if c.onRaw != nil {
+			c.onRaw(p.data, time.Now())
+			return nil
+		}
 		name, args, err := parseEvent(p.data)
 		if err == nil {
 			c.dispatch(Event{Name: name, Args: args, Received: time.Now()})
 		}
 	case sioAck:
 		if arg, err := parseAckArg(p.data); err == nil && p.id >= 0 {
-			c.resolve(p.id, arg)
+			c.resolve(p.id, bytes.Clone(arg)) // the frame's buffer may be reused
 		}
 	case sioError:
 		// Like socket.io-client, surface it as the reserved "error" event.
-		c.dispatch(Event{Name: "error", Args: []json.RawMessage{p.data}, Received: time.Now()})
+		c.dispatch(Event{Name: "error", Args: []json.RawMessage{bytes.Clone(p.data)}, Received: time.Now()})
 	case sioDisconnect:
 		return fmt.Errorf("%w: server disconnected the socket", ErrClosed)
 	}
