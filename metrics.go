@@ -24,6 +24,7 @@ type metrics struct {
 	beatBatch  prometheus.Histogram
 	slowDrops  prometheus.Counter
 	refusals   *prometheus.CounterVec
+	sheds      prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -51,9 +52,11 @@ func newMetrics(s *Server) *metrics {
 			Help: "Sockets disconnected because their outbound queue overflowed."}),
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "handshakes_refused_total",
 			Help: "Handshakes refused before reaching Socket.IO, by HTTP status."}, []string{"status"}),
+		sheds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "backlog_sheds_total",
+			Help: "Patches and chat messages answered rate_limited because the node's outbound queues were full."}),
 	}
 	m.reg.MustRegister(m.acks, m.latency, m.events, m.reaperRuns, m.reaped, m.redisErrs, m.redisRTT,
-		m.beatBatch, m.slowDrops, m.refusals,
+		m.beatBatch, m.slowDrops, m.refusals, m.sheds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "sockets",
 			Help: "Connected sockets on this node."}, func() float64 {
@@ -110,6 +113,7 @@ func (m *metrics) redisRoundTrip(d time.Duration) { m.redisRTT.Observe(d.Seconds
 func (m *metrics) heartbeatBatch(n int)           { m.beatBatch.Observe(float64(n)) }
 func (m *metrics) droppedSlow()                   { m.slowDrops.Inc() }
 func (m *metrics) refused(status string)          { m.refusals.WithLabelValues(status).Inc() }
+func (m *metrics) shed()                          { m.sheds.Inc() }
 
 // joinedCount counts this node's sockets holding a presence connection.
 func (s *Server) joinedCount() int {

@@ -134,7 +134,7 @@ func (s *Server) event(sock *Socket, name string, payload json.RawMessage, _ boo
 	// queueing without bound; it is not the sender's fault: no strike.
 	if c := eventClass(name, payload); (c == classPatch || c == classChat) && s.eng.backlogged() {
 		s.metrics.handled(name, errBusy.Code, 0)
-		s.metrics.refused("backlog")
+		s.metrics.shed()
 		return errorAck(errBusy)
 	}
 	return s.handle(sock, name, payload, h)

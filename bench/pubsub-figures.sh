@@ -145,7 +145,7 @@ fig_cost() {
 		$backend
 		start_servers 1
 		run "cost-$backend-beats" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate 4000 -patch-share 0
-		run "cost-$backend-patches" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate 2000 -patch-share 1
+		run "cost-$backend-patches" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate 400 -patch-share 1
 	done
 }
 
