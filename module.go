@@ -83,14 +83,17 @@ func (mc *ModuleContext) EmitToRoom(ctx context.Context, room, event string, pay
 	if err != nil {
 		return err
 	}
+	p := mc.srv.presence
 	c, err := mc.Redis.GetContext(ctx)
 	if err != nil {
-		return err
+		return p.failure(err) // a timeout on a node that is behind is overload
 	}
 	defer c.Close()
-	p := mc.srv.presence
-	_, err = redis.DoContext(c, ctx, p.publishCommand(), p.bucketChannel(roomBucket(room)), env)
-	return err
+	if _, err = redis.DoContext(c, ctx, p.publishCommand(), p.bucketChannel(roomBucket(room)), env); err != nil {
+		return p.failure(err)
+	}
+	p.answered()
+	return nil
 }
 
 // Handle attaches h to event. The handler takes its payload as raw JSON,

@@ -38,7 +38,7 @@ redis() { # redis PORT [ARGS...]: a redis-server of the run's own
 	local port=$1
 	shift
 	mkdir -p "$OUT/redis-$port"
-	(cd "$OUT/redis-$port" && rm -f nodes.conf && exec redis-server --port "$port" --bind 127.0.0.1 --save "" \
+	(cd "$OUT/redis-$port" && rm -f nodes.conf dump.rdb && exec redis-server --port "$port" --bind 127.0.0.1 --save "" \
 		--appendonly no --loglevel warning "$@") >"$OUT/redis-$port.log" 2>&1 &
 	PIDS+=($!)
 	for _ in $(seq 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.1; done
@@ -141,7 +141,7 @@ fig_cluster() {
 }
 
 fig_cost() {
-	for backend in single cluster; do
+	for backend in ${COST_BACKENDS:-single cluster}; do
 		$backend
 		start_servers 1
 		run "cost-$backend-beats" -rooms 20 -users 100 -ramp 5s -duration 20s -hb-rate 4000 -patch-share 0
