@@ -9,8 +9,8 @@ import (
 )
 
 // hub routes messages from Redis pub/sub to this node's sockets by room. It
-// is the only consumer of the subscriber, which calls deliver for each
-// message in the order Redis published them; deliver only queues (Socket.Send
+// is the only consumer of the subscriptions (pubsub.go), whose receivers call
+// deliver for each message of a bucket in the order Redis published them; deliver only queues (Socket.Send
 // never blocks), so the order in which a room's events were applied is the
 // order in which every local socket receives them.
 //

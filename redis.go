@@ -74,7 +74,7 @@ func isConnLost(err error) bool {
 
 // trackedConn is a Redis connection that reports a lost server to its
 // redisHealth and remembers when it was dialed. It keeps the context and
-// timeout variants that scripts (DoContext) and the subscriber
+// timeout variants that scripts (DoContext) and the subscriptions
 // (ReceiveWithTimeout) need.
 type trackedConn struct {
 	redis.Conn
@@ -133,8 +133,8 @@ var (
 // hanging (with Redis unreachable a handler answers unavailable within
 // OpTimeout) and whose idle connections from before a lost Redis are
 // discarded, not handed out (see redisHealth). Its DialContext is also the
-// dialer of the node's subscriber, so that the subscriber, which notices a
-// Redis restart first, tells the pool at once.
+// dialer of the node's subscriptions on a single Redis, so that they, who
+// notice a Redis restart first, tell the pool at once.
 func newPool(dial func(context.Context) (redis.Conn, error)) *redis.Pool {
 	h := newRedisHealth()
 	return &redis.Pool{

@@ -450,7 +450,7 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 //     their clients resume them on another node with no leave/join flap;
 //     this also answers every parked poll, which the listener's shutdown
 //     waits for;
-//  3. stop the subscriber, the reaper and the other runners, and wait for
+//  3. stop the subscriptions, the reaper and the other runners, and wait for
 //     every goroutine the server started (readers, writers, the disconnect
 //     writes among them);
 //  4. run the modules' Shutdown hooks in reverse registration order;
