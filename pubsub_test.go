@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +115,69 @@ func bucketState(srv *Server, b int) subState {
 	srv.subs.mu.Lock()
 	defer srv.subs.mu.Unlock()
 	return srv.subs.b[b].state
+}
+
+// A join waits until its bucket's subscription is confirmed before its
+// script runs: with confirmations held back, the joiner still gets its own
+// join event, which the script publishes.
+func TestJoinWaitsForItsSubscription(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	const delay = 300 * time.Millisecond
+	opts.wrapSubs = func(be subBackend) subBackend { return slowSubs{be, delay} }
+	n := startNode(t, opts)
+	a := dial(t, n)
+	start := time.Now()
+	join(t, a, "r", "alice", nil)
+	if d := time.Since(start); d < delay {
+		t.Fatalf("the join answered after %v, before its subscription (held back %v)", d, delay)
+	}
+	if e := nextPresence(t, a); e.Type != "join" || e.UserID != "alice" {
+		t.Fatalf("got %+v; want alice's own join", e)
+	}
+}
+
+// slowSubs holds back every subscription command by delay.
+type slowSubs struct {
+	subBackend
+	delay time.Duration
+}
+
+func (s slowSubs) dialSub(ctx context.Context, addr string) (redis.Conn, error) {
+	c, err := s.subBackend.dialSub(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &slowSubConn{Conn: c, delay: s.delay}, nil
+}
+
+// slowSubConn sleeps before flushing a subscription command. It keeps the
+// read timeout the subscriptions need.
+type slowSubConn struct {
+	redis.Conn
+	delay   time.Duration
+	pending bool // a SUBSCRIBE or SSUBSCRIBE waits for Flush
+}
+
+func (c *slowSubConn) Send(cmd string, args ...any) error {
+	if strings.HasSuffix(cmd, "SUBSCRIBE") && !strings.Contains(cmd, "UN") {
+		c.pending = true
+	}
+	return c.Conn.Send(cmd, args...)
+}
+
+func (c *slowSubConn) Flush() error {
+	if c.pending {
+		c.pending = false
+		time.Sleep(c.delay)
+	}
+	return c.Conn.Flush()
+}
+
+func (c *slowSubConn) ReceiveWithTimeout(d time.Duration) (any, error) {
+	return redis.ReceiveWithTimeout(c.Conn, d)
+}
+
+func (c *slowSubConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (any, error) {
+	return redis.DoWithTimeout(c.Conn, d, cmd, args...)
 }

@@ -65,9 +65,11 @@ type ServerOptions struct {
 	// Logger receives the server's logs. Zero value: slog.Default().
 	Logger *slog.Logger
 
-	// subLinger overrides subLinger, shedBytes shedQueuedBytes (tests).
+	// subLinger overrides subLinger, shedBytes shedQueuedBytes; wrapSubs
+	// wraps the subscriptions' view of Redis (tests).
 	subLinger time.Duration
 	shedBytes int64
+	wrapSubs  func(subBackend) subBackend
 }
 
 func (o ServerOptions) withDefaults() ServerOptions {
@@ -154,8 +156,11 @@ func New(opts ServerOptions) (*Server, error) {
 		handlers: make(map[string]HandlerFunc),
 		httpIP:   make(map[string]int),
 	}
-	s.subs = newSubscriptions(redisSubs{t: target, pool: s.pool}, p.opts.Prefix, p.bucketChannel,
-		s.hub.deliver, o.Logger, s.spawn)
+	var be subBackend = redisSubs{t: target, pool: s.pool}
+	if o.wrapSubs != nil {
+		be = o.wrapSubs(be)
+	}
+	s.subs = newSubscriptions(be, p.opts.Prefix, p.bucketChannel, s.hub.deliver, o.Logger, s.spawn)
 	if o.subLinger > 0 {
 		s.subs.linger = o.subLinger
 	}

@@ -84,6 +84,7 @@ not-joined-first     | presence.go | TestOversizedPatchOutranksNotJoined | if st
 linger-none          | pubsub.go | TestNodeHearsOnlyItsBuckets | want := bk.refs > 0 || !bk.idle.IsZero() && now.Sub(bk.idle) < m.linger | want := bk.refs > 0 || !bk.idle.IsZero() && now.Sub(bk.idle) < 0
 bucket-never-dropped | hub.go | TestNodeHearsOnlyItsBuckets | h.subs.release(roomBucket(room)) | _ = room
 gap-not-marked       | pubsub.go | TestResyncAfterSubscriptionGap | if len(gapped) > 0 {\n\t\tm.onGap(gapped)\n\t} | _ = gapped
+join-no-wait         | presence.go | TestJoinWaitsForItsSubscription | if err := p.hub.ready(ctx, room); err != nil { | if err := error(nil); err != nil {
 backlog-ignored      | module.go | TestBackloggedNodeShedsPatches | (c == classPatch || c == classChat) && s.eng.backlogged() | (c == classPatch || c == classChat) && false
 TABLE
 )
