@@ -336,9 +336,7 @@ func TestClusterServerSurvivesFailover(t *testing.T) {
 	}
 	c := dial(t, n1)
 	join(t, c, elsewhere, "carol", nil)
-	if _, err := rc.do(victim, "WAIT", 1, 5000); err != nil { // the joins are on the replica
-		t.Fatal(err)
-	}
+	rc.replicated(t, victim, testRoomTag(opts.Presence.Prefix, room)+"mark") // the joins are on the replica
 	rc.nodes[victim].kill()
 
 	beat := func(c *client.Conn) error {

@@ -52,7 +52,12 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket
 	// read through it, so every byte from the client is still in the kernel.
 	nc := conn.UnderlyingConn()
 	s.wmu.Lock()
-	s.ws = nc
+	if s.gone { // closed meanwhile: the node is shutting down
+		s.wmu.Unlock()
+		_ = nc.Close()
+		return
+	}
+	s.ws = nc // closed by Socket.close from now on
 	s.greeted = s.proto == 3
 	s.wmu.Unlock()
 	s.sendFrame(open)
@@ -60,7 +65,18 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket
 		return
 	}
 	s.startTimer()
-	e.spawn(func() { e.readLoop(s, newWSReader(nc, e.opts.maxMessage)) })
+	e.spawnFor(s, func() { e.readLoop(s, newWSReader(nc, e.opts.maxMessage)) })
+}
+
+// spawnFor runs f on a goroutine of the host's for session s, unless s is
+// gone. It decides under s's lock: a shutdown closes every session before it
+// waits for the host's goroutines, so none starts after that wait began.
+func (e *Engine) spawnFor(s *Socket, f func()) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if !s.gone {
+		e.spawn(f)
+	}
 }
 
 // serveUpgrade takes a polling session's websocket upgrade request: the
@@ -87,7 +103,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket)
 	}
 	s.probe = nc // closed by Socket.close if the session ends first
 	s.wmu.Unlock()
-	e.spawn(func() { e.probe(s, newWSReader(nc, e.opts.maxMessage)) })
+	e.spawnFor(s, func() { e.probe(s, newWSReader(nc, e.opts.maxMessage)) })
 }
 
 // probe runs the upgrade handshake: the client sends "2probe", the server

@@ -195,6 +195,26 @@ func (rc *redisCluster) do(i int, cmd string, args ...any) (any, error) {
 	return c.Do(cmd, args...)
 }
 
+// replicated returns once node i's replica has everything node i had
+// written: WAIT counts the writes of its own connection only, so a write to
+// key (in a slot of node i) comes first, on the same connection, and is
+// acknowledged after every earlier write of the node.
+func (rc *redisCluster) replicated(t *testing.T, i int, key string) {
+	t.Helper()
+	c, err := redis.Dial("tcp", rc.addr(i), redis.DialConnectTimeout(time.Second),
+		redis.DialReadTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Do("SET", key, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := redis.Int(c.Do("WAIT", 1, 5000)); err != nil || n < 1 {
+		t.Fatalf("WAIT 1: %d replicas acknowledged, %v", n, err)
+	}
+}
+
 // masters returns the indexes of the live nodes whose role is master.
 func (rc *redisCluster) masters() []int {
 	var out []int

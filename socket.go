@@ -123,9 +123,9 @@ func (s *Socket) sendFrame(frame []byte) bool {
 		// Closed on a goroutine of its own: the caller may hold locks
 		// (the hub's) that the disconnect hooks take.
 		s.gone = true
+		s.eng.spawn(func() { s.finish("slow client: outbound queue full") }) // under wmu: see Engine.spawnFor
 		s.wmu.Unlock()
 		s.eng.host.slow(s)
-		s.eng.spawn(func() { s.finish("slow client: outbound queue full") })
 		return false
 	}
 	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
