@@ -70,24 +70,23 @@ func eventClass(event string, payload json.RawMessage) int {
 	return classOther
 }
 
-// allow takes a token from the bucket of event's class and reports whether
-// there was one.
-func (l *limits) allow(event string, payload json.RawMessage) bool {
-	return l.allowAt(event, payload, time.Now())
+// allow takes a token from the bucket of class (eventClass) and reports
+// whether there was one.
+func (l *limits) allow(class int) bool {
+	return l.allowAt(class, time.Now())
 }
 
 // allowAt is allow at time now: a bucket refills at PerSecond tokens a second
 // since its last use, up to Burst, and starts full.
-func (l *limits) allowAt(event string, payload json.RawMessage, now time.Time) bool {
-	i := eventClass(event, payload)
+func (l *limits) allowAt(class int, now time.Time) bool {
 	r := [...]Rate{classHeartbeat: l.cfg.Heartbeat, classPatch: l.cfg.Patch, classChat: l.cfg.Chat,
-		classOther: l.cfg.Other}[i]
+		classOther: l.cfg.Other}[class]
 	if r.PerSecond <= 0 {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := &l.buckets[i]
+	b := &l.buckets[class]
 	if b.last.IsZero() {
 		b.tokens = float64(max(r.Burst, 1))
 	} else {

@@ -123,7 +123,8 @@ func (s *Server) event(sock *Socket, name string, payload json.RawMessage, _ boo
 	s.mu.Lock()
 	h := s.handlers[name]
 	s.mu.Unlock()
-	if !sock.limits.allow(name, payload) {
+	class := eventClass(name, payload)
+	if !sock.limits.allow(class) {
 		s.metrics.handled(metricEvent(name, h), errRateLimited.Code, 0)
 		s.strike(sock)
 		return errorAck(errRateLimited)
@@ -135,7 +136,7 @@ func (s *Server) event(sock *Socket, name string, payload json.RawMessage, _ boo
 	// A node whose sockets do not take their events as fast as rooms
 	// produce them sheds what produces more (patches, chat) instead of
 	// queueing without bound; it is not the sender's fault: no strike.
-	if c := eventClass(name, payload); (c == classPatch || c == classChat) && s.eng.backlogged() {
+	if (class == classPatch || class == classChat) && s.eng.backlogged() {
 		s.metrics.handled(name, errBusy.Code, 0)
 		s.metrics.shed()
 		return errorAck(errBusy)

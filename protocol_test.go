@@ -303,7 +303,7 @@ func TestRateBucket(t *testing.T) {
 	t0 := time.Unix(1_000_000, 0)
 	take := func(at time.Duration, event, payload string) int {
 		n := 0
-		for n < 1000 && l.allowAt(event, json.RawMessage(payload), t0.Add(at)) {
+		for n < 1000 && l.allowAt(eventClass(event, json.RawMessage(payload)), t0.Add(at)) {
 			n++
 		}
 		return n

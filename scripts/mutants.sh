@@ -85,7 +85,7 @@ linger-none          | pubsub.go | TestNodeHearsOnlyItsBuckets | want := bk.refs
 bucket-never-dropped | hub.go | TestNodeHearsOnlyItsBuckets | h.subs.release(roomBucket(room)) | _ = room
 gap-not-marked       | pubsub.go | TestResyncAfterSubscriptionGap | if len(gapped) > 0 {\n\t\tm.onGap(gapped)\n\t} | _ = gapped
 join-no-wait         | presence.go | TestJoinWaitsForItsSubscription | if err := p.hub.ready(ctx, room); err != nil { | if err := error(nil); err != nil {
-backlog-ignored      | module.go | TestBackloggedNodeShedsPatches | (c == classPatch || c == classChat) && s.eng.backlogged() | (c == classPatch || c == classChat) && false
+backlog-ignored      | module.go | TestBackloggedNodeShedsPatches | (class == classPatch || class == classChat) && s.eng.backlogged() | (class == classPatch || class == classChat) && false
 TABLE
 )
 
