@@ -34,8 +34,17 @@ type hub struct {
 	mu    sync.Mutex // guards the following fields
 	rooms map[string]map[*Socket]*membership
 	seqs  map[string]int64 // room -> last seq delivered; only rooms in rooms
-	// gapSeqs is seqs as it was when the subscription was last lost.
-	gapSeqs map[string]int64
+	// gaps holds, per room, what the hub had delivered when the room's
+	// subscription was last lost, until a resync settles it.
+	gaps   map[string]gapMark
+	gapGen uint64 // counts markGap calls
+}
+
+// gapMark is where a room stood when its subscription was lost.
+type gapMark struct {
+	seq  int64  // the last seq delivered before the gap
+	seen bool   // whether any seq was delivered before it
+	gen  uint64 // which gap (hub.gapGen when it was marked)
 }
 
 // membership is a socket's subscription to a room's events.
@@ -71,7 +80,7 @@ type envelope struct {
 
 func newHub(log *slog.Logger) *hub {
 	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership), seqs: make(map[string]int64),
-		gapSeqs: make(map[string]int64)}
+		gaps: make(map[string]gapMark)}
 }
 
 // subscribe adds s to room as a pending membership, replacing any it had.
@@ -151,7 +160,7 @@ func (h *hub) removeLocked(s *Socket, room string) {
 		}
 		delete(h.rooms, room)
 		delete(h.seqs, room)
-		delete(h.gapSeqs, room)
+		delete(h.gaps, room)
 	}
 }
 
@@ -255,14 +264,11 @@ func (h *hub) markGap(buckets []int) {
 	in := bucketSet(buckets)
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.gapGen++
 	for room := range h.rooms {
-		if !in[roomBucket(room)] {
-			continue
-		}
-		if seq, ok := h.seqs[room]; ok {
-			h.gapSeqs[room] = seq
-		} else {
-			delete(h.gapSeqs, room)
+		if in[roomBucket(room)] {
+			seq, seen := h.seqs[room]
+			h.gaps[room] = gapMark{seq: seq, seen: seen, gen: h.gapGen}
 		}
 	}
 }
@@ -276,46 +282,52 @@ func bucketSet(buckets []int) *[roomBuckets]bool {
 }
 
 // joinedRooms returns the rooms of buckets with at least one active
-// membership.
-func (h *hub) joinedRooms(buckets []int) []string {
+// membership, and for each the gap it is in (0: none), for resyncRoom.
+func (h *hub) joinedRooms(buckets []int) (rooms []string, gens []uint64) {
 	in := bucketSet(buckets)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []string
 	for room, ms := range h.rooms {
 		if !in[roomBucket(room)] {
 			continue
 		}
 		for _, m := range ms {
 			if !m.pending {
-				out = append(out, room)
+				rooms, gens = append(rooms, room), append(gens, h.gaps[room].gen)
 				break
 			}
 		}
 	}
-	return out
+	return rooms, gens
 }
 
-// resyncRoom is told the room's seq in Redis after a subscription gap. If
-// it differs from the last seq delivered before the gap (or none was), the
-// room moved while the node was deaf: each joined socket gets
-// presence:resync {roomId, seq} (PROTOCOL.md), and its client answers with
-// presence:sync. If seq is below the last seq delivered before the gap,
-// Redis lost the room's history: a socket that had received that much saw
-// the lost history, and its connection is gone with it, so it also stops
-// getting the room and counts as not joined (its presence:sync answers
-// not_joined and its client joins again). (Events delivered since the gap
-// say nothing of this: they may be newer than seq, which was read after
-// the subscription came back.) It returns how many sockets were told.
-func (h *hub) resyncRoom(room string, seq int64) int {
+// resyncRoom is told the room's seq in Redis after a subscription gap (gen,
+// as joinedRooms gave it, from before seq was read). If it differs from the
+// last seq delivered before the gap (or none was), the room moved while the
+// node was deaf: each joined socket gets presence:resync {roomId, seq}
+// (PROTOCOL.md), and its client answers with presence:sync. If seq is below
+// the last seq delivered before the gap, Redis lost the room's history: a
+// socket that had received that much saw the lost history, and its
+// connection is gone with it, so it also stops getting the room and counts
+// as not joined (its presence:sync answers not_joined and its client joins
+// again). (Events delivered since the gap say nothing of this: they may be
+// newer than seq, which was read after the subscription came back.) If the
+// room went into another gap since gen, seq may predate what the hub
+// delivered before that one: the resync of the newer gap decides, and this
+// one does nothing. It returns how many sockets were told.
+func (h *hub) resyncRoom(room string, seq int64, gen uint64) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	last, ok := h.gapSeqs[room]
-	delete(h.gapSeqs, room)
-	if ok && last == seq {
+	gap, ok := h.gaps[room]
+	if ok && gap.gen != gen {
 		return 0
 	}
-	restarted := ok && seq < last
+	delete(h.gaps, room)
+	known, last := ok && gap.seen, gap.seq
+	if known && last == seq {
+		return 0
+	}
+	restarted := known && seq < last
 	data := json.RawMessage(`{"roomId":` + jsonString(room) + `,"seq":` + strconv.FormatInt(seq, 10) + `}`)
 	n := 0
 	for s, m := range h.rooms[room] {

@@ -183,7 +183,7 @@ func (p *Presence) disconnect(s *Socket, room, connID string) {
 // node was deaf (hub.resyncRoom). The subscriber calls it; events flow
 // meanwhile.
 func (p *Presence) resync(ctx context.Context, buckets []int) {
-	rooms := p.hub.joinedRooms(buckets)
+	rooms, gens := p.hub.joinedRooms(buckets)
 	if len(rooms) == 0 {
 		return
 	}
@@ -197,7 +197,7 @@ func (p *Presence) resync(ctx context.Context, buckets []int) {
 	}
 	told := 0
 	for i, room := range rooms {
-		told += p.hub.resyncRoom(room, seqs[i])
+		told += p.hub.resyncRoom(room, seqs[i], gens[i])
 	}
 	p.log.Info("resync after the subscription gap", "rooms", len(rooms), "sockets", told)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -180,4 +181,53 @@ func (c *slowSubConn) ReceiveWithTimeout(d time.Duration) (any, error) {
 
 func (c *slowSubConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (any, error) {
 	return redis.DoWithTimeout(c.Conn, d, cmd, args...)
+}
+
+// A resync whose seq was read before the room's subscription was lost again
+// does nothing: the room's seq may have moved past it before the second gap
+// (a reshard unsubscribes a slot's channels on its old master, then again on
+// its new one, when each is told the slot's owner), and taking it for lost
+// history would drop a member that is still there. The second gap's resync
+// decides.
+func TestStaleResyncAfterSecondGap(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a := dial(t, n)
+	const room = "r"
+	join(t, a, room, "alice", nil)
+	nextPresence(t, a)
+	patch := func(v int) {
+		t.Helper()
+		if _, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"v": v}}); err != nil {
+			t.Fatal(err)
+		}
+		if e := nextPresence(t, a); e.Type != "update" {
+			t.Fatalf("got %+v; want alice's update", e)
+		}
+	}
+	patch(1)
+	p, h, bs := n.srv.presence, n.srv.hub, []int{roomBucket(room)}
+
+	h.markGap(bs) // the first gap; its resync reads the room's seq
+	rooms, gens := h.joinedRooms(bs)
+	if len(rooms) != 1 || rooms[0] != room {
+		t.Fatalf("joined rooms %v; want [%s]", rooms, room)
+	}
+	stale, err := p.roomSeqs(tctx(t), rooms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch(2)      // delivered: the subscription is back
+	h.markGap(bs) // and lost again before the first resync is applied
+	if told := h.resyncRoom(room, stale[0], gens[0]); told != 0 {
+		t.Fatalf("the stale resync (seq %d) told %d sockets; want 0", stale[0], told)
+	}
+	patch(3) // still joined
+	p.resync(tctx(t), bs)
+	ev := nextEvent(t, a, 5*time.Second)
+	var rs struct{ Seq int64 }
+	if ev.Name != "presence:resync" || len(ev.Args) != 1 || json.Unmarshal(ev.Args[0], &rs) != nil || rs.Seq != stale[0]+2 {
+		t.Fatalf("got %s %s; want presence:resync with seq %d", ev.Name, ev.Args, stale[0]+2)
+	}
+	patch(4)
 }

@@ -88,9 +88,15 @@ type redisServer struct {
 	extra []string    // more redis-server arguments
 	tls   *tls.Config // set when the port speaks TLS
 
-	mu  sync.Mutex // guards cmd
-	cmd *exec.Cmd
+	mu     sync.Mutex // guards cmd and exited
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has exited
 }
+
+// errRedisExited is the error of a redis-server that exited before it
+// answered: most often its port (or its cluster bus port) was taken between
+// the free-port probe and its bind, and a new port will do.
+var errRedisExited = errors.New("redis-server exited at start")
 
 // startRedisServer starts redis-server in dir (a new temp dir when "") with
 // extra arguments.
@@ -106,14 +112,34 @@ func startRedisServer(dir string, extra ...string) (*redisServer, error) {
 		}
 		dir = d
 	}
+	rs := &redisServer{dir: dir, extra: extra}
+	return rs, rs.startOnFreePort(freePort)
+}
+
+// startOnFreePort starts rs on a port from free, and on another one if the
+// server exits at start (the port was taken meanwhile).
+func (rs *redisServer) startOnFreePort(free func() (int, error)) error {
+	var err error
+	for range 5 {
+		if rs.port, err = free(); err != nil {
+			return err
+		}
+		if err = rs.start(); !errors.Is(err, errRedisExited) {
+			return err
+		}
+		_ = os.Remove(filepath.Join(rs.dir, "nodes.conf")) // a cluster node's, written for the old port
+
+	}
+	return err
+}
+
+func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	rs := &redisServer{dir: dir, port: port, extra: extra}
-	return rs, rs.start()
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 func (rs *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(rs.port) }
@@ -130,13 +156,25 @@ func (rs *redisServer) start() error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start redis-server: %w", err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }() // kill waits for it
 	rs.mu.Lock()
-	rs.cmd = cmd
+	rs.cmd, rs.exited = cmd, exited
 	rs.mu.Unlock()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
+		select {
+		case <-exited:
+			rs.kill()
+			logTail, _ := os.ReadFile(filepath.Join(rs.dir, "redis.log"))
+			if len(logTail) > 500 {
+				logTail = logTail[len(logTail)-500:]
+			}
+			return fmt.Errorf("%w (port %d): %s", errRedisExited, rs.port, logTail)
+		default:
+		}
 		c, err := redis.Dial("tcp", "127.0.0.1:"+strconv.Itoa(rs.port), redis.DialConnectTimeout(time.Second),
-			redis.DialUseTLS(rs.tls != nil), redis.DialTLSConfig(rs.tls))
+			redis.DialReadTimeout(time.Second), redis.DialUseTLS(rs.tls != nil), redis.DialTLSConfig(rs.tls))
 		if err == nil {
 			_, err = c.Do("PING")
 			if err != nil && strings.HasPrefix(err.Error(), "NOAUTH") {
@@ -160,7 +198,7 @@ func (rs *redisServer) kill() {
 	defer rs.mu.Unlock()
 	if rs.cmd != nil {
 		_ = rs.cmd.Process.Kill()
-		_ = rs.cmd.Wait()
+		<-rs.exited
 		rs.cmd = nil
 	}
 }

@@ -92,15 +92,11 @@ func startRedisCluster() (_ *redisCluster, err error) {
 		if err := os.Mkdir(nd, 0o755); err != nil {
 			return nil, err
 		}
-		port, err := freeClusterPort()
-		if err != nil {
-			return nil, err
-		}
-		rs := &redisServer{dir: nd, port: port, extra: []string{"--cluster-enabled", "yes",
+		rs := &redisServer{dir: nd, extra: []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
 			"--cluster-replica-validity-factor", "0"}}
-		if err := rs.start(); err != nil {
+		if err := rs.startOnFreePort(freeClusterPort); err != nil {
 			return nil, err
 		}
 		rc.nodes = append(rc.nodes, rs)

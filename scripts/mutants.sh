@@ -77,7 +77,7 @@ poll-one-per-answer  | engine_polling.go | TestPollingClientInBusyRoom | for _, 
 upgrade-no-release   | engine_websocket.go | TestUpgradeKeepsOrder | s.upgrading = true\n\ts.wakeLocked() | s.upgrading = true
 # Reliability (issue 9)
 pool-keeps-stale     | redis.go | TestQuietNodeRecoversFromRedisRestart | if tc, ok := c.(*trackedConn); ok && tc.born <= h.lostAt.Load() { | if false {
-no-resync            | presence.go | TestResyncAfterSubscriptionGap | told += p.hub.resyncRoom(room, seqs[i]) | _, _ = room, seqs[i]
+no-resync            | presence.go | TestResyncAfterSubscriptionGap | told += p.hub.resyncRoom(room, seqs[i], gens[i]) | _, _, _ = room, seqs[i], gens[i]
 restarted-room-kept  | hub.go | TestRestartedRoomStopsStaleSockets | if m.lastSeq == 0 || seq > m.lastSeq { | if true {
 not-joined-first     | presence.go | TestOversizedPatchOutranksNotJoined | if st := stateJSON(patch); len(st) > p.opts.MaxStateBytes { | if st := stateJSON(patch); false && len(st) > p.opts.MaxStateBytes {
 # Per-bucket subscriptions (issue 11)
@@ -85,6 +85,7 @@ linger-none          | pubsub.go | TestNodeHearsOnlyItsBuckets | want := bk.refs
 bucket-never-dropped | hub.go | TestNodeHearsOnlyItsBuckets | h.subs.release(roomBucket(room)) | _ = room
 gap-not-marked       | pubsub.go | TestResyncAfterSubscriptionGap | if len(gapped) > 0 {\n\t\tm.onGap(gapped)\n\t} | _ = gapped
 join-no-wait         | presence.go | TestJoinWaitsForItsSubscription | if err := p.hub.ready(ctx, room); err != nil { | if err := error(nil); err != nil {
+stale-resync-applied | hub.go | TestStaleResyncAfterSecondGap | if ok && gap.gen != gen { | if false {
 backlog-ignored      | module.go | TestBackloggedNodeShedsPatches | (class == classPatch || class == classChat) && s.eng.backlogged() | (class == classPatch || class == classChat) && false
 TABLE
 )
