@@ -15,8 +15,9 @@ package main
 //     first KEYS entry for EVAL/EVALSHA). Keyless commands go to any master.
 //   - MOVED updates the slot and marks the map for a refresh; ASK is retried
 //     once on the named node after ASKING, without touching the map. TRYAGAIN
-//     (keys of one script split by a migration) and CLUSTERDOWN (a failover
-//     under way) are retried for up to clusterRetryBudget, then returned:
+//     (keys of one script split by a migration, or a script that read a key
+//     that has moved: see parseRedirect) and CLUSTERDOWN (a failover under
+//     way) are retried for up to clusterRetryBudget, then returned:
 //     isUnavailable classifies them, so clients are answered unavailable.
 //   - A connection failure to a master (killed, partitioned) is returned as
 //     it is (unavailable) and refreshes the map, so that calls reach the
@@ -428,11 +429,18 @@ func (cl *cluster) broadcast(ctx context.Context, cmd string, args ...any) (any,
 }
 
 // parseRedirect splits "MOVED 3999 127.0.0.1:6381" (or ASK) into its parts;
-// for any other error reply it returns the reply's first word as kind.
+// for any other error reply it returns the reply's first word as kind,
+// except that a script refused for reading a key that a migration has moved
+// away is TRYAGAIN: the keys of its slot are split between two masters for
+// the moment, and the presence scripts fail that way before they write
+// (presence_lua.go).
 func parseRedirect(msg string) (kind string, slot int, addr string) {
 	f := strings.Fields(msg)
 	if len(f) == 0 {
 		return "", 0, ""
+	}
+	if scriptKeyMoved(msg) {
+		return "TRYAGAIN", 0, ""
 	}
 	if (f[0] == "MOVED" || f[0] == "ASK") && len(f) == 3 {
 		if s, err := strconv.Atoi(f[1]); err == nil && s >= 0 && s < clusterSlots {
@@ -441,6 +449,13 @@ func parseRedirect(msg string) (kind string, slot int, addr string) {
 		return "", 0, ""
 	}
 	return f[0], 0, ""
+}
+
+// scriptKeyMoved reports whether msg is Redis refusing a command of a script
+// for a key not declared in KEYS that is not on this node (its slot is being
+// migrated and the key has moved).
+func scriptKeyMoved(msg string) bool {
+	return strings.Contains(msg, "Script attempted to access a non local key")
 }
 
 // commandSlot returns the slot of cmd's first key, or -1 for a keyless

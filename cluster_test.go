@@ -226,7 +226,7 @@ func testExpiryOfCrashedNode(t *testing.T, opts ServerOptions) {
 
 	// A node that crashed leaves a connection owned by a socket nobody serves.
 	ghost := &Socket{id: newID()}
-	args := p.roomArgs("r", ghost.id, newID(), "ghost", jsonString("ghost"), "{}", p.lookbackMs(), p.keyTTLMs(), 4096, "", "0")
+	args := p.joinArgs("r", ghost.id, newID(), "", "ghost", jsonString("ghost"), "{}", p.lookbackMs(), p.keyTTLMs(), 4096, "", "0")
 	if _, err := p.do(tctx(t), joinScript, args...); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func testReapersRace(t *testing.T, opts ServerOptions) {
 	for r := 0; r < rooms; r++ {
 		for i := 0; i < per; i++ {
 			// lookback 0: due at once
-			args := p1.roomArgs(fmt.Sprint("room", r), newID(), newID(), "u", `"u"`, "{}", 0, 60000, 4096, "", "0")
+			args := p1.joinArgs(fmt.Sprint("room", r), newID(), newID(), "", "u", `"u"`, "{}", 0, 60000, 4096, "", "0")
 			if _, err := p1.do(ctx, joinScript, args...); err != nil {
 				t.Fatal(err)
 			}

@@ -398,10 +398,12 @@ func noPresence(t *testing.T, c *client.Conn, d time.Duration) {
 	}
 }
 
-// The slot of a live room moves to another master (keys migrated with
-// MIGRATE, then the slot reassigned) while its members heartbeat and patch:
-// every event arrives, in order, or a presence:resync covers the moment the
-// node could not hear the slot, and the view after the move is current.
+// The slot of a live room moves to another master (keys migrated one at a
+// time with MIGRATE, as redis-cli --cluster reshard does in batches, then
+// the slot reassigned) while its members patch and sync: every event
+// arrives, in order, or a presence:resync covers the moment the node could
+// not hear the slot; every snapshot taken meanwhile is whole; and the view
+// after the move is current.
 func TestClusterServerSurvivesReshard(t *testing.T) {
 	rc := ownCluster(t)
 	opts := testOptions(t)
@@ -409,12 +411,14 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 	opts.Rates.Heartbeat = Rate{PerSecond: 1000, Burst: 1000}
 	opts.Rates.Patch = Rate{PerSecond: 1000, Burst: 1000}
 	n1, n2 := startNode(t, opts), startNode(t, opts)
-	obs, a := dial(t, n2), dial(t, n1)
+	obs, a, b := dial(t, n2), dial(t, n1), dial(t, n1)
 	const room = "reshard"
 	join(t, obs, room, "obs", nil)
 	join(t, a, room, "alice", map[string]any{"v": 0})
-	nextPresence(t, obs)
-	nextPresence(t, obs)
+	join(t, b, room, "bob", map[string]any{"b": 1})
+	for range 3 {
+		nextPresence(t, obs)
+	}
 
 	_, cl := clusterPool(t, rc.url(0))
 	slot := keySlot(testRoomTag(opts.Presence.Prefix, room))
@@ -449,12 +453,45 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 		}
 		done <- nil
 	}()
+	// bob syncs until the move is over: each snapshot holds the three
+	// connections, whole.
+	synced := make(chan error, 1)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-moved:
+				t.Logf("%d snapshots during the move", n)
+				synced <- nil
+				return
+			default:
+			}
+			snap, err := b.Sync(tctx(t))
+			var ae *client.AckError
+			if errors.As(err, &ae) && ae.Code == "unavailable" {
+				continue
+			}
+			if err == nil && len(snap.Connections) != 3 {
+				err = fmt.Errorf("%d connections", len(snap.Connections))
+			}
+			for i := 0; err == nil && i < len(snap.Connections); i++ {
+				if c := snap.Connections[i]; c.UserID == "" || c.Epoch == 0 || len(c.State) < 2 {
+					err = fmt.Errorf("connection %+v", c)
+				}
+			}
+			if err != nil {
+				synced <- fmt.Errorf("snapshot during the move: %w", err)
+				return
+			}
+			n++
+		}
+	}()
 	lastSeq := nextPresence(t, obs).Seq // the first patch: the move starts mid-traffic
 	mustDo(t, rc, to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
 	mustDo(t, rc, from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
 	_, port, _ := strings.Cut(rc.addr(to), ":")
 	for {
-		keys, err := redis.Strings(rc.do(from, "CLUSTER", "GETKEYSINSLOT", slot, 100))
+		keys, err := redis.Strings(rc.do(from, "CLUSTER", "GETKEYSINSLOT", slot, 1))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,6 +509,9 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 	}
 	close(moved)
 	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-synced; err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d patches, %d retried after unavailable", patches, retries)
@@ -522,7 +562,7 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 	}
 	t.Logf("%d syncs after a gap or a resync", resyncs)
 	snap, err := obs.Sync(tctx(t))
-	if err != nil || len(snap.Connections) != 2 {
+	if err != nil || len(snap.Connections) != 3 {
 		t.Fatalf("after the move: %+v, %v", snap, err)
 	}
 	for _, c := range snap.Connections {

@@ -121,6 +121,9 @@ func isUnavailable(err error) bool {
 		// a cluster, the ones still there after the retries and
 		// redirections of cluster.do (a failover or a migration under way).
 		msg := string(re)
+		if scriptKeyMoved(msg) {
+			return true
+		}
 		for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "MOVED", "ASK"} {
 			if strings.HasPrefix(msg, p+" ") || msg == p {
 				return true

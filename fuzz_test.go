@@ -128,7 +128,7 @@ func FuzzStateMerge(f *testing.F) {
 		}
 		ctx := tctx(t)
 		room, sid, connID := "fuzz-"+newID(), newID(), newID()
-		args := p.roomArgs(room, sid, connID, "u", `"u"`, st, 60000, 120000, p.opts.MaxStateBytes, "", "0")
+		args := p.joinArgs(room, sid, connID, "", "u", `"u"`, st, 60000, 120000, p.opts.MaxStateBytes, "", "0")
 		for _, fl := range initFields {
 			if fl.val != "" {
 				args = append(args, fl.key, fl.val)
@@ -137,7 +137,7 @@ func FuzzStateMerge(f *testing.F) {
 		if _, err := p.do(ctx, joinScript, args...); err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _, _ = p.do(ctx, leaveScript, p.roomArgs(room, sid, connID)...) }()
+		defer func() { _, _ = p.do(ctx, leaveScript, p.roomArgs(room, sid, []string{connID}, connID)...) }()
 		code, epoch, changed, err := p.patch(ctx, &Socket{id: sid}, room, connID, 1, patchFields)
 		if err != nil {
 			t.Fatal(err)
@@ -149,7 +149,7 @@ func FuzzStateMerge(f *testing.F) {
 		_ = dec.Decode(&patchMap)
 		initMap = roundTrip(initMap)
 		want := referenceMerge(initMap, roundTrip(patchMap))
-		stored, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, "")...))
+		stored, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, "", nil)...))
 		if err != nil {
 			t.Fatal(err)
 		}

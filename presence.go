@@ -170,7 +170,7 @@ func (p *Presence) disconnect(s *Socket, room, connID string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.OpTimeout)
 	defer cancel()
-	_, err := p.do(ctx, disconnectScript, p.roomArgs(room, s.id, connID,
+	_, err := p.do(ctx, disconnectScript, p.roomArgs(room, s.id, []string{connID}, connID,
 		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds(), kind)...)
 	if err != nil {
 		p.log.Warn("disconnect not recorded; the connection will expire", "room", room, "conn", connID, "err", err)
@@ -277,13 +277,31 @@ func (p *Presence) script(s *redis.Script) *redis.Script {
 	return s
 }
 
-// roomArgs returns the KEYS and the common ARGV of a room script, then extra.
-func (p *Presence) roomArgs(room, sid string, extra ...any) []any {
+// roomArgs returns the KEYS and the common ARGV of a room script, then
+// extra. The KEYS are the room's, then the keys of the connections conns
+// (the seq key when there are none: a script declares a fixed number).
+func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []any {
 	tag, b := p.roomTag(room), roomBucket(room)
-	args := make([]any, 0, 10+len(extra))
-	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(b),
-		room, jsonString(room), tag+"c:", p.bucketChannel(b), sid)
+	args := make([]any, 0, 12+len(extra))
+	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(b))
+	for _, c := range conns {
+		args = append(args, tag+"c:"+c)
+	}
+	if len(conns) == 0 {
+		args = append(args, tag+"seq")
+	}
+	args = append(args, room, jsonString(room), tag+"c:", p.bucketChannel(b), sid)
 	return append(args, extra...)
+}
+
+// joinArgs returns the KEYS and ARGV of joinScript for a new connection
+// cid, resuming resumeID if not "", then extra (ARGV[7] on).
+func (p *Presence) joinArgs(room, sid, cid, resumeID string, extra ...any) []any {
+	resumed := resumeID
+	if resumed == "" {
+		resumed = cid
+	}
+	return p.roomArgs(room, sid, []string{cid, resumed}, append([]any{cid}, extra...)...)
 }
 
 // do runs a script on a pooled connection within ctx. A pooled connection
@@ -422,7 +440,7 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		return nil, err
 	}
 
-	args := p.roomArgs(room, s.id, newID(), userID, jsonString(userID), st,
+	args := p.joinArgs(room, s.id, newID(), resumeID, userID, jsonString(userID), st,
 		p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes, resumeID, resumeEpoch)
 	for _, f := range fields {
 		if resumeID != "" || f.val != "" { // a resume merges like a patch; a join drops nulls
@@ -561,7 +579,7 @@ func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, ep
 			return 3, 0, false, nil
 		}
 	}
-	args := p.roomArgs(room, s.id, connID, epoch, p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes)
+	args := p.roomArgs(room, s.id, []string{connID}, connID, epoch, p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes)
 	for _, f := range patch {
 		args = append(args, f.key, f.val)
 	}
@@ -584,7 +602,7 @@ func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage)
 	if room == "" {
 		return nil, errNotJoined
 	}
-	snap, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, s.id, connID)...))
+	snap, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, s.id, []string{connID}, connID)...))
 	if errors.Is(err, redis.ErrNil) {
 		p.forget(s, room)
 		return nil, errNotJoined
@@ -597,7 +615,7 @@ func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage)
 
 // Snapshot returns the room's current snapshot as JSON, for the HTTP API.
 func (p *Presence) Snapshot(ctx context.Context, room string) (json.RawMessage, error) {
-	snap, err := redis.Bytes(p.do(ctx, snapshotScript, p.roomArgs(room, "")...))
+	snap, err := redis.Bytes(p.do(ctx, snapshotScript, p.roomArgs(room, "", nil)...))
 	return snap, err
 }
 
@@ -607,7 +625,7 @@ func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage
 	if room == "" {
 		return json.RawMessage(`{"removed":false}`), nil
 	}
-	seq, err := redis.Int64(p.do(ctx, leaveScript, p.roomArgs(room, s.id, connID)...))
+	seq, err := redis.Int64(p.do(ctx, leaveScript, p.roomArgs(room, s.id, []string{connID}, connID)...))
 	if err != nil {
 		return nil, err
 	}

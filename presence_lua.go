@@ -40,11 +40,22 @@ import (
 //	ARGV[1] roomId      ARGV[2] roomId as JSON   ARGV[3] conn key prefix P{bk}{R}:c:
 //	ARGV[4] channel     ARGV[5] sid of the calling socket ("" for none)
 //
-// and KEYS are always seq, conns, members, due, index. Events are published as
+// and KEYS are always seq, conns, members, due, index, then the caller's
+// connection key P{bk}{R}:c:<connId> (the seq key again for a script without
+// one; join adds the resumed connection's key). Events are published as
 // an envelope {"r":roomId,"e":"presence:event","q":seq,"t":type,"c":connId,"d":event};
 // a takeover notice is {"r":roomId,"k":"takeover","c":connId,"o":sid}.
+//
+// A Redis Cluster slot migration moves a slot's keys one batch at a time.
+// Meanwhile a script is run only where all its KEYS are (else TRYAGAIN or
+// ASK), and a key it reads without declaring it fails the script if the key
+// has moved. The caller's connection key is declared; the other connections'
+// keys (a snapshot, the reaper's batch) cannot be, so a script that writes
+// reads them all before its first write (gather, reapScript): if one has
+// moved, the script fails having written nothing, and cluster.go retries it
+// as TRYAGAIN.
 const luaPrelude = `
-local K = {seq = KEYS[1], conns = KEYS[2], members = KEYS[3], due = KEYS[4], index = KEYS[5]}
+local K = {seq = KEYS[1], conns = KEYS[2], members = KEYS[3], due = KEYS[4], index = KEYS[5], conn = KEYS[6]}
 local room, roomj, cprefix, channel, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local function n(x) return string.format('%.0f', x) end
@@ -85,11 +96,12 @@ local function settle()
 end
 
 -- remove deletes a connection and all its index entries and emits its leave.
-local function remove(cid, reason, ts)
+-- h is the connection's uj, st and ep if already read.
+local function remove(cid, reason, ts, h)
   local uid = redis.call('HGET', K.conns, cid)
   if not uid then return false end
   local ck = cprefix .. cid
-  local h = redis.call('HMGET', ck, 'uj', 'st', 'ep')
+  h = h or redis.call('HMGET', ck, 'uj', 'st', 'ep')
   redis.call('HDEL', K.conns, cid)
   redis.call('ZREM', K.due, cid)
   redis.call('DEL', ck)
@@ -131,14 +143,27 @@ local function merge(ck, patch, maxbytes, commit)
   return st
 end
 
-local function snapshot()
+-- gather reads what a snapshot shows of each connection of the room. A
+-- script that writes and then takes a snapshot calls it before its first
+-- write (see the migration note above).
+local function gather()
+  local pre = {}
+  for _, cid in ipairs(redis.call('HKEYS', K.conns)) do
+    pre[cid] = redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
+  end
+  return pre
+end
+
+-- snapshot returns the room's snapshot JSON. pre, from gather, holds the
+-- connections unchanged since; the others are read now.
+local function snapshot(pre)
   local seq = redis.call('GET', K.seq) or '0'
   local ms = redis.call('HKEYS', K.members)
   for i, u in ipairs(ms) do ms[i] = cjson.encode(u) end
   local cids = redis.call('HKEYS', K.conns)
   local cs = {}
   for i, cid in ipairs(cids) do
-    local h = redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
+    local h = pre and pre[cid] or redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
     cs[i] = '{"connId":"' .. cid .. '","userId":' .. (h[1] or '""') .. ',"state":' ..
       (h[2] or '{}') .. ',"epoch":' .. (h[3] or '0') .. ',"lastSeenMs":' .. (h[4] or '0') .. '}'
   end
@@ -161,22 +186,25 @@ end
 //	ARGV[12] max state bytes
 //	ARGV[13] resume connId ("" for none)  ARGV[14] resume epoch
 //	ARGV[15..] state fields as pairs (key JSON, value JSON)
+//	KEYS[6] the new connection's key  KEYS[7] the resumed one's (the new one's without a resume)
 //
 // Returns {connId, epoch, snapshot JSON, minSeq, resumed 0/1} or {"too_large"}.
 // minSeq is the first seq the caller's socket must receive. A resume only
 // succeeds when the connection exists, belongs to the same user in this room and
 // its stored epoch equals the one presented; otherwise it is a fresh join.
 // Invariant: a connection is in conns, due and has its hash, or in none of them.
-var joinScript = luaScript(5, luaPrelude+`
+var joinScript = luaScript(7, luaPrelude+`
 local cid, uid, uj, st = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local lookback, keyttl, maxbytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local rcid, rep = ARGV[13], ARGV[14]
 local patch = {}
 for i = 15, #ARGV do patch[#patch + 1] = ARGV[i] end
 local now = now_ms()
+local pre = gather()
 
 if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
-  local ck = cprefix .. rcid
+  local ck = KEYS[7]
+  pre[rcid] = nil
   local h = redis.call('HMGET', ck, 'ep', 'uj')
   if h[1] == rep then
     local newst = merge(ck, patch, maxbytes, false)
@@ -192,11 +220,11 @@ if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
       emit('update', rcid, h[2], newst, ep, now, '')
     end
     settle()
-    return {rcid, ep, snapshot(), n(minseq), 1}
+    return {rcid, ep, snapshot(pre), n(minseq), 1}
   end
 end
 
-local ck = cprefix .. cid
+local ck = K.conn
 redis.call('HSET', ck, 'uid', uid, 'uj', uj, 'own', sid, 'ep', '1', 'st', st)
 for i = 1, #patch, 2 do redis.call('HSET', ck, 's:' .. patch[i], patch[i + 1]) end
 live(cid, ck, now, lookback, keyttl)
@@ -204,7 +232,7 @@ redis.call('HSET', K.conns, cid, uid)
 local joined = redis.call('HINCRBY', K.members, uid, 1) == 1
 local seq = emit('join', cid, uj, st, '1', now, ',"userJoined":' .. tostring(joined))
 settle()
-return {cid, '1', snapshot(), n(seq), 0}
+return {cid, '1', snapshot(pre), n(seq), 0}
 `)
 
 // heartbeatScript refreshes a batch of connections (plain heartbeats, no
@@ -252,12 +280,12 @@ return out
 //
 // Returns {code, epoch, changed 0/1} with code 0 ok, 1 not_joined,
 // 2 stale_epoch, 3 payload_too_large. Nothing is written unless code is 0.
-var patchScript = luaScript(5, luaPrelude+`
+var patchScript = luaScript(6, luaPrelude+`
 local cid, ep = ARGV[6], tonumber(ARGV[7])
 local lookback, keyttl, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local patch = {}
 for i = 11, #ARGV do patch[#patch + 1] = ARGV[i] end
-local ck = cprefix .. cid
+local ck = K.conn
 local h = redis.call('HMGET', ck, 'own', 'ep', 'uj')
 local cur = tonumber(h[2] or '0')
 if h[1] ~= sid then return {1, cur, 0} end
@@ -282,9 +310,9 @@ return {0, cur, st and 1 or 0}
 //
 // Returns the seq of the leave event, or 0 when the caller did not own the
 // connection (nothing is removed).
-var leaveScript = luaScript(5, luaPrelude+`
+var leaveScript = luaScript(6, luaPrelude+`
 local cid = ARGV[6]
-if redis.call('HGET', cprefix .. cid, 'own') ~= sid then return 0 end
+if redis.call('HGET', K.conn, 'own') ~= sid then return 0 end
 local seq = remove(cid, 'leave', now_ms())
 settle()
 return seq
@@ -300,9 +328,9 @@ return seq
 //	ARGV[10] deadline kind
 //
 // Returns 1 when the caller owned the connection, else 0 (fenced off).
-var disconnectScript = luaScript(5, luaPrelude+`
+var disconnectScript = luaScript(6, luaPrelude+`
 local cid, grace, reason, keyttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
-local ck = cprefix .. cid
+local ck = K.conn
 if redis.call('HGET', ck, 'own') ~= sid then return 0 end
 local now = now_ms()
 if grace <= 0 then
@@ -324,14 +352,16 @@ return 1
 //
 // Returns, per connection removed, its connId, the leave reason and the kind
 // of the deadline that removed it (lookback, grace or shutdown), flat.
-var reapScript = luaScript(5, luaPrelude+`
+var reapScript = luaScript(6, luaPrelude+`
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K.due, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+local hs = {} -- every connection read before the first write (the migration note)
+for i, cid in ipairs(ids) do hs[i] = redis.call('HMGET', cprefix .. cid, 'dr', 'dk', 'uj', 'st', 'ep') end
 local out = {}
-for _, cid in ipairs(ids) do
-  local h = redis.call('HMGET', cprefix .. cid, 'dr', 'dk')
+for i, cid in ipairs(ids) do
+  local h = hs[i]
   local reason = h[1] or 'expired'
-  if remove(cid, reason, now) then
+  if remove(cid, reason, now, {h[3], h[4], h[5]}) then
     out[#out + 1] = cid
     out[#out + 1] = reason
     out[#out + 1] = h[2] or 'lookback'
@@ -363,10 +393,11 @@ return out
 `)
 
 // snapshotScript returns the room's snapshot JSON. With a sid (ARGV[5]) it
-// first checks that the socket owns connection ARGV[6] and returns false if not.
-var snapshotScript = luaScript(5, luaPrelude+`
-if sid ~= '' and redis.call('HGET', cprefix .. ARGV[6], 'own') ~= sid then return false end
-return snapshot()
+// first checks that the socket owns connection ARGV[6] (key KEYS[6]) and
+// returns false if not.
+var snapshotScript = luaScript(6, luaPrelude+`
+if sid ~= '' and redis.call('HGET', K.conn, 'own') ~= sid then return false end
+return snapshot(nil)
 `)
 
 // memberScript checks that socket ARGV[2] owns connection key KEYS[1] and

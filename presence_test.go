@@ -487,7 +487,7 @@ func TestJoinMinSeq(t *testing.T) {
 	}
 	events()
 	joinArgs := func(sid, cid, user, st, resumeID, resumeEpoch string, patch ...any) []any {
-		args := p.roomArgs("r", sid, cid, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch)
+		args := p.joinArgs("r", sid, cid, resumeID, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch)
 		return append(args, patch...)
 	}
 	call := func(args []any) (connID string, snapSeq, minSeq int64) {

@@ -147,7 +147,7 @@ func roomLists(r []any) ([][]string, error) {
 // grace (its socket dropped and no resume came) or shutdown (its node
 // stopped gracefully and no resume came within the TTL).
 func (p *Presence) reapRoom(ctx context.Context, room string) (int, error) {
-	r, err := redis.Strings(p.do(ctx, reapScript, p.roomArgs(room, "", reaperConnBatch)...))
+	r, err := redis.Strings(p.do(ctx, reapScript, p.roomArgs(room, "", nil, reaperConnBatch)...))
 	if err != nil {
 		return 0, err
 	}

@@ -34,22 +34,22 @@ resume-no-size-check | presence_lua.go | TestStateSizeLimit|TestStateSizeLimitMe
 rate-no-burst-cap    | limits.go | TestRateBucket|TestRateLimited | b.tokens = min(float64(max(r.Burst, 1)), b.tokens+now.Sub(b.last).Seconds()*r.PerSecond) | b.tokens = b.tokens + now.Sub(b.last).Seconds()*r.PerSecond
 rate-refill-10x      | limits.go | TestRateBucket|TestRateLimited | b.tokens+now.Sub(b.last).Seconds()*r.PerSecond) | b.tokens+now.Sub(b.last).Seconds()*r.PerSecond*10)
 origin-prefix        | server.go | TestOriginAllowlist|TestOriginAllowlistBothVersions | slices.Contains(s.opts.AllowedOrigins, origin) | slices.ContainsFunc(s.opts.AllowedOrigins, func(a string) bool { return len(origin) >= len(a) && origin[:len(a)] == a })
-reaper-leave-seq     | presence_lua.go | TestDisconnectGrace|TestExpiryOfCrashedNode | if remove(cid, reason, now) then | redis.call('INCR', K.seq)\n  if remove(cid, reason, now) then
+reaper-leave-seq     | presence_lua.go | TestDisconnectGrace|TestExpiryOfCrashedNode | if remove(cid, reason, now, {h[3], h[4], h[5]}) then | redis.call('INCR', K.seq)\n  if remove(cid, reason, now, {h[3], h[4], h[5]}) then
 # Epoch fencing
 heartbeat-no-fence   | presence_lua.go | TestHeartbeatEpochsAndPatches|TestResumeFencesOldSocket | elseif ep >= 0 and ep < cur then | elseif false then
 patch-no-fence       | presence_lua.go | TestHeartbeatEpochsAndPatches|TestResumeFencesOldSocket | if ep >= 0 and ep < cur then return {2, cur, 0} end | ""
 takeover-keeps-owner | presence_lua.go | TestResumeFencesOldSocket|TestResumeAfterDrop | redis.call('HSET', ck, 'own', sid, 'ep', ep) | redis.call('HSET', ck, 'ep', ep)
 resume-any-epoch     | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | if h[1] == rep then | if true then
 # Resume keeps its connId
-resume-new-connid    | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | return {rcid, ep, snapshot(), n(minseq), 1} | return {cid, ep, snapshot(), n(minseq), 1}
+resume-new-connid    | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | return {rcid, ep, snapshot(pre), n(minseq), 1} | return {cid, ep, snapshot(pre), n(minseq), 1}
 resume-never         | presence_lua.go | TestResumeAfterDrop|TestResumeFencesOldSocket | if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then | if false then
 # userJoined / userLeft, count
 user-joined-always   | presence_lua.go | TestJoinSnapshotAndEvents|TestLeaveEmptiesRoomAndRestartsSeq | redis.call('HINCRBY', K.members, uid, 1) == 1 | redis.call('HINCRBY', K.members, uid, 1) >= 1
 user-left-never      | presence_lua.go | TestJoinSnapshotAndEvents|TestLeaveEmptiesRoomAndRestartsSeq|TestDisconnectGrace | redis.call('HINCRBY', K.members, uid, -1) <= 0 | redis.call('HINCRBY', K.members, uid, -1) < 0
 count-swapped        | presence_lua.go | TestJoinSnapshotAndEvents|TestLeaveEmptiesRoomAndRestartsSeq | return redis.call('HLEN', K.conns), redis.call('HLEN', K.members) | return redis.call('HLEN', K.members), redis.call('HLEN', K.conns)
 # The snapshot/event boundary
-join-minseq-late     | presence_lua.go | TestJoinMinSeq|TestJoinSnapshotAndEvents | return {cid, '1', snapshot(), n(seq), 0} | return {cid, '1', snapshot(), n(seq + 1), 0}
-join-minseq-early    | presence_lua.go | TestJoinMinSeq|TestJoinSnapshotAndEvents | return {cid, '1', snapshot(), n(seq), 0} | return {cid, '1', snapshot(), n(seq - 1), 0}
+join-minseq-late     | presence_lua.go | TestJoinMinSeq|TestJoinSnapshotAndEvents | return {cid, '1', snapshot(pre), n(seq), 0} | return {cid, '1', snapshot(pre), n(seq + 1), 0}
+join-minseq-early    | presence_lua.go | TestJoinMinSeq|TestJoinSnapshotAndEvents | return {cid, '1', snapshot(pre), n(seq), 0} | return {cid, '1', snapshot(pre), n(seq - 1), 0}
 resume-minseq-late   | presence_lua.go | TestJoinMinSeq|TestResumeAfterDrop | local minseq = tonumber(redis.call('GET', K.seq) or '0') + 1 | local minseq = tonumber(redis.call('GET', K.seq) or '0') + 2
 resume-minseq-early  | presence_lua.go | TestJoinMinSeq|TestResumeAfterDrop | local minseq = tonumber(redis.call('GET', K.seq) or '0') + 1 | local minseq = tonumber(redis.call('GET', K.seq) or '0')
 hub-minseq-early     | hub.go | TestStaleEventsDropped|TestJoinSnapshotAndEvents | if e.Seq < m.minSeq { | if e.Seq < m.minSeq-1 {
@@ -86,6 +86,7 @@ bucket-never-dropped | hub.go | TestNodeHearsOnlyItsBuckets | h.subs.release(roo
 gap-not-marked       | pubsub.go | TestResyncAfterSubscriptionGap | if len(gapped) > 0 {\n\t\tm.onGap(gapped)\n\t} | _ = gapped
 join-no-wait         | presence.go | TestJoinWaitsForItsSubscription | if err := p.hub.ready(ctx, room); err != nil { | if err := error(nil); err != nil {
 stale-resync-applied | hub.go | TestStaleResyncAfterSecondGap | if ok && gap.gen != gen { | if false {
+script-key-moved-ignored | cluster.go | TestClusterServerSurvivesReshard | return strings.Contains(msg, "Script attempted to access a non local key") | return false
 backlog-ignored      | module.go | TestBackloggedNodeShedsPatches | (class == classPatch || class == classChat) && s.eng.backlogged() | (class == classPatch || class == classChat) && false
 TABLE
 )
