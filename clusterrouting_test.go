@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -415,7 +416,7 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 	const room = "reshard"
 	join(t, obs, room, "obs", nil)
 	join(t, a, room, "alice", map[string]any{"v": 0})
-	join(t, b, room, "bob", map[string]any{"b": 1})
+	bobConn := join(t, b, room, "bob", map[string]any{"b": 1}).Self.ConnID
 	for range 3 {
 		nextPresence(t, obs)
 	}
@@ -490,20 +491,28 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 	mustDo(t, rc, to, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromID)
 	mustDo(t, rc, from, "CLUSTER", "SETSLOT", slot, "MIGRATING", toID)
 	_, port, _ := strings.Cut(rc.addr(to), ":")
-	for {
-		keys, err := redis.Strings(rc.do(from, "CLUSTER", "GETKEYSINSLOT", slot, 1))
-		if err != nil {
-			t.Fatal(err)
+	migrate := func(keep func(string) bool) {
+		for {
+			keys, err := redis.Strings(rc.do(from, "CLUSTER", "GETKEYSINSLOT", slot, 100))
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys = slices.DeleteFunc(keys, keep)
+			if len(keys) == 0 {
+				return
+			}
+			mustDo(t, rc, from, "MIGRATE", "127.0.0.1", port, keys[0], 0, 5000) // one at a time
 		}
-		if len(keys) == 0 {
-			break
-		}
-		args := []any{"127.0.0.1", port, "", 0, 5000, "KEYS"}
-		for _, k := range keys {
-			args = append(args, k)
-		}
-		mustDo(t, rc, from, "MIGRATE", args...)
 	}
+	// First the connections but bob's: bob's sync then runs where the
+	// room's keys and his are, and meets the others' moved away. It must
+	// answer unavailable (the call retried for a moment), not internal.
+	bobKey := testRoomTag(opts.Presence.Prefix, room) + "c:" + bobConn
+	migrate(func(k string) bool { return !strings.Contains(k, "}:c:") || k == bobKey })
+	if _, err := b.Sync(tctx(t)); err == nil || !strings.Contains(err.Error(), "unavailable") {
+		t.Fatalf("sync with the room's connections split between masters: %v; want unavailable", err)
+	}
+	migrate(func(string) bool { return false })
 	for _, i := range append([]int{to, from}, rc.masters()...) {
 		mustDo(t, rc, i, "CLUSTER", "SETSLOT", slot, "NODE", toID)
 	}
