@@ -137,7 +137,7 @@ func FuzzStateMerge(f *testing.F) {
 		if _, err := p.do(ctx, joinScript, args...); err != nil {
 			t.Fatal(err)
 		}
-		defer func() { _, _ = p.do(ctx, leaveScript, p.roomArgs(room, sid, []string{connID}, connID)...) }()
+		defer func() { _, _ = p.do(ctx, leaveScript, p.connArgs(room, sid, connID)...) }()
 		code, epoch, changed, err := p.patch(ctx, &Socket{id: sid}, room, connID, 1, patchFields)
 		if err != nil {
 			t.Fatal(err)

@@ -170,7 +170,7 @@ func (p *Presence) disconnect(s *Socket, room, connID string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.opts.OpTimeout)
 	defer cancel()
-	_, err := p.do(ctx, disconnectScript, p.roomArgs(room, s.id, []string{connID}, connID,
+	_, err := p.do(ctx, disconnectScript, p.connArgs(room, s.id, connID,
 		grace.Milliseconds(), reason, p.opts.TTL.Milliseconds(), kind)...)
 	if err != nil {
 		p.log.Warn("disconnect not recorded; the connection will expire", "room", room, "conn", connID, "err", err)
@@ -292,6 +292,12 @@ func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []an
 	}
 	args = append(args, room, jsonString(room), tag+"c:", p.bucketChannel(b), sid)
 	return append(args, extra...)
+}
+
+// connArgs returns the arguments of a script on the caller's connection
+// connID: its key declared after the room's, connID as ARGV[6], then extra.
+func (p *Presence) connArgs(room, sid, connID string, extra ...any) []any {
+	return p.roomArgs(room, sid, []string{connID}, append([]any{connID}, extra...)...)
 }
 
 // joinArgs returns the KEYS and ARGV of joinScript for a new connection
@@ -579,7 +585,7 @@ func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, ep
 			return 3, 0, false, nil
 		}
 	}
-	args := p.roomArgs(room, s.id, []string{connID}, connID, epoch, p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes)
+	args := p.connArgs(room, s.id, connID, epoch, p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes)
 	for _, f := range patch {
 		args = append(args, f.key, f.val)
 	}
@@ -602,7 +608,7 @@ func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage)
 	if room == "" {
 		return nil, errNotJoined
 	}
-	snap, err := redis.String(p.do(ctx, snapshotScript, p.roomArgs(room, s.id, []string{connID}, connID)...))
+	snap, err := redis.String(p.do(ctx, snapshotScript, p.connArgs(room, s.id, connID)...))
 	if errors.Is(err, redis.ErrNil) {
 		p.forget(s, room)
 		return nil, errNotJoined
@@ -625,7 +631,7 @@ func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage
 	if room == "" {
 		return json.RawMessage(`{"removed":false}`), nil
 	}
-	seq, err := redis.Int64(p.do(ctx, leaveScript, p.roomArgs(room, s.id, []string{connID}, connID)...))
+	seq, err := redis.Int64(p.do(ctx, leaveScript, p.connArgs(room, s.id, connID)...))
 	if err != nil {
 		return nil, err
 	}

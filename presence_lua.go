@@ -50,10 +50,12 @@ import (
 // Meanwhile a script is run only where all its KEYS are (else TRYAGAIN or
 // ASK), and a key it reads without declaring it fails the script if the key
 // has moved. The caller's connection key is declared; the other connections'
-// keys (a snapshot, the reaper's batch) cannot be, so a script that writes
-// reads them all before its first write (gather, reapScript): if one has
-// moved, the script fails having written nothing, and cluster.go retries it
-// as TRYAGAIN.
+// keys (a snapshot, the reaper's batch) cannot be. A failed read-only script
+// (snapshotScript) wrote nothing; reapScript reads its whole batch before its
+// first write; a join never runs while its slot migrates (its new
+// connection's key, declared, exists nowhere yet: Redis answers TRYAGAIN).
+// So a script that fails that way has written nothing, and cluster.go
+// retries it as TRYAGAIN.
 const luaPrelude = `
 local K = {seq = KEYS[1], conns = KEYS[2], members = KEYS[3], due = KEYS[4], index = KEYS[5], conn = KEYS[6]}
 local room, roomj, cprefix, channel, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -143,27 +145,14 @@ local function merge(ck, patch, maxbytes, commit)
   return st
 end
 
--- gather reads what a snapshot shows of each connection of the room. A
--- script that writes and then takes a snapshot calls it before its first
--- write (see the migration note above).
-local function gather()
-  local pre = {}
-  for _, cid in ipairs(redis.call('HKEYS', K.conns)) do
-    pre[cid] = redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
-  end
-  return pre
-end
-
--- snapshot returns the room's snapshot JSON. pre, from gather, holds the
--- connections unchanged since; the others are read now.
-local function snapshot(pre)
+local function snapshot()
   local seq = redis.call('GET', K.seq) or '0'
   local ms = redis.call('HKEYS', K.members)
   for i, u in ipairs(ms) do ms[i] = cjson.encode(u) end
   local cids = redis.call('HKEYS', K.conns)
   local cs = {}
   for i, cid in ipairs(cids) do
-    local h = pre and pre[cid] or redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
+    local h = redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
     cs[i] = '{"connId":"' .. cid .. '","userId":' .. (h[1] or '""') .. ',"state":' ..
       (h[2] or '{}') .. ',"epoch":' .. (h[3] or '0') .. ',"lastSeenMs":' .. (h[4] or '0') .. '}'
   end
@@ -200,11 +189,9 @@ local rcid, rep = ARGV[13], ARGV[14]
 local patch = {}
 for i = 15, #ARGV do patch[#patch + 1] = ARGV[i] end
 local now = now_ms()
-local pre = gather()
 
 if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
   local ck = KEYS[7]
-  pre[rcid] = nil
   local h = redis.call('HMGET', ck, 'ep', 'uj')
   if h[1] == rep then
     local newst = merge(ck, patch, maxbytes, false)
@@ -220,7 +207,7 @@ if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
       emit('update', rcid, h[2], newst, ep, now, '')
     end
     settle()
-    return {rcid, ep, snapshot(pre), n(minseq), 1}
+    return {rcid, ep, snapshot(), n(minseq), 1}
   end
 end
 
@@ -232,7 +219,7 @@ redis.call('HSET', K.conns, cid, uid)
 local joined = redis.call('HINCRBY', K.members, uid, 1) == 1
 local seq = emit('join', cid, uj, st, '1', now, ',"userJoined":' .. tostring(joined))
 settle()
-return {cid, '1', snapshot(pre), n(seq), 0}
+return {cid, '1', snapshot(), n(seq), 0}
 `)
 
 // heartbeatScript refreshes a batch of connections (plain heartbeats, no
@@ -397,7 +384,7 @@ return out
 // returns false if not.
 var snapshotScript = luaScript(6, luaPrelude+`
 if sid ~= '' and redis.call('HGET', K.conn, 'own') ~= sid then return false end
-return snapshot(nil)
+return snapshot()
 `)
 
 // memberScript checks that socket ARGV[2] owns connection key KEYS[1] and
