@@ -19,6 +19,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.serveHealth)
 	mux.Handle("GET /metrics", s.metricsGuard(s.metrics.handler()))
 	mux.HandleFunc("GET /v1/rooms/{roomId}/presence", s.serveRoomPresence)
+	for _, kind := range []string{"rooms", "users", "sockets"} {
+		target := "/v1/" + kind + "/{id}/"
+		mux.Handle("POST "+target+"emit", s.apiGuard(s.serveEmit(kind)))
+		mux.Handle("POST "+target+"disconnect", s.apiGuard(s.serveDisconnect(kind)))
+	}
 	s.mu.Lock()
 	for pattern, h := range s.extra {
 		mux.Handle(pattern, h)
@@ -97,6 +102,19 @@ func (s *Server) serveRoomPresence(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(snap)
+}
+
+// apiGuard answers 401 to a request without the API token (apiAuthorized)
+// and lets the others through to h.
+func (s *Server) apiGuard(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.apiAuthorized(r.Header.Get("Authorization")) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized")
+			return
+		}
+		h(w, r)
+	})
 }
 
 // apiAuthorized checks the API token: "Bearer <API_TOKEN>". With no API

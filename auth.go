@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -11,11 +13,41 @@ import (
 // tokenLeeway is the clock skew allowed on exp and nbf (PROTOCOL.md).
 const tokenLeeway = 30 * time.Second
 
-// claims is what a verified handshake token grants: the user id, and the
-// rooms it may join (nil: any room).
+// claims is what a verified handshake token grants: the user id, the rooms
+// it may join (nil: any room), and the token's other claims.
 type claims struct {
-	sub   string
-	rooms map[string]bool
+	sub    string
+	rooms  map[string]bool
+	custom map[string]any
+}
+
+// Claims is a verified token's content, as modules see it (Socket.Claims).
+type Claims struct {
+	Subject string // sub: the user id
+	// Rooms is the rooms claim: the rooms (and topics) the token grants; nil
+	// when the token has no rooms claim (any room), empty when it grants none.
+	Rooms []string
+	// Custom holds every other claim (exp, iat, app-specific ones), as
+	// encoding/json decodes them.
+	Custom map[string]any
+}
+
+// Allows reports whether the token grants room: a rooms claim lists it, or
+// there is none.
+func (c *Claims) Allows(room string) bool {
+	return c.Rooms == nil || slices.Contains(c.Rooms, room)
+}
+
+// public returns the exported view of c.
+func (c *claims) public() *Claims {
+	out := &Claims{Subject: c.sub, Custom: maps.Clone(c.custom)}
+	if c.rooms != nil {
+		out.Rooms = slices.Sorted(maps.Keys(c.rooms))
+		if out.Rooms == nil {
+			out.Rooms = []string{}
+		}
+	}
+	return out
 }
 
 // allows answers forbidden when the token does not grant userID in room. A
@@ -50,7 +82,12 @@ func verifyToken(secret []byte, token string) (*claims, error) {
 	if !ok || sub == "" {
 		return nil, errors.New("token: sub must be a non-empty string")
 	}
-	c := &claims{sub: sub}
+	c := &claims{sub: sub, custom: make(map[string]any)}
+	for k, v := range mc {
+		if k != "sub" && k != "rooms" {
+			c.custom[k] = v
+		}
+	}
 	if raw, ok := mc["rooms"]; ok {
 		list, ok := raw.([]any)
 		if !ok {

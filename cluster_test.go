@@ -225,7 +225,7 @@ func testExpiryOfCrashedNode(t *testing.T, opts ServerOptions) {
 	nextPresence(t, obs)
 
 	// A node that crashed leaves a connection owned by a socket nobody serves.
-	ghost := &Socket{id: newID()}
+	ghost := bareSocket(newID())
 	args := p.joinArgs("r", ghost.id, newID(), "", "ghost", jsonString("ghost"), "{}", p.lookbackMs(), p.keyTTLMs(), 4096, "", "0")
 	if _, err := p.do(tctx(t), joinScript, args...); err != nil {
 		t.Fatal(err)

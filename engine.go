@@ -17,7 +17,7 @@ import (
 // Socket.IO 4, socket.io-client 2.x) and 4 (Engine.IO v4 + Socket.IO 5,
 // socket.io-client 3.x and 4.x). Only the default namespace exists.
 //
-// A session is a *Socket: one per Engine.IO connection, created by the
+// A session is a *session: one per Engine.IO connection, created by the
 // handshake and gone when its transport closes, its client stays silent
 // past the ping timeout, or the node shuts down. Its transport is polling or
 // a websocket; a polling session may upgrade to a websocket once.
@@ -62,7 +62,7 @@ type Engine struct {
 	queued   atomic.Int64   // bytes in every session's outbound queue
 
 	mu       sync.Mutex // guards the following fields
-	sessions map[string]*Socket
+	sessions map[string]*session
 	perIP    map[string]int // live sessions by client IP
 	draining bool
 }
@@ -73,6 +73,9 @@ type engineOptions struct {
 	maxMessage                int // bytes of one message; polling bodies may hold twice that
 	maxQueueBytes             int // bytes queued for one client before it counts as not reading
 	maxPerIP                  int // live sessions per client IP; 0: no cap
+	// homeBucket is the routing bucket of this node's sockets' own rooms,
+	// carried in their session ids (newSessionID).
+	homeBucket int
 	// shedBytes is the bytes queued over all sessions beyond which the
 	// node is backlogged (see backlogged); 0: shedQueuedBytes.
 	shedBytes int64
@@ -140,7 +143,7 @@ func newEngine(opts engineOptions, host engineHost, log *slog.Logger, spawn func
 		},
 		jobs:     make(chan job),
 		quit:     make(chan struct{}),
-		sessions: make(map[string]*Socket),
+		sessions: make(map[string]*session),
 		perIP:    make(map[string]int),
 	}
 }
@@ -334,10 +337,11 @@ func (e *Engine) handshake(w http.ResponseWriter, r *http.Request, proto int, tr
 }
 
 // newSocket registers a new session for request r, within the per-IP cap.
-func (e *Engine) newSocket(r *http.Request, proto int) (*Socket, bool) {
+func (e *Engine) newSocket(r *http.Request, proto int) (*session, bool) {
 	ip := hostOf(r.RemoteAddr)
-	s := &Socket{eng: e, id: newID(), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
+	s := &session{eng: e, id: newSessionID(e.opts.homeBucket), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
 		created: time.Now(), done: make(chan struct{})}
+	s.sock = newModuleSocket(s, r)
 	s.lastSeen, s.lastTake = s.created, s.created
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -351,26 +355,26 @@ func (e *Engine) newSocket(r *http.Request, proto int) (*Socket, bool) {
 
 // connectV3 connects the default namespace of a new v3 session: Socket.IO 4
 // connects it unasked, with "40".
-func (e *Engine) connectV3(s *Socket) bool {
-	if err := e.host.authorize(s, nil); err != nil {
+func (e *Engine) connectV3(s *session) bool {
+	if err := e.host.authorize(s.sock, nil); err != nil {
 		s.close("connect refused")
 		return false
 	}
 	s.sendFrame([]byte("40"))
 	s.markConnected()
-	e.host.connect(s)
+	e.host.connect(s.sock)
 	return true
 }
 
 // session returns the live session sid, or nil.
-func (e *Engine) session(sid string) *Socket {
+func (e *Engine) session(sid string) *session {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.sessions[sid]
 }
 
 // forget removes a closed session from the tables.
-func (e *Engine) forget(s *Socket) {
+func (e *Engine) forget(s *session) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.sessions[s.id] != s {
@@ -383,22 +387,26 @@ func (e *Engine) forget(s *Socket) {
 }
 
 // drain refuses new handshakes from now on and returns the live sessions.
-func (e *Engine) drain() []*Socket {
+func (e *Engine) drain() []*session {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.draining = true
 	return e.socketsLocked()
 }
 
-// Sockets returns the node's live sessions.
+// Sockets returns the node's live sockets.
 func (e *Engine) Sockets() []*Socket {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.socketsLocked()
+	out := make([]*Socket, 0, len(e.sessions))
+	for _, s := range e.sessions {
+		out = append(out, s.sock)
+	}
+	return out
 }
 
-func (e *Engine) socketsLocked() []*Socket {
-	out := make([]*Socket, 0, len(e.sessions))
+func (e *Engine) socketsLocked() []*session {
+	out := make([]*session, 0, len(e.sessions))
 	for _, s := range e.sessions {
 		out = append(out, s)
 	}
@@ -412,12 +420,17 @@ func (e *Engine) Len() int {
 	return len(e.sessions)
 }
 
-// Socket returns the live session with id sid, or nil.
-func (e *Engine) Socket(sid string) *Socket { return e.session(sid) }
+// Socket returns the live socket with id sid, or nil.
+func (e *Engine) Socket(sid string) *Socket {
+	if s := e.session(sid); s != nil {
+		return s.sock
+	}
+	return nil
+}
 
 // handlePacket handles one Engine.IO packet from the client. An error ends
 // the session: the packet was malformed or not part of the protocol.
-func (e *Engine) handlePacket(s *Socket, p []byte) error {
+func (e *Engine) handlePacket(s *session, p []byte) error {
 	if len(p) == 0 {
 		return errBadPacket
 	}
@@ -439,7 +452,7 @@ func (e *Engine) handlePacket(s *Socket, p []byte) error {
 }
 
 // handleMessage handles one Socket.IO packet.
-func (e *Engine) handleMessage(s *Socket, b []byte) error {
+func (e *Engine) handleMessage(s *session, b []byte) error {
 	p, err := decodeSIO(b)
 	if err != nil {
 		return err
@@ -479,7 +492,7 @@ func (e *Engine) handleMessage(s *Socket, b []byte) error {
 		if name, payload, err = decodeEvent(p.data); err != nil {
 			return
 		}
-		ack := e.host.event(s, name, payload, p.id >= 0)
+		ack := e.host.event(s.sock, name, payload, p.id >= 0)
 		if p.id >= 0 {
 			s.sendFrame(ackFrame(p.id, ack))
 		}
@@ -489,11 +502,11 @@ func (e *Engine) handleMessage(s *Socket, b []byte) error {
 
 // connectV4 answers a v4 CONNECT: 40{"sid":...} or 44{"message":...}, after
 // which a refused session closes once the answer is sent.
-func (e *Engine) connectV4(s *Socket, auth []byte) {
+func (e *Engine) connectV4(s *session, auth []byte) {
 	if len(auth) > 0 && !json.Valid(auth) {
 		auth = nil
 	}
-	if err := e.host.authorize(s, auth); err != nil {
+	if err := e.host.authorize(s.sock, auth); err != nil {
 		s.sendFrame(append([]byte(`44{"message":`), append(canonicalJSON(err.Error()), '}')...))
 		s.closeAfterFlush()
 		return
@@ -502,5 +515,5 @@ func (e *Engine) connectV4(s *Socket, auth []byte) {
 	// socket per session, and only its own client ever sees it.
 	s.sendFrame([]byte(`40{"sid":"` + s.id + `"}`))
 	s.markConnected()
-	e.host.connect(s)
+	e.host.connect(s.sock)
 }

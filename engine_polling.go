@@ -20,7 +20,7 @@ func (e *Engine) pollWait() time.Duration { return e.opts.pingInterval + e.opts.
 
 // servePoll answers a GET with everything queued for the session, waiting
 // for something if nothing is.
-func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) {
+func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *session) {
 	s.wmu.Lock()
 	if s.ws != nil || s.poll != nil {
 		overlap := s.ws == nil
@@ -63,7 +63,7 @@ func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *Socket) {
 
 // respondPoll answers the handshake GET: the open packet, then whatever
 // is already queued.
-func (e *Engine) respondPoll(w http.ResponseWriter, _ *http.Request, s *Socket, open []byte) {
+func (e *Engine) respondPoll(w http.ResponseWriter, _ *http.Request, s *session, open []byte) {
 	s.wmu.Lock()
 	e.respondPollLocked(w, s, open)
 }
@@ -71,7 +71,7 @@ func (e *Engine) respondPoll(w http.ResponseWriter, _ *http.Request, s *Socket, 
 // respondPollLocked writes first (if any) and every queued frame as one
 // payload, and unlocks s.wmu. An empty answer is a noop, or a close packet
 // when the session has ended.
-func (e *Engine) respondPollLocked(w http.ResponseWriter, s *Socket, first []byte) {
+func (e *Engine) respondPollLocked(w http.ResponseWriter, s *session, first []byte) {
 	frames := s.takeLocked()
 	s.drainedLocked()
 	gone, flushGone := s.gone, s.flushGone
@@ -113,7 +113,7 @@ func (e *Engine) respondPollLocked(w http.ResponseWriter, s *Socket, first []byt
 }
 
 // servePost handles the packets of a POST body, in order.
-func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *Socket) {
+func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	s.wmu.Lock()
 	upgraded := s.ws != nil
 	s.lastSeen = time.Now()

@@ -410,13 +410,13 @@ type greeter struct{}
 func (greeter) Name() string                     { return "greeter" }
 func (greeter) Register(mc *ModuleContext) error { return nil }
 func (greeter) OnConnect(s *Socket) {
-	if u := s.token; u == "panic" {
+	if s.Handshake().Query.Get("token") == "panic" {
 		panic("boom")
 	}
 	s.Send("welcome", json.RawMessage(`{"hello":"wörld"}`))
 }
 func (greeter) OnDisconnect(s *Socket) {
-	if u := s.token; u == "panic" {
+	if s.Handshake().Query.Get("token") == "panic" {
 		panic("boom again")
 	}
 }
@@ -1132,9 +1132,9 @@ func TestShutdownWithHandshakesInFlight(t *testing.T) {
 	}()
 	sock := n.srv.socket(p.sid)
 	waitFor(t, 5*time.Second, "the poll parked", func() bool {
-		sock.wmu.Lock()
-		defer sock.wmu.Unlock()
-		return sock.poll != nil
+		sock.sess.wmu.Lock()
+		defer sock.sess.wmu.Unlock()
+		return sock.sess.poll != nil
 	})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

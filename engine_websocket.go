@@ -42,7 +42,7 @@ func putBuf(b *bytes.Buffer) {
 
 // openWebsocket opens session s directly on a websocket: the open packet
 // (and for v3 the namespace connect) is its first frame.
-func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket, open []byte) {
+func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *session, open []byte) {
 	conn, err := e.upgrader.Upgrade(w, r, nil)
 	if err != nil { // Upgrade has answered the request
 		s.close("websocket upgrade failed")
@@ -71,7 +71,7 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *Socket
 // spawnFor runs f on a goroutine of the host's for session s, unless s is
 // gone. It decides under s's lock: a shutdown closes every session before it
 // waits for the host's goroutines, so none starts after that wait began.
-func (e *Engine) spawnFor(s *Socket, f func()) {
+func (e *Engine) spawnFor(s *session, f func()) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if !s.gone {
@@ -82,7 +82,7 @@ func (e *Engine) spawnFor(s *Socket, f func()) {
 // serveUpgrade takes a polling session's websocket upgrade request: the
 // probe runs on its own goroutine, and on success that goroutine becomes the
 // session's reader.
-func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket) {
+func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session) {
 	s.wmu.Lock()
 	busy := s.ws != nil || s.probe != nil || s.gone
 	s.wmu.Unlock()
@@ -111,7 +111,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Socket)
 // client can pause polling, then the client sends "5" and the websocket
 // becomes the session's transport, queued frames and all. Bytes the client
 // sent after the "5" stay in r for the reader.
-func (e *Engine) probe(s *Socket, r *wsReader) {
+func (e *Engine) probe(s *session, r *wsReader) {
 	nc := r.nc
 	_ = nc.SetReadDeadline(time.Now().Add(upgradeWait))
 	if !r.readText("2probe") || writeText(nc, []byte("3probe")) != nil {
@@ -156,7 +156,7 @@ func (e *Engine) probe(s *Socket, r *wsReader) {
 // turn and ends the session when the connection fails or a packet is bad.
 // Each read must come within pingInterval + pingTimeout of the previous
 // one (v3 clients ping, v4 clients answer the server's pings).
-func (e *Engine) readLoop(s *Socket, r *wsReader) {
+func (e *Engine) readLoop(s *session, r *wsReader) {
 	reason := "transport close"
 	defer func() { r.release(); s.close(reason) }()
 	idle := e.opts.pingInterval + e.opts.pingTimeout
@@ -182,7 +182,7 @@ func (e *Engine) readLoop(s *Socket, r *wsReader) {
 // writeLoop writes everything queued to the websocket, in as few writes as
 // the queue allows, until the queue is empty. It runs only while frames are
 // queued (wakeLocked starts it).
-func (s *Socket) writeLoop() {
+func (s *session) writeLoop() {
 	for {
 		s.wmu.Lock()
 		if s.gone || len(s.queue) == 0 {

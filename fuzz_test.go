@@ -138,7 +138,7 @@ func FuzzStateMerge(f *testing.F) {
 			t.Fatal(err)
 		}
 		defer func() { _, _ = p.do(ctx, leaveScript, p.connArgs(room, sid, connID)...) }()
-		code, epoch, changed, err := p.patch(ctx, &Socket{id: sid}, room, connID, 1, patchFields)
+		code, epoch, changed, err := p.patch(ctx, bareSocket(sid), room, connID, 1, patchFields)
 		if err != nil {
 			t.Fatal(err)
 		}

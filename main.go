@@ -70,8 +70,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	if err := srv.Use(NewChat(srv.Presence())); err != nil {
-		return err
+	for _, m := range []Module{NewChat(srv.Presence()), NewTopics()} {
+		if err := srv.Use(m); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {

@@ -116,12 +116,4 @@ func (m *metrics) refused(status string)          { m.refusals.WithLabelValues(s
 func (m *metrics) shed()                          { m.sheds.Inc() }
 
 // joinedCount counts this node's sockets holding a presence connection.
-func (s *Server) joinedCount() int {
-	n := 0
-	for _, sock := range s.eng.Sockets() {
-		if room, _, _ := sock.presence(); room != "" {
-			n++
-		}
-	}
-	return n
-}
+func (s *Server) joinedCount() int { return s.presence.joinedCount(s.eng.Sockets()) }

@@ -4,8 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"runtime/debug"
-	"time"
+	"net/http"
 
 	"github.com/gomodule/redigo/redis"
 )
@@ -53,11 +52,12 @@ type Shutdowner interface {
 // Redis trouble as unavailable and anything else as internal.
 type HandlerFunc func(ctx context.Context, s *Socket, payload json.RawMessage) (any, error)
 
-// ModuleContext is what a module gets to work with: direct access to the
-// engine (its sockets, each with Send; local rooms through the hub), the
-// Redis pool and the logger, plus Handle, which gives an event the
-// acknowledgement contract of PROTOCOL.md, and EmitToRoom, which reaches a
-// room's sockets on every node.
+// ModuleContext is what a module gets to work with: the engine (the node's
+// sockets), the Redis pool and the logger, plus Handle, which gives an event
+// the acknowledgement contract of PROTOCOL.md, To, ToUser and ToSocket,
+// which reach sockets on every node (Broadcast), and HandleAPI, an HTTP
+// route for backends. Sockets join and leave rooms themselves
+// (Socket.Join).
 type ModuleContext struct {
 	Engine *Engine
 	Redis  *redis.Pool
@@ -71,29 +71,57 @@ type ModuleContext struct {
 // Go runs f on a goroutine that the server waits for on shutdown.
 func (mc *ModuleContext) Go(f func()) { mc.srv.spawn(f) }
 
-// EmitToRoom sends event with payload to every socket in room, on every node,
-// through the Redis events channel. Within a room, messages emitted by one
-// caller arrive in the order they were emitted.
+// To starts a cluster-wide emit to rooms (see Broadcast).
+func (mc *ModuleContext) To(rooms ...string) Broadcast { return Broadcast{srv: mc.srv}.To(rooms...) }
+
+// ToUser starts a cluster-wide emit to every socket of users (see
+// Broadcast). A socket's user is its token's sub, or what SetUser gave it
+// (presence sets the join's userId when authentication is off).
+func (mc *ModuleContext) ToUser(users ...string) Broadcast {
+	return Broadcast{srv: mc.srv}.ToUser(users...)
+}
+
+// ToSocket starts a cluster-wide emit to the sockets with these ids, on
+// whichever node they are (see Broadcast).
+func (mc *ModuleContext) ToSocket(ids ...string) Broadcast {
+	return Broadcast{srv: mc.srv}.ToSocket(ids...)
+}
+
+// EmitToRoom sends event with payload to every socket in room, on every
+// node: To(room).Emit(ctx, event, payload).
 func (mc *ModuleContext) EmitToRoom(ctx context.Context, room, event string, payload any) error {
-	data, err := json.Marshal(payload)
-	if err != nil {
-		return err
-	}
-	env, err := json.Marshal(envelope{Room: room, Event: event, Data: data})
-	if err != nil {
-		return err
-	}
-	p := mc.srv.presence
-	c, err := mc.Redis.GetContext(ctx)
-	if err != nil {
-		return p.failure(err) // a timeout on a node that is behind is overload
-	}
-	defer c.Close()
-	if _, err = redis.DoContext(c, ctx, p.publishCommand(), p.bucketChannel(roomBucket(room)), env); err != nil {
-		return p.failure(err)
-	}
-	p.answered()
-	return nil
+	return mc.To(room).Emit(ctx, event, payload)
+}
+
+// ReadAPIBody decodes a backend request's JSON object body into v (an empty
+// body is {}): over MAX_MESSAGE_BYTES it answers 413, not such an object (or
+// one with fields v does not have) 400, and reports false.
+func (mc *ModuleContext) ReadAPIBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	return mc.srv.readAPIBody(w, r, v)
+}
+
+// AnswerAPI runs publish with the node's operation deadline and answers the
+// request: 200 {"ok":true}, 400 for an *Error about the input, 503 when
+// Redis is unreachable or the node is busy, 500 otherwise (logged).
+func (mc *ModuleContext) AnswerAPI(w http.ResponseWriter, r *http.Request, publish func(context.Context) error) {
+	mc.srv.answerPublish(w, r, publish)
+}
+
+// WriteAPIError answers an HTTP error as the built-in API does:
+// {"code":status,"message":msg}.
+func WriteAPIError(w http.ResponseWriter, status int, msg string) { writeJSONError(w, status, msg) }
+
+// ValidID reports whether s follows the id rules of PROTOCOL.md (roomId,
+// userId, room names): 1 to 128 bytes of UTF-8, no control characters, no
+// braces.
+func ValidID(s string) bool { return validID(s) }
+
+// HandleAPI adds an HTTP route for backends to the node (pattern as for
+// http.ServeMux, "POST /v1/things/{id}"), guarded like the built-in API:
+// requests without "Authorization: Bearer <API_TOKEN>" are answered 401
+// before h runs. Call it from Register.
+func (mc *ModuleContext) HandleAPI(pattern string, h http.HandlerFunc) {
+	mc.srv.HandleExtra(pattern, mc.srv.apiGuard(h))
 }
 
 // Handle attaches h to event. The handler takes its payload as raw JSON,
@@ -106,122 +134,28 @@ func (mc *ModuleContext) Handle(event string, h HandlerFunc) {
 	mc.srv.handlers[event] = h
 }
 
-// Rate-limit strikes: a socket refused more than maxStrikes times within
-// strikeWindow is not slowing down and is disconnected.
-const (
-	maxStrikes   = 100
-	strikeWindow = 10 * time.Second
-)
+// Helpers for handlers: payloads checked as PROTOCOL.md requires (valid
+// Unicode, no lone surrogates, the id rules) and the errors to answer.
 
-// errUnknownEvent answers an event that no module handles.
-var errUnknownEvent = invalid("unknown event")
+// Payload is a client event's payload decoded as a JSON object, its values
+// still raw.
+type Payload map[string]json.RawMessage
 
-// event handles one client event (engineHost): it looks up the handler,
-// applies the rate limits (an unknown event counts as "other") and builds
-// the acknowledgement.
-func (s *Server) event(sock *Socket, name string, payload json.RawMessage, _ bool) json.RawMessage {
-	s.mu.Lock()
-	h := s.handlers[name]
-	s.mu.Unlock()
-	class := eventClass(name, payload)
-	if !sock.limits.allow(class) {
-		s.metrics.handled(metricEvent(name, h), errRateLimited.Code, 0)
-		s.strike(sock)
-		return errorAck(errRateLimited)
-	}
-	if h == nil {
-		s.metrics.handled("unknown", errUnknownEvent.Code, 0)
-		return errorAck(errUnknownEvent)
-	}
-	// A node whose sockets do not take their events as fast as rooms
-	// produce them sheds what produces more (patches, chat) instead of
-	// queueing without bound; it is not the sender's fault: no strike.
-	if (class == classPatch || class == classChat) && s.eng.backlogged() {
-		s.metrics.handled(name, errBusy.Code, 0)
-		s.metrics.shed()
-		return errorAck(errBusy)
-	}
-	return s.handle(sock, name, payload, h)
+// DecodePayload decodes a handler's payload. An absent payload or null is
+// the empty object; anything but an object, or text that is not valid
+// Unicode, is invalid_payload.
+func DecodePayload(raw json.RawMessage) (Payload, error) {
+	o, err := decodeObject(raw)
+	return Payload(o), err
 }
 
-// metricEvent is the event label for metrics: client-chosen names of
-// unknown events would grow the label set without bound.
-func metricEvent(name string, h HandlerFunc) string {
-	if h == nil {
-		return "unknown"
-	}
-	return name
-}
+// ID reads the required field key as an id: a string of 1 to 128 bytes
+// with no control characters and no braces (PROTOCOL.md), else
+// invalid_payload naming the field.
+func (p Payload) ID(key string) (string, error) { return object(p).id(key) }
 
-// strike counts a rate-limit refusal and disconnects a socket that keeps
-// exceeding its limits.
-func (s *Server) strike(sock *Socket) {
-	now := time.Now()
-	sock.wmu.Lock()
-	if now.Sub(sock.strikeAt) > strikeWindow {
-		sock.strikes, sock.strikeAt = 0, now
-	}
-	sock.strikes++
-	over := sock.strikes > maxStrikes
-	sock.wmu.Unlock()
-	if over {
-		s.log.Warn("disconnecting socket: it keeps exceeding its rate limits", "conn", sock.id, "ip", sock.ip)
-		sock.close("rate limits exceeded")
-	}
-}
+// InvalidPayload returns the invalid_payload error with msg.
+func InvalidPayload(msg string) *Error { return invalid(msg) }
 
-// handle runs one handler call and builds its acknowledgement.
-func (s *Server) handle(sock *Socket, event string, payload json.RawMessage, h HandlerFunc) (ack json.RawMessage) {
-	start := time.Now()
-	code := "ok"
-	defer func() {
-		if r := recover(); r != nil {
-			s.log.Error("handler panicked", "event", event, "conn", sock.id, "panic", r, "stack", string(debug.Stack()))
-			code, ack = errInternal.Code, errorAck(errInternal)
-		}
-		s.metrics.handled(event, code, time.Since(start))
-	}()
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Presence.OpTimeout)
-	defer cancel()
-	res, err := h(ctx, sock, payload)
-	if err != nil {
-		pe := protocolError(err)
-		switch pe {
-		case errInternal:
-			s.log.Error("handler failed", "event", event, "conn", sock.id, "err", err)
-		case errUnavailable:
-			s.log.Warn("redis unavailable", "event", event, "conn", sock.id, "err", err)
-		}
-		code = pe.Code
-		return errorAck(pe)
-	}
-	return okAck(res)
-}
-
-// okAck builds {"ok":true, ...fields}.
-func okAck(res any) json.RawMessage {
-	var body []byte
-	switch v := res.(type) {
-	case nil:
-		return json.RawMessage(`{"ok":true}`)
-	case json.RawMessage:
-		body = v
-	default:
-		body = canonicalJSON(v)
-	}
-	if len(body) < 2 || body[0] != '{' {
-		return errorAck(errInternal)
-	}
-	if string(body) == "{}" {
-		return json.RawMessage(`{"ok":true}`)
-	}
-	out := make([]byte, 0, len(body)+10)
-	out = append(out, `{"ok":true,`...)
-	out = append(out, body[1:]...)
-	return out
-}
-
-// errorAck builds {"ok":false,"error":{"code":...,"message":...}}.
-func errorAck(e *Error) json.RawMessage {
-	return canonicalJSON(map[string]any{"ok": false, "error": e})
-}
+// Forbidden returns the forbidden error with msg.
+func Forbidden(msg string) *Error { return forbidden(msg) }

@@ -111,6 +111,7 @@ func (p *Presence) Register(mc *ModuleContext) error {
 	mc.Handle("presence:heartbeat", p.handleHeartbeat)
 	mc.Handle("presence:sync", p.handleSync)
 	mc.Handle("presence:leave", p.handleLeave)
+	p.hub.onGone = func(s *Socket, room, connID string) { p.conn(s).clearIf(room, connID) }
 	return nil
 }
 
@@ -148,16 +149,16 @@ func (p *Presence) loadScripts(ctx context.Context) error {
 	return nil
 }
 
-// OnConnect implements ConnectionHandler.
-func (p *Presence) OnConnect(*Socket) {}
+// OnConnect implements ConnectionHandler: the socket gets its (empty)
+// presence connection.
+func (p *Presence) OnConnect(s *Socket) { s.Set(presenceKey{}, &presenceConn{}) }
 
 // OnDisconnect implements ConnectionHandler: the socket's connection stays for
 // the disconnect grace (the full TTL when this node is shutting down) unless a
 // resume takes it over first. It returns at once; the Redis work runs on a
 // goroutine the server waits for.
 func (p *Presence) OnDisconnect(s *Socket) {
-	p.hub.drop(s)
-	room, connID := s.markClosed()
+	room, connID := p.conn(s).markClosed()
 	if room != "" {
 		p.spawn(func() { p.disconnect(s, room, connID) })
 	}
@@ -240,7 +241,14 @@ const (
 
 // roomBucket returns the bucket of room: FNV-1a (32 bits) of its bytes, mod
 // roomBuckets.
+// A socket's own room is in the bucket its session id carries (see
+// newSessionID).
 func roomBucket(room string) int {
+	if strings.HasPrefix(room, socketRoomPrefix) {
+		if k, ok := sessionBucket(room[len(socketRoomPrefix):]); ok {
+			return k
+		}
+	}
 	h := uint32(2166136261)
 	for i := 0; i < len(room); i++ {
 		h ^= uint32(room[i])
@@ -473,9 +481,11 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		return nil, fmt.Errorf("presence join: %w", err)
 	}
 	p.hub.activate(s, room, connID, minSeq)
-	if !s.setPresence(room, userID, connID) {
+	if !p.conn(s).set(room, userID, connID) {
 		p.hub.unsubscribe(s, room) // the socket went away while joining
 		p.spawn(func() { p.disconnect(s, room, connID) })
+	} else if s.claims == nil {
+		_ = s.SetUser(userID) // without tokens, the join says who the socket is
 	}
 	if reply[4] == int64(0) {
 		p.metrics.event("join", 1)
@@ -510,7 +520,7 @@ func parseResume(o object) (connID string, epoch string, err error) {
 // presence connection. A connection that is gone (expired, taken over, lost
 // with Redis's data) no longer counts: the socket may join again.
 func (p *Presence) checkNotJoined(ctx context.Context, s *Socket) error {
-	room, _, connID := s.presence()
+	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return nil
 	}
@@ -526,7 +536,7 @@ func (p *Presence) checkNotJoined(ctx context.Context, s *Socket) error {
 
 // forget clears the socket's presence connection after finding it gone.
 func (p *Presence) forget(s *Socket, room string) {
-	s.setPresence("", "", "")
+	p.conn(s).set("", "", "")
 	p.hub.unsubscribe(s, room)
 }
 
@@ -552,7 +562,7 @@ func (p *Presence) handleHeartbeat(ctx context.Context, s *Socket, raw json.RawM
 	if st := stateJSON(patch); len(st) > p.opts.MaxStateBytes {
 		return nil, tooLarge(fmt.Sprintf("patchState is %d bytes; the limit is %d", len(st), p.opts.MaxStateBytes))
 	}
-	room, _, connID := s.presence()
+	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return nil, errNotJoined
 	}
@@ -604,7 +614,7 @@ func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, ep
 
 // handleSync implements presence:sync.
 func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
-	room, _, connID := s.presence()
+	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return nil, errNotJoined
 	}
@@ -627,7 +637,7 @@ func (p *Presence) Snapshot(ctx context.Context, room string) (json.RawMessage, 
 
 // handleLeave implements presence:leave.
 func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
-	room, _, connID := s.presence()
+	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return json.RawMessage(`{"removed":false}`), nil
 	}
@@ -635,7 +645,10 @@ func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	s.setPresence("", "", "")
+	p.conn(s).set("", "", "")
+	if s.claims == nil {
+		_ = s.SetUser("")
+	}
 	if seq == 0 {
 		p.hub.unsubscribe(s, room)
 		return json.RawMessage(`{"removed":false}`), nil
@@ -657,7 +670,7 @@ type Member struct {
 // connection expired or was taken over by a resume. Modules use it to act
 // on behalf of a member (chat.go).
 func (p *Presence) Member(ctx context.Context, s *Socket) (Member, error) {
-	room, _, connID := s.presence()
+	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return Member{}, errNotJoined
 	}

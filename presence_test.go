@@ -536,7 +536,7 @@ func TestJoinMinSeq(t *testing.T) {
 // join's seq, and the rest go out in order. Driven on the hub itself.
 func TestStaleEventsDropped(t *testing.T) {
 	h := newHub(slog.New(slog.NewTextHandler(newLogWriter(t), nil)))
-	s := &Socket{eng: &Engine{opts: engineOptions{maxQueueBytes: 1 << 20}}, id: "s", done: make(chan struct{})}
+	s := bareSocket("s")
 	h.subscribe(s, "r")
 	for seq := 1; seq <= 4; seq++ {
 		h.deliver([]byte(fmt.Sprintf(`{"r":"r","e":"presence:event","q":%d,"t":"update","c":"x","d":{"seq":%d}}`, seq, seq)))
@@ -544,7 +544,7 @@ func TestStaleEventsDropped(t *testing.T) {
 	h.activate(s, "r", "c1", 3) // the join's own event is seq 3
 	h.deliver([]byte(`{"r":"r","e":"presence:event","q":5,"t":"update","c":"x","d":{"seq":5}}`))
 	var got []string
-	for _, f := range s.queue {
+	for _, f := range s.sess.queue {
 		got = append(got, string(f))
 	}
 	want := []string{`42["presence:event",{"seq":3}]`, `42["presence:event",{"seq":4}]`, `42["presence:event",{"seq":5}]`}
@@ -597,4 +597,12 @@ func TestUseAfterRunFails(t *testing.T) {
 	if err := n.srv.Use(greeter{}); err == nil || !strings.Contains(err.Error(), "after the server started") {
 		t.Fatalf("got %v; want an error", err)
 	}
+}
+
+// bareSocket returns a socket with a session of its own and no transport:
+// what is sent to it stays in its queue.
+func bareSocket(id string) *Socket {
+	sess := &session{eng: &Engine{opts: engineOptions{maxQueueBytes: 1 << 20}}, id: id, done: make(chan struct{})}
+	sess.sock = &Socket{sess: sess, id: id}
+	return sess.sock
 }

@@ -249,8 +249,8 @@ func TestRestartedRoomStopsStaleSockets(t *testing.T) {
 	}
 	sa, sb := n.srv.socket(a.ID()), n.srv.socket(b.ID())
 	waitFor(t, 5*time.Second, "a and b out of the room", func() bool {
-		ra, _, _ := sa.presence()
-		rb, _, _ := sb.presence()
+		ra, _, _ := n.srv.presence.conn(sa).get()
+		rb, _, _ := n.srv.presence.conn(sb).get()
 		return ra == "" && rb == "" && hubMembers(n.srv.hub, "r") == 1
 	})
 	if _, err := c.Heartbeat(tctx(t), client.HeartbeatRequest{PatchState: map[string]any{"k": 1}}); err != nil {
@@ -355,7 +355,7 @@ func TestHeartbeatsBatchNaturally(t *testing.T) {
 	c := dial(t, n)
 	join(t, c, "r", "alice", nil)
 	sock := n.srv.socket(c.ID())
-	room, _, connID := sock.presence()
+	room, _, connID := n.srv.presence.conn(sock).get()
 	ctx := tctx(t)
 
 	const oldLinger = 2 * time.Millisecond

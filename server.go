@@ -173,6 +173,7 @@ func New(opts ServerOptions) (*Server, error) {
 		maxQueueBytes: o.OutboundQueueBytes,
 		maxPerIP:      o.MaxSocketsPerIP,
 		shedBytes:     o.shedBytes,
+		homeBucket:    randomBucket(),
 	}, s, o.Logger, s.spawn)
 	s.mc = &ModuleContext{Engine: s.eng, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
 	s.presence = p
@@ -211,6 +212,14 @@ func newID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// randomBucket picks a node's home bucket (see newSessionID): nodes spread
+// their sockets' own rooms over the buckets.
+func randomBucket() int {
+	var b [1]byte
+	_, _ = rand.Read(b[:])
+	return int(b[0]) % roomBuckets
+}
+
 // spawn runs f on a goroutine the server waits for on shutdown.
 func (s *Server) spawn(f func()) {
 	s.wg.Add(1)
@@ -228,7 +237,7 @@ func (s *Server) subscribed() bool {
 }
 
 // socket returns the live socket with session id sid, or nil.
-func (s *Server) socket(sid string) *Socket { return s.eng.session(sid) }
+func (s *Server) socket(sid string) *Socket { return s.eng.Socket(sid) }
 
 // The Server is the engine's host (engineHost): what follows is called by the
 // engine, on the goroutine of the session concerned.
@@ -276,7 +285,7 @@ var errUnauthorizedConnect = errors.New("unauthorized")
 // auth object: its token, when present, is the one that counts.
 func (s *Server) authorize(sock *Socket, auth json.RawMessage) error {
 	if len(s.opts.JWTSecret) > 0 {
-		token := sock.token
+		token := sock.sess.token
 		var a struct {
 			Token *string `json:"token"`
 		}
@@ -285,18 +294,25 @@ func (s *Server) authorize(sock *Socket, auth json.RawMessage) error {
 		}
 		cl, err := verifyToken(s.opts.JWTSecret, token)
 		if err != nil {
-			s.log.Info("connect refused", "reason", err.Error(), "ip", sock.ip)
+			s.log.Info("connect refused", "reason", err.Error(), "ip", sock.IP())
 			s.metrics.refused("connect")
 			return errUnauthorizedConnect
 		}
 		sock.claims = cl
+		sock.user = cl.sub
 	}
 	sock.limits = newLimits(s.opts.Rates)
+	sock.hub = s.hub
 	return nil
 }
 
-// connect tells the modules of a connected socket.
+// connect puts a connected socket in its implicit rooms (its own, and its
+// user's when its token named one) and tells the modules of it.
 func (s *Server) connect(sock *Socket) {
+	s.hub.join(sock, socketRoom(sock.id))
+	if u := sock.User(); u != "" {
+		s.hub.join(sock, userRoom(u))
+	}
 	s.mu.Lock()
 	mods := s.modules
 	s.mu.Unlock()
@@ -323,13 +339,14 @@ func (s *Server) disconnect(sock *Socket, reason string) {
 			}()
 		}
 	}
+	s.hub.drop(sock)
 	s.log.Debug("socket disconnected", "conn", sock.id, "reason", reason)
 }
 
 // slow counts and logs a socket dropped for not reading what it is sent.
 func (s *Server) slow(sock *Socket) {
 	s.metrics.droppedSlow()
-	s.log.Warn("disconnecting slow client: outbound queue full", "conn", sock.id, "ip", sock.ip)
+	s.log.Warn("disconnecting slow client: outbound queue full", "conn", sock.id, "ip", sock.IP())
 }
 
 // recoverHook logs a panic in a connect or disconnect hook instead of letting
@@ -469,9 +486,9 @@ func (s *Server) shutdown(ctx context.Context, hs *http.Server, stopRunners cont
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- hs.Shutdown(ctx) }()
-	for _, sock := range socks {
-		sock.shutdown.Store(true)
-		sock.close("server shutting down")
+	for _, sess := range socks {
+		sess.sock.shutdown.Store(true)
+		sess.close("server shutting down")
 	}
 	err := <-httpDone
 

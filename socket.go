@@ -1,343 +1,212 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
-	"net"
+	"errors"
+	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Socket is one client connection: an Engine.IO session and the default
-// namespace's socket on it (the protocol has no other namespace). The engine
-// creates it at the handshake and closes it once; modules are told of it
-// between connect and disconnect (ConnectionHandler).
+// Socket is what modules see of one client connection: its identity (id,
+// protocol generation, handshake, verified claims, user), its rooms, data
+// that modules keep on it, and Send and Close. The engine's session under it
+// (engine_session.go) holds the transport, the outbound queue and the
+// liveness timer; modules never touch those.
 //
-// Everything for the client goes through the outbound queue as ready-made
-// Engine.IO packets: a websocket writer or the next poll takes everything
-// queued at once. A client that lets more than the queue's byte bound pile
-// up while taking nothing for slowAfter (or four times the bound in any
-// case), or whose websocket does not take a write within writeWait, is
-// disconnected, so it cannot stall anybody else; a client that reads is
-// not dropped for a burst.
+// A Socket is created with its session at the handshake and told to modules
+// between connect and disconnect (ConnectionHandler). Its methods are safe
+// for concurrent use.
 type Socket struct {
-	eng     *Engine
-	id      string // Engine.IO session id: crypto-random, a bearer secret
-	proto   int    // protocol generation: 3 or 4 (the handshake's EIO)
-	ip      string // remote IP of the handshake
-	token   string // the handshake's token query parameter
-	created time.Time
-	done    chan struct{} // closed when the session ends
+	sess  *session
+	id    string // the Engine.IO session id: crypto-random, a bearer secret
+	proto int    // 3 or 4
+	hs    Handshake
 
-	claims *claims // token claims; nil when auth is off. Set before connect.
-	limits *limits // per-session rate limits. Set before connect.
+	// Set by the server before connect, read-only after.
+	hub    *hub
+	claims *claims // nil when auth is off
+	limits *limits
 
-	shutdown atomic.Bool // set when the node closes the socket on shutdown
+	shutdown atomic.Bool // the node closed the socket on shutdown
 
-	mu     sync.Mutex // guards the following fields
-	room   string     // presence room; "" when not joined
-	userID string
-	connID string
-	closed bool // the session has ended
-
-	rmu sync.Mutex // held while handling the client's packets, in order
-
-	wmu       sync.Mutex // guards the following fields
-	ws        net.Conn   // the websocket's raw connection, after its handshake
-	probe     net.Conn   // a websocket probing an upgrade
-	upgrading bool       // the probe was answered; polling pauses
-	queue     [][]byte
-	spare     [][]byte // the writer's last batch, reused
-	queued    int      // bytes in queue
-	writing   bool     // a websocket writer is running
-	poll      chan struct{}
-	lastSeen  time.Time     // last packet or request from the client
-	lastTake  time.Time     // last completed write or poll: the client takes what it is sent
-	drained   chan struct{} // closed when the queue is taken; set by awaitDrain
-	greeted   bool          // the client came back after its handshake (v3) or connected (v4)
-	connected bool          // the host was told of the connect
-	flushGone bool          // close once the queue is flushed
-	gone      bool
-	timer     *time.Timer
-	nextPing  time.Time
-	strikes   int // rate-limit refusals in the current window
-	strikeAt  time.Time
+	mu       sync.Mutex // guards the following fields
+	user     string     // the routing user: the token's sub, or what a module set
+	data     map[any]any
+	strikes  int // rate-limit refusals in the current window
+	strikeAt time.Time
 }
 
-// ID returns the socket's session id.
+// Handshake is what the client sent when it opened its session.
+type Handshake struct {
+	RemoteAddr string      // the TCP peer, host:port
+	Header     http.Header // the handshake request's headers (a copy)
+	Query      url.Values  // its query parameters
+	Time       time.Time   // when it arrived
+}
+
+func newModuleSocket(sess *session, r *http.Request) *Socket {
+	return &Socket{sess: sess, id: sess.id, proto: sess.proto, hs: Handshake{
+		RemoteAddr: r.RemoteAddr, Header: r.Header.Clone(), Query: r.URL.Query(), Time: sess.created,
+	}}
+}
+
+// ID returns the socket's id (its Engine.IO session id). It addresses the
+// socket from any node (ModuleContext.ToSocket, POST /v1/sockets/{id}/emit);
+// it is a bearer secret of its client, so hand it only to trusted backends.
 func (s *Socket) ID() string { return s.id }
 
-// Protocol returns the socket's protocol generation: 3 or 4.
+// Protocol returns the socket's protocol generation: 3 (socket.io-client
+// 2.x) or 4 (3.x and 4.x).
 func (s *Socket) Protocol() int { return s.proto }
 
-// presence returns the socket's presence connection; room is "" when it has
-// not joined.
-func (s *Socket) presence() (room, userID, connID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.room, s.userID, s.connID
+// Handshake returns what the client sent when it connected.
+func (s *Socket) Handshake() Handshake { return s.hs }
+
+// IP returns the client's IP address (the TCP peer's).
+func (s *Socket) IP() string { return s.sess.ip }
+
+// Claims returns the verified token's claims, or nil when authentication is
+// off (JWT_SECRET unset).
+func (s *Socket) Claims() *Claims {
+	if s.claims == nil {
+		return nil
+	}
+	return s.claims.public()
 }
 
-// setPresence records the presence connection. It reports false, recording
-// nothing, when the socket has already disconnected.
-func (s *Socket) setPresence(room, userID, connID string) bool {
+// User returns the socket's user id: the token's sub when authentication is
+// on, otherwise what SetUser recorded (the presence join's userId), or "".
+func (s *Socket) User() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed && room != "" {
+	return s.user
+}
+
+// errUserFixed refuses SetUser when the user comes from a verified token.
+var errUserFixed = errors.New("socket: the user is the token's subject")
+
+// SetUser makes id the socket's user: the socket joins the user's room (see
+// ModuleContext.ToUser) and leaves the previous user's; "" leaves it. With
+// authentication on, the user is the token's sub and cannot be changed.
+func (s *Socket) SetUser(id string) error {
+	if s.claims != nil {
+		return errUserFixed
+	}
+	if id != "" && !validID(id) {
+		return invalid("invalid userId")
+	}
+	s.mu.Lock()
+	old := s.user
+	s.user = id
+	s.mu.Unlock()
+	if old == id || s.hub == nil {
+		return nil
+	}
+	if old != "" {
+		s.hub.leave(s, userRoom(old))
+	}
+	if id != "" {
+		s.hub.join(s, userRoom(id))
+	}
+	return nil
+}
+
+// Set stores value under key on the socket for as long as it lives; a nil
+// value deletes it. Keys compare like map keys: use an unexported type of
+// your module's, as with context values.
+func (s *Socket) Set(key, value any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if value == nil {
+		delete(s.data, key)
+		return
+	}
+	if s.data == nil {
+		s.data = make(map[any]any)
+	}
+	s.data[key] = value
+}
+
+// Value returns what Set stored under key, or nil.
+func (s *Socket) Value(key any) any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data[key]
+}
+
+// errNoRooms answers Join on a socket of a bare engine (no server).
+var errNoRooms = errors.New("socket: no rooms without a server")
+
+// Join adds the socket to room: messages sent to the room from any node
+// (ModuleContext.To, the HTTP emit endpoint) reach it until it leaves or
+// disconnects. It returns once the node hears the room, so that everything
+// published after it returns reaches the socket; if ctx ends first (Redis
+// unreachable), it returns the error and the socket stays in the room,
+// hearing it once the node does. room follows the id rules of PROTOCOL.md;
+// joining twice is harmless; joining after the socket is gone does
+// nothing.
+func (s *Socket) Join(ctx context.Context, room string) error {
+	if !validID(room) {
+		return invalid("invalid room")
+	}
+	if s.hub == nil {
+		return errNoRooms
+	}
+	s.hub.join(s, room)
+	return s.hub.ready(ctx, room)
+}
+
+// Leave removes the socket from room. It reports whether it was in it. A
+// presence room joined with presence:join is left with presence:leave, not
+// here.
+func (s *Socket) Leave(room string) bool {
+	if s.hub == nil || !validID(room) {
 		return false
 	}
-	s.room, s.userID, s.connID = room, userID, connID
-	return true
+	return s.hub.leave(s, room)
 }
 
-// markClosed records that the socket is gone and returns the presence
-// connection it held.
-func (s *Socket) markClosed() (room, connID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	room, connID = s.room, s.connID
-	s.room, s.userID, s.connID = "", "", ""
-	return room, connID
+// Rooms returns the rooms the socket is in on this node: those it joined
+// and its presence room, in no particular order; the implicit rooms of its
+// user and of itself are not listed.
+func (s *Socket) Rooms() []string {
+	if s.hub == nil {
+		return nil
+	}
+	return s.hub.roomsOf(s)
 }
 
-// Send queues event with data (a JSON value, or nil for none) for the
-// client. It never blocks. It reports false when the socket is gone or was
-// just disconnected for not reading.
+// Send queues event with data (a JSON value, or nil for none) for this
+// socket's client. It never blocks. It reports false when the socket is
+// gone or was just disconnected for not reading.
 func (s *Socket) Send(event string, data json.RawMessage) bool {
-	return s.sendFrame(eventFrame(event, data))
+	return s.sess.sendFrame(eventFrame(event, data))
 }
 
-// Close ends the session.
-func (s *Socket) Close() { s.close("server close") }
+// Close disconnects the socket.
+func (s *Socket) Close() { s.sess.close("server close") }
 
-// sendFrame queues one Engine.IO packet. frame may be shared with other
-// sockets and is never modified.
-func (s *Socket) sendFrame(frame []byte) bool {
-	s.wmu.Lock()
-	if s.gone {
-		s.wmu.Unlock()
-		return false
-	}
-	if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() {
-		// Closed on a goroutine of its own: the caller may hold locks
-		// (the hub's) that the disconnect hooks take.
-		s.gone = true
-		s.eng.spawn(func() { s.finish("slow client: outbound queue full") }) // under wmu: see Engine.spawnFor
-		s.wmu.Unlock()
-		s.eng.host.slow(s)
-		return false
-	}
-	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
-		s.lastTake = time.Now()
-	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
-	s.eng.queued.Add(int64(len(frame)))
-	s.wakeLocked()
-	s.wmu.Unlock()
-	return true
-}
+// Done returns a channel closed when the socket is gone.
+func (s *Socket) Done() <-chan struct{} { return s.sess.done }
 
-// readPauseBytes is how much may be queued for a client before its reader
-// stops reading its next packet: a node that cannot deliver as fast as its
-// clients send (a busy room fans every patch out to every member) slows
-// them down instead of queueing without bound.
-const readPauseBytes = 256 << 10
+// sendFrame queues a ready-made Engine.IO packet, shared with other sockets.
+func (s *Socket) sendFrame(frame []byte) bool { return s.sess.sendFrame(frame) }
 
-// awaitDrain waits, before the session's next packet is read, until its
-// queue is under readPauseBytes (its writer or the next poll takes it
-// whole), or the session ends.
-func (s *Socket) awaitDrain() {
-	for {
-		s.wmu.Lock()
-		if s.gone || s.queued < readPauseBytes {
-			s.wmu.Unlock()
-			return
-		}
-		if s.drained == nil {
-			s.drained = make(chan struct{})
-		}
-		ch := s.drained
-		s.wmu.Unlock()
-		select {
-		case <-ch:
-		case <-s.done:
-			return
-		}
-	}
-}
+// close ends the socket's session with reason.
+func (s *Socket) close(reason string) { s.sess.close(reason) }
 
-// drainedLocked wakes a reader waiting in awaitDrain; the queue was just
-// taken. s.wmu must be held.
-func (s *Socket) drainedLocked() {
-	if s.drained != nil {
-		close(s.drained)
-		s.drained = nil
+// strike counts a rate-limit refusal and reports whether the socket has
+// now exceeded maxStrikes within strikeWindow.
+func (s *Socket) strike(now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.Sub(s.strikeAt) > strikeWindow {
+		s.strikes, s.strikeAt = 0, now
 	}
-}
-
-// slowAfter is how long a client may go without taking anything (a
-// completed websocket write or poll) while its queue is over the bound
-// before it counts as not reading. A client that keeps taking is allowed
-// bursts of up to four times the bound.
-const slowAfter = 2 * time.Second
-
-// notReadingLocked reports whether the client does not take what it is
-// sent: nothing taken for slowAfter, or a queue four times the bound.
-// s.wmu must be held.
-func (s *Socket) notReadingLocked() bool {
-	return time.Since(s.lastTake) > slowAfter || s.queued > 4*s.eng.opts.maxQueueBytes
-}
-
-// wakeLocked starts the websocket writer or releases a parked poll. s.wmu
-// must be held.
-func (s *Socket) wakeLocked() {
-	if s.ws != nil {
-		if !s.writing && len(s.queue) > 0 {
-			s.writing = true
-			s.eng.spawn(s.writeLoop)
-		}
-		return
-	}
-	if s.poll != nil {
-		close(s.poll)
-		s.poll = nil
-	}
-}
-
-// takeLocked returns everything queued and empties the queue. s.wmu must be
-// held.
-func (s *Socket) takeLocked() [][]byte {
-	q := s.queue
-	s.queue, s.spare = s.spare[:0], nil
-	s.eng.queued.Add(-int64(s.queued))
-	s.queued = 0
-	return q
-}
-
-// seen records activity from the client.
-func (s *Socket) seen() {
-	s.wmu.Lock()
-	s.lastSeen = time.Now()
-	s.wmu.Unlock()
-}
-
-// markConnected records that the host knows of the socket.
-func (s *Socket) markConnected() {
-	s.wmu.Lock()
-	s.connected, s.greeted = true, true
-	s.wmu.Unlock()
-}
-
-func (s *Socket) isConnected() bool {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return s.connected
-}
-
-// closeAfterFlush ends the session once what is queued has been sent.
-func (s *Socket) closeAfterFlush() {
-	s.wmu.Lock()
-	s.flushGone = true
-	s.wmu.Unlock()
-}
-
-// startTimer arms the session's timer: it sends v4 pings every
-// pingInterval and closes the session when the client has been silent for
-// pingInterval + pingTimeout, or when it has not come back within
-// pingTimeout of its handshake (an abandoned handshake).
-func (s *Socket) startTimer() {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.gone || s.timer != nil {
-		return
-	}
-	s.nextPing = time.Now().Add(s.eng.opts.pingInterval)
-	s.timer = time.AfterFunc(s.nextWakeLocked(time.Now()), s.tick)
-}
-
-// nextWakeLocked returns how long until the timer must run again.
-func (s *Socket) nextWakeLocked(now time.Time) time.Duration {
-	next := s.deadlineLocked()
-	if s.proto == 4 && s.nextPing.Before(next) {
-		next = s.nextPing
-	}
-	return max(next.Sub(now), time.Millisecond)
-}
-
-// deadlineLocked returns when the session ends if the client stays silent.
-func (s *Socket) deadlineLocked() time.Time {
-	if !s.greeted {
-		return s.created.Add(s.eng.opts.pingTimeout)
-	}
-	return s.lastSeen.Add(s.eng.opts.pingInterval + s.eng.opts.pingTimeout)
-}
-
-// tick is the session timer's function.
-func (s *Socket) tick() {
-	now := time.Now()
-	s.wmu.Lock()
-	if s.gone {
-		s.wmu.Unlock()
-		return
-	}
-	if !now.Before(s.deadlineLocked()) {
-		s.wmu.Unlock()
-		reason := "ping timeout"
-		if !s.greeted {
-			reason = "handshake abandoned"
-		}
-		s.close(reason)
-		return
-	}
-	if s.proto == 4 && !now.Before(s.nextPing) {
-		s.nextPing = now.Add(s.eng.opts.pingInterval)
-		s.queue = append(s.queue, []byte{eioPing})
-		s.queued++
-		s.eng.queued.Add(1)
-		s.wakeLocked()
-	}
-	s.timer.Reset(s.nextWakeLocked(now))
-	s.wmu.Unlock()
-}
-
-// close ends the session once: its transport is closed, a parked poll
-// answered, the engine forgets it and the host is told.
-func (s *Socket) close(reason string) {
-	s.wmu.Lock()
-	if s.gone {
-		s.wmu.Unlock()
-		return
-	}
-	s.gone = true
-	s.wmu.Unlock()
-	s.finish(reason)
-}
-
-// finish does the work of close for a session just marked gone.
-func (s *Socket) finish(reason string) {
-	s.wmu.Lock()
-	ws, probe, connected := s.ws, s.probe, s.connected
-	if s.timer != nil {
-		s.timer.Stop()
-	}
-	s.eng.queued.Add(-int64(s.queued))
-	s.queue, s.spare, s.queued = nil, nil, 0
-	if s.poll != nil {
-		close(s.poll)
-		s.poll = nil
-	}
-	close(s.done)
-	s.wmu.Unlock()
-	if ws != nil {
-		_ = ws.Close()
-	}
-	if probe != nil {
-		_ = probe.Close()
-	}
-	s.eng.forget(s)
-	if connected {
-		s.eng.host.disconnect(s, reason)
-	}
+	s.strikes++
+	return s.strikes > maxStrikes
 }
