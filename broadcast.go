@@ -194,12 +194,15 @@ func bucketEnvelopes(rooms, exceptRooms, exceptSockets []string, e envelope) []b
 }
 
 // marshalData encodes an event's argument: nil is none, a json.RawMessage
-// is checked, anything else is marshalled.
+// is checked (empty is none), anything else is marshalled.
 func marshalData(data any) (json.RawMessage, error) {
 	switch v := data.(type) {
 	case nil:
 		return nil, nil
 	case json.RawMessage:
+		if len(v) == 0 {
+			return nil, nil
+		}
 		if !json.Valid(v) {
 			return nil, invalid("data is not valid JSON")
 		}
