@@ -2,7 +2,8 @@ import { io } from 'socket.io-client';
 import { Emitter } from './emitter.js';
 import { AckTimeoutError, RealtimeError } from './errors.js';
 import { PresenceChannel, type PresenceChannelOptions } from './presence.js';
-import type { ChatMessage, ClientToServerEvents, PresenceEvent, PresenceResync } from './protocol.js';
+import type { ChatMessage, ClientToServerEvents, PresenceEvent, PresenceResync, TopicMessage } from './protocol.js';
+import { Topics } from './topics.js';
 
 /**
  * SocketLike is the part of a socket.io-client 4.x `Socket` the SDK uses. Tests pass a
@@ -10,6 +11,8 @@ import type { ChatMessage, ClientToServerEvents, PresenceEvent, PresenceResync }
  */
 export interface SocketLike {
   readonly connected: boolean;
+  /** The socket's id on the server (Socket.IO's `socket.id`): set while connected, new for every connection. */
+  readonly id?: string | undefined;
   /**
    * Whether the socket will connect again by itself (socket.io-client's `socket.active`):
    * false after the server refused the CONNECT or disconnected the socket.
@@ -133,9 +136,27 @@ export interface RealtimeClientEvents {
   'presence:resync': (resync: PresenceResync) => void;
   /** A chat message of the room this client joined. */
   'chat:message': (message: ChatMessage) => void;
+  /** A message of a topic this socket is subscribed to (`client.topics` routes them to their handlers). */
+  'topic:message': (message: TopicMessage) => void;
 }
 
+/**
+ * A listener of a server event: the event's arguments (a backend's emit through the HTTP
+ * API sends exactly one, its `data`).
+ */
+export type ServerEventListener<T = any> = (data: T, ...rest: any[]) => void;
+
 type AnyListener = (...args: any[]) => void;
+
+/** Names socket.io-client keeps for itself: the server cannot send them. */
+const SOCKET_IO_RESERVED = new Set<string>([
+  'connect',
+  'connect_error',
+  'disconnect',
+  'disconnecting',
+  'newListener',
+  'removeListener',
+]);
 
 /** Names the client emits itself; any other name is a server event. */
 const LOCAL_EVENTS = new Set<string>([
@@ -159,6 +180,13 @@ interface Pending {
   timer?: ReturnType<typeof setTimeout>;
 }
 
+/** ServerEvents holds the listeners of {@link RealtimeClient.onServer}. */
+class ServerEvents extends Emitter<{ [event: string]: AnyListener }> {
+  deliver(event: string, args: any[]): void {
+    this.dispatch(event, ...args);
+  }
+}
+
 const WEBSOCKET_FIRST: Array<'websocket' | 'polling'> = ['websocket'];
 const POLLING_THEN_UPGRADE: Array<'websocket' | 'polling'> = ['polling', 'websocket'];
 
@@ -177,6 +205,8 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
   private readonly ackTimeoutMs: number;
   private readonly tokenSource?: RealtimeClientOptions['token'];
   private readonly forwarded = new Set<string>();
+  private readonly serverEvents = new ServerEvents();
+  private topicsValue: Topics | null = null;
   private readonly pending = new Set<Pending>();
   private readonly channels = new Map<string, PresenceChannel>();
   private statusValue: ConnectionStatus = 'idle';
@@ -227,6 +257,24 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
     return this.statusValue;
   }
 
+  /**
+   * The socket's id on the server while connected (undefined otherwise): the id a backend
+   * passes to `POST /v1/sockets/{socketId}/emit`. Each connection gets a new one, so read
+   * it again after a `connect` event.
+   */
+  get id(): string | undefined {
+    return this.socket.connected ? this.socket.id : undefined;
+  }
+
+  /**
+   * The topic subscriptions of this connection (the server's topics module), created on
+   * first use: `client.topics.subscribe(topic, handler)`.
+   */
+  get topics(): Topics {
+    if (!this.topicsValue) this.topicsValue = new Topics(this, { ackTimeoutMs: this.ackTimeoutMs });
+    return this.topicsValue;
+  }
+
   /** connected reports whether the socket is connected now. */
   get connected(): boolean {
     return this.socket.connected;
@@ -258,6 +306,7 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
    */
   disconnect(): void {
     for (const channel of this.channels.values()) channel.detach();
+    this.topicsValue?.detach();
     this.dropped = false;
     this.socket.close();
     this.rejectPending('disconnected', 'the client disconnected');
@@ -313,21 +362,38 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
 
   /**
    * on listens to a connection event ({@link RealtimeClientEvents}) or to any event the
-   * server sends (`presence:event`, `chat:message`, your own modules' events). It returns a
-   * function that removes the listener.
+   * server sends (`presence:event`, `chat:message`, events a backend emits to a room, a
+   * user or this socket, your own modules' events), typed with `T`:
+   * `client.on<Order>('order:shipped', (order) => ...)`. It returns a function that removes
+   * the listener. The names of the connection events (`connect`, `disconnect`, `status`,
+   * ...) are the client's own: listen to a server event of such a name with
+   * {@link onServer}.
    */
   override on<K extends keyof RealtimeClientEvents>(event: K, listener: RealtimeClientEvents[K]): () => void;
-  override on(event: string, listener: AnyListener): () => void;
+  override on<T = any>(event: string, listener: ServerEventListener<T>): () => void;
   override on(event: string, listener: AnyListener): () => void {
     this.forward(event);
     return super.on(event, listener);
   }
 
   override once<K extends keyof RealtimeClientEvents>(event: K, listener: RealtimeClientEvents[K]): () => void;
-  override once(event: string, listener: AnyListener): () => void;
+  override once<T = any>(event: string, listener: ServerEventListener<T>): () => void;
   override once(event: string, listener: AnyListener): () => void {
     this.forward(event);
     return super.once(event, listener);
+  }
+
+  /**
+   * onServer listens to the server event `event` whatever its name, including the names of
+   * the client's own connection events (a backend may emit `status`). It throws a
+   * TypeError for Socket.IO's reserved names (`connect`, `connect_error`, `disconnect`,
+   * `disconnecting`, `newListener`, `removeListener`), which no server can send. It
+   * returns a function that removes the listener.
+   */
+  onServer<T = any>(event: string, listener: ServerEventListener<T>): () => void {
+    if (SOCKET_IO_RESERVED.has(event)) throw new TypeError(`onServer: ${event} is reserved by Socket.IO`);
+    this.forward(event, true);
+    return this.serverEvents.on(event, listener);
   }
 
   /**
@@ -360,10 +426,15 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
     return false;
   }
 
-  private forward(event: string): void {
-    if (LOCAL_EVENTS.has(event) || this.forwarded.has(event)) return;
+  /** forward makes the socket's events of that name reach this client's listeners. */
+  private forward(event: string, forServer = false): void {
+    if (SOCKET_IO_RESERVED.has(event) || this.forwarded.has(event)) return;
+    if (LOCAL_EVENTS.has(event) && !forServer) return;
     this.forwarded.add(event);
-    this.socket.on(event, (...args: any[]) => this.dispatch(event, ...(args as any)));
+    this.socket.on(event, (...args: any[]) => {
+      if (!LOCAL_EVENTS.has(event)) this.dispatch(event, ...(args as any));
+      this.serverEvents.deliver(event, args);
+    });
   }
 
   private wireSocket(): void {

@@ -5,6 +5,7 @@
  *   events with promised acknowledgements, connection-state events.
  * - {@link PresenceChannel}: presence in one room, kept in sync and healed across reconnects
  *   and page reloads.
+ * - {@link Topics} (`client.topics`): topic subscriptions, subscribed again after reconnects.
  */
 export { RealtimeClient } from './client.js';
 export type {
@@ -17,6 +18,7 @@ export type {
   PayloadOf,
   RealtimeClientEvents,
   RealtimeClientOptions,
+  ServerEventListener,
   SocketFactory,
   SocketFactoryOptions,
   SocketLike,
@@ -32,6 +34,8 @@ export type {
   SetStateResult,
 } from './presence.js';
 export type { ReloadRecord } from './reload.js';
+export { Topics, TopicSubscription, topicProblem } from './topics.js';
+export type { TopicHandler, TopicSubscribeOptions, TopicsEvents } from './topics.js';
 export { PresenceMembers } from './members.js';
 export type { PresenceUser } from './members.js';
 export { AckTimeoutError, RealtimeError, isRealtimeError } from './errors.js';

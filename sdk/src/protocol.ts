@@ -1,5 +1,5 @@
 /**
- * Wire shapes of protocol version 1 (see PROTOCOL.md at the repository root).
+ * Wire shapes of protocol version 1, revision 3 (see PROTOCOL.md at the repository root).
  *
  * Every type here mirrors one shape of the contract exactly; the SDK adds nothing to
  * what travels on the wire.
@@ -173,6 +173,58 @@ export interface ChatMessage {
   ts: number;
 }
 
+/** Payload of `topic:subscribe` (the topics module). */
+export interface TopicSubscribePayload {
+  /** The topic: the id rules, but at most 100 bytes of UTF-8. */
+  topic: string;
+}
+
+/** Successful acknowledgement of `topic:subscribe` (subscribing twice is harmless). */
+export type TopicSubscribeAck = AckSuccess<{ topic: string }>;
+
+/** Payload of `topic:unsubscribe`. */
+export interface TopicUnsubscribePayload {
+  topic: string;
+}
+
+/** Successful acknowledgement of `topic:unsubscribe`: `removed` is false when the socket was not subscribed. */
+export type TopicUnsubscribeAck = AckSuccess<{ removed: boolean }>;
+
+/** `topic:message`, sent by the server to every socket subscribed to the topic, on every node. */
+export interface TopicMessage<T = unknown> {
+  topic: string;
+  /** What the backend published: any JSON value. */
+  data: T;
+  /** Milliseconds since the Unix epoch, when the server published it. */
+  ts: number;
+}
+
+/**
+ * Body of `POST /v1/topics/{topic}/publish` (a backend call with
+ * `Authorization: Bearer <API_TOKEN>`; answered 200 {@link ApiOkResponse}, 401 without the
+ * token, 400 for a bad topic or body, 413 over the server's MAX_MESSAGE_BYTES).
+ */
+export interface TopicPublishRequest<T = unknown> {
+  data: T;
+}
+
+/**
+ * Body of `POST /v1/rooms/{roomId}/emit`, `/v1/users/{userId}/emit` and
+ * `/v1/sockets/{socketId}/emit` (a backend call with `Authorization: Bearer <API_TOKEN>`):
+ * every socket of the room, user or socket receives `event` with `data` as its one
+ * argument. The event's name follows the id rules; Socket.IO's own names and the modules'
+ * namespaces (`presence:`, `chat:`, `topic:`) are refused (400).
+ */
+export interface EmitRequest<T = unknown> {
+  event: string;
+  data?: T;
+}
+
+/** Body of a successful publish or emit call. */
+export interface ApiOkResponse {
+  ok: true;
+}
+
 /** Body of `GET /healthz`. */
 export interface HealthResponse {
   status: 'ok';
@@ -188,6 +240,8 @@ export interface ClientToServerEvents {
   'presence:sync': [PresenceSyncPayload | undefined, PresenceSyncAck];
   'presence:leave': [PresenceLeavePayload | undefined, PresenceLeaveAck];
   'chat:message': [ChatMessagePayload, ChatMessageAck];
+  'topic:subscribe': [TopicSubscribePayload, TopicSubscribeAck];
+  'topic:unsubscribe': [TopicUnsubscribePayload, TopicUnsubscribeAck];
 }
 
 /** Server-to-client events and their payloads. */
@@ -195,4 +249,5 @@ export interface ServerToClientEvents {
   'presence:event': PresenceEvent;
   'presence:resync': PresenceResync;
   'chat:message': ChatMessage;
+  'topic:message': TopicMessage;
 }

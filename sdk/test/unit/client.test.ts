@@ -157,6 +157,86 @@ describe('RealtimeClient.on/off for server events', () => {
     socket.fire('chat:message', {});
     expect(fn).not.toHaveBeenCalled();
   });
+
+  it('delivers backend events of any name, typed, with their one data argument', () => {
+    const { client, socket } = setup();
+    interface Shipped {
+      orderId: string;
+    }
+    const orders: Shipped[] = [];
+    const names: unknown[] = [];
+    client.on<Shipped>('order:shipped', (o) => orders.push(o));
+    client.on('notification', (n) => names.push(n));
+    client.on('déjà vu 🚀', (n) => names.push(n));
+    client.once('once-only', (n) => names.push(n));
+    socket.fire('order:shipped', { orderId: 'o-1' });
+    socket.fire('notification', null);
+    socket.fire('notification', [1, 'two']);
+    socket.fire('déjà vu 🚀', 'ok');
+    socket.fire('once-only', 1);
+    socket.fire('once-only', 2);
+    socket.fire('never-listened', 3);
+    expect(orders).toEqual([{ orderId: 'o-1' }]);
+    expect(names).toEqual([null, [1, 'two'], 'ok', 1]);
+  });
+
+  it('onServer() reaches server events named like the client\'s own, which on() keeps for the connection', async () => {
+    const { client, socket } = setup();
+    const server: unknown[] = [];
+    const local: unknown[] = [];
+    client.on('status', (s) => local.push(s));
+    const off = client.onServer('status', (d) => server.push(d));
+    client.onServer('reconnect', (d) => server.push(d));
+    socket.fire('status', { from: 'backend' });
+    socket.fire('reconnect', 'backend too');
+    const connected = client.connect();
+    socket.connect();
+    await connected;
+    expect(server).toEqual([{ from: 'backend' }, 'backend too']);
+    expect(local).toEqual(['connecting', 'connected']);
+    off();
+    socket.fire('status', 'after off');
+    expect(server).toHaveLength(2);
+  });
+
+  it('onServer() refuses the names Socket.IO keeps for itself', () => {
+    const { client } = setup();
+    for (const name of ['connect', 'connect_error', 'disconnect', 'disconnecting', 'newListener', 'removeListener']) {
+      expect(() => client.onServer(name, () => undefined)).toThrow(TypeError);
+    }
+  });
+
+  it('onServer() and on() for the same name share one socket listener', () => {
+    const { client, socket } = setup();
+    const spy = vi.spyOn(socket, 'on');
+    const got: string[] = [];
+    client.on('ping:app', () => got.push('on'));
+    client.onServer('ping:app', () => got.push('onServer'));
+    client.on('ping:app', () => got.push('on2'));
+    expect(spy.mock.calls.filter((c) => c[0] === 'ping:app')).toHaveLength(1);
+    socket.fire('ping:app', {});
+    expect(got).toEqual(['on', 'on2', 'onServer']);
+  });
+});
+
+describe('RealtimeClient.id', () => {
+  it('is the socket id while connected, a new one per connection, undefined otherwise', async () => {
+    const { client, socket } = setup();
+    expect(client.id).toBeUndefined();
+    const connected = client.connect();
+    socket.connect();
+    await connected;
+    const first = client.id;
+    expect(first).toMatch(/^sock-/);
+    expect(first).toBe(socket.id);
+    socket.drop();
+    expect(client.id).toBeUndefined();
+    socket.connect();
+    expect(client.id).toMatch(/^sock-/);
+    expect(client.id).not.toBe(first);
+    client.disconnect();
+    expect(client.id).toBeUndefined();
+  });
 });
 
 describe('RealtimeClient.emit', () => {

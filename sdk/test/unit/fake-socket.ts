@@ -47,8 +47,12 @@ export class FakeManager {
  * FakeSocket stands in for a socket.io-client 4.x Socket. The test plays the server: it
  * connects and drops the socket, answers what the client sent and pushes events.
  */
+let socketIds = 0;
+
 export class FakeSocket implements SocketLike {
   connected = false;
+  /** socket.io-client's `id`: a new one on every connect, none while disconnected. */
+  id: string | undefined = undefined;
   /** socket.io-client's `active`: false once the server refused the CONNECT. */
   active = true;
   opened = 0;
@@ -87,6 +91,7 @@ export class FakeSocket implements SocketLike {
   close(): this {
     if (this.connected) {
       this.connected = false;
+      this.id = undefined;
       this.fire('disconnect', 'io client disconnect');
     }
     return this;
@@ -114,11 +119,13 @@ export class FakeSocket implements SocketLike {
 
   connect(): void {
     this.connected = true;
+    this.id = `sock-${++socketIds}`;
     this.fire('connect');
   }
 
   drop(reason = 'transport close'): void {
     this.connected = false;
+    this.id = undefined;
     this.fire('disconnect', reason);
   }
 
