@@ -32,11 +32,23 @@
     note: $('note'),
     patchForm: $('patch-form'),
     patch: $('patch'),
+    topicForm: $('topic-form'),
+    topic: $('topic'),
+    topicSubscribe: $('topic-subscribe'),
+    topicList: $('topic-list'),
+    topicMessages: $('topic-messages'),
+    publishForm: $('publish-form'),
+    publishData: $('publish-data'),
+    publishCurl: $('publish-curl'),
+    emitSelf: $('emit-self'),
+    backendNote: $('backend-note'),
   };
 
   /** The current session: one client and its channel. */
   var client = null;
   var channel = null;
+  /** The topics this tab subscribed to, by name: { sub, state }. */
+  var topics = {};
 
   // --- setup ----------------------------------------------------------------------------
 
@@ -50,6 +62,9 @@
   els.room.value = params.get('room') || session.room || saved.room || 'lobby';
   els.user.value = params.get('user') || session.user || randomUser();
   els.transport.value = params.get('transport') || session.transport || saved.transport || 'auto';
+  var savedTopics = Array.isArray(session.topics) ? session.topics.filter(function (t) {
+    return typeof t === 'string';
+  }) : [];
   saveSession(session.joined === true);
   $('sdk-version').textContent = 'SDK ' + SDK.VERSION + ' · protocol v' + SDK.PROTOCOL_VERSION;
 
@@ -66,7 +81,14 @@
     try {
       sessionStorage.setItem(
         'rtm-demo-session',
-        JSON.stringify({ server: els.server.value, room: els.room.value, user: els.user.value, transport: els.transport.value, joined: joined }),
+        JSON.stringify({
+          server: els.server.value,
+          room: els.room.value,
+          user: els.user.value,
+          transport: els.transport.value,
+          joined: joined,
+          topics: joined ? topicNames() : [],
+        }),
       );
     } catch (e) {
       /* storage disabled */
@@ -94,6 +116,7 @@
   });
 
   function start() {
+    var keep = topicNames();
     stop(true);
     var url = els.server.value.trim();
     var roomId = els.room.value.trim();
@@ -115,6 +138,10 @@
     channel = client.presence(roomId, { userId: userId, state: { status: 'available' } });
     wireChannel(channel);
     setSessionUI(true);
+    // A reload subscribes this tab's topics again.
+    var again = savedTopics.concat(keep);
+    savedTopics = [];
+    again.forEach(subscribeTopic);
     log('conn', 'joining ' + q(roomId) + ' as ' + q(userId) + ' on ' + url);
     var thisChannel = channel;
     channel.join().then(
@@ -136,6 +163,8 @@
     if (!quiet) saveSession(false);
     client = null;
     channel = null;
+    topics = {};
+    renderTopics();
     setSessionUI(false);
     renderMembers();
     renderOwnState();
@@ -165,6 +194,9 @@
     els.drop.disabled = !active;
     els.chatText.disabled = !active;
     els.chatSend.disabled = !active;
+    els.topic.disabled = !active;
+    els.topicSubscribe.disabled = !active;
+    els.emitSelf.disabled = !active;
     if (!active) setConn('idle', 'Not connected');
     updateFacts();
   }
@@ -205,6 +237,23 @@
     });
     c.on('chat:message', function (m) {
       if (mine()) addMessage(m);
+    });
+    // Any event a backend sends to this socket, its user or its room (POST /v1/.../emit).
+    c.on('demo:notice', function (data) {
+      if (mine()) log('event', 'demo:notice from a backend: ' + truncate(JSON.stringify(data), 80));
+    });
+    c.topics.on('subscribed', function (topic, resubscribed) {
+      if (!mine()) return;
+      if (resubscribed) log('topic', 'subscribed again to ' + q(topic) + ' on the new socket');
+      if (topics[topic]) topics[topic].state = 'subscribed';
+      renderTopics();
+    });
+    c.topics.on('error', function (err, topic) {
+      if (!mine()) return;
+      log('error', 'topic ' + q(topic) + ': ' + describe(err));
+      if (topics[topic] && !topics[topic].sub.active) delete topics[topic];
+      renderTopics();
+      saveSession(true);
     });
   }
 
@@ -404,6 +453,182 @@
     els.messages.scrollTop = els.messages.scrollHeight;
     log('chat', m.userId + ': ' + truncate(m.text, 60));
   }
+
+  // --- topics ---------------------------------------------------------------------------
+
+  els.topicForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var name = els.topic.value.trim();
+    if (!name) return;
+    subscribeTopic(name);
+  });
+  els.topic.addEventListener('input', renderCurl);
+  els.server.addEventListener('input', renderCurl);
+  els.publishData.addEventListener('input', renderCurl);
+
+  function topicNames() {
+    return Object.keys(topics);
+  }
+
+  /** The topic the backend box publishes to: the one typed, else the last subscribed. */
+  function publishTopic() {
+    var names = topicNames();
+    return els.topic.value.trim() || names[names.length - 1] || 'scores';
+  }
+
+  function subscribeTopic(name) {
+    var c = client;
+    if (!c || topics[name]) return;
+    topics[name] = { sub: null, state: 'subscribing' };
+    renderTopics();
+    c.topics
+      .subscribe(name, function (data, m) {
+        if (c === client) addTopicMessage(m);
+      })
+      .then(
+        function (sub) {
+          if (c !== client) return;
+          topics[name] = { sub: sub, state: 'subscribed' };
+          log('topic', 'subscribed to ' + q(name));
+          els.topic.value = '';
+          renderTopics();
+          saveSession(true);
+        },
+        function (err) {
+          if (c !== client) return;
+          delete topics[name];
+          log('error', 'subscribe ' + q(name) + ': ' + describe(err));
+          renderTopics();
+        },
+      );
+  }
+
+  function unsubscribeTopic(name) {
+    var t = topics[name];
+    if (!t || !t.sub) return;
+    delete topics[name];
+    renderTopics();
+    saveSession(true);
+    t.sub.unsubscribe().then(function () {
+      log('topic', 'unsubscribed from ' + q(name));
+    });
+  }
+
+  function renderTopics() {
+    els.topicList.textContent = '';
+    topicNames().forEach(function (name) {
+      var li = el('li', 'chip');
+      li.setAttribute('data-topic', name);
+      li.setAttribute('data-state', topics[name].state);
+      li.appendChild(el('span', 'name', name));
+      var x = el('button', null, '×');
+      x.type = 'button';
+      x.title = 'Unsubscribe';
+      x.setAttribute('aria-label', 'Unsubscribe from ' + name);
+      x.addEventListener('click', function () {
+        unsubscribeTopic(name);
+      });
+      li.appendChild(x);
+      els.topicList.appendChild(li);
+    });
+    renderCurl();
+  }
+
+  function addTopicMessage(m) {
+    var empty = els.topicMessages.querySelector('.empty');
+    if (empty) empty.remove();
+    var li = el('li', 'topic-message');
+    li.setAttribute('data-topic', m.topic);
+    li.appendChild(el('span', 'topic-name', m.topic));
+    li.appendChild(el('code', null, truncate(JSON.stringify(m.data), 200)));
+    li.appendChild(el('time', null, clock(m.ts)));
+    els.topicMessages.appendChild(li);
+    while (els.topicMessages.children.length > 100) els.topicMessages.removeChild(els.topicMessages.firstChild);
+    els.topicMessages.scrollTop = els.topicMessages.scrollHeight;
+    log('topic', m.topic + ': ' + truncate(JSON.stringify(m.data), 60));
+  }
+
+  // --- a backend: publish and emit --------------------------------------------------------
+
+  /** The demo server (demo/server.mjs) plays the app's backend: it holds the API token. */
+  var backend = { server: null, apiToken: false };
+  fetch('/api/config')
+    .then(function (r) {
+      return r.ok ? r.json() : null;
+    })
+    .then(function (cfg) {
+      if (cfg) backend = cfg;
+      renderCurl();
+    })
+    .catch(function () {
+      renderCurl();
+    });
+
+  function publishBody() {
+    var raw = els.publishData.value.trim() || 'null';
+    try {
+      return JSON.stringify({ data: JSON.parse(raw) });
+    } catch (e) {
+      return '{"data":' + raw + '}';
+    }
+  }
+
+  function shellQuote(s) {
+    return "'" + s.replace(/'/g, "'\\''") + "'";
+  }
+
+  function renderCurl() {
+    var server = (els.server.value.trim() || 'http://localhost:3000').replace(/\/+$/, '');
+    els.publishCurl.textContent =
+      'curl -X POST ' + shellQuote(server + '/v1/topics/' + encodeURIComponent(publishTopic()) + '/publish') + ' \\\n' +
+      '  -H "Authorization: Bearer $API_TOKEN" \\\n' +
+      "  -H 'Content-Type: application/json' \\\n" +
+      '  -d ' + shellQuote(publishBody());
+    els.backendNote.textContent = backend.server
+      ? 'The button asks the demo server to make this call: it sends it to ' + backend.server +
+        (backend.apiToken ? ' with the API token it was started with (the page never sees it).' : ' without a token (start it with API_TOKEN=… when the server has one).')
+      : 'The demo server is not reachable for backend calls.';
+  }
+
+  function backendCall(path, body, what) {
+    return fetch(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })
+      .then(function (r) {
+        return r.json().catch(function () {
+          return { status: r.status, body: {} };
+        });
+      })
+      .then(function (res) {
+        var ok = res.status === 200;
+        log(ok ? 'event' : 'error', what + ' → HTTP ' + res.status + (ok ? '' : ' ' + ((res.body && res.body.message) || '')));
+      })
+      .catch(function (err) {
+        log('error', what + ': ' + describe(err));
+      });
+  }
+
+  els.publishForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    var data;
+    try {
+      data = JSON.parse(els.publishData.value.trim() || 'null');
+    } catch (e) {
+      log('error', 'the data is not valid JSON: ' + e.message);
+      return;
+    }
+    var topic = publishTopic();
+    backendCall('/api/publish', { topic: topic, data: data }, 'backend publish to ' + q(topic));
+  });
+
+  els.emitSelf.addEventListener('click', function () {
+    // client.id is the socket's id on the server: what a backend needs to reach this tab.
+    if (!client || !client.id) {
+      log('error', 'not connected');
+      return;
+    }
+    backendCall('/api/emit', { socketId: client.id, event: 'demo:notice', data: { text: 'hello, socket ' + short(client.id) } }, 'backend emit to socket ' + short(client.id));
+  });
+
+  renderCurl();
 
   // --- log ------------------------------------------------------------------------------
 

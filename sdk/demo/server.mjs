@@ -1,8 +1,17 @@
 // Static server of the demo playground: the page from demo/ and the SDK's <script>
 // bundle from dist/ (run `npm run demo`, which builds it first).
 //
-//   PORT   port to listen on (default 4173)
-//   HOST   address to listen on (default: all interfaces)
+//   PORT            port to listen on (default 4173)
+//   HOST            address to listen on (default: all interfaces)
+//   RTM_SERVER_URL  the realtime server the demo's backend calls go to (default
+//                   http://localhost:3000)
+//   API_TOKEN       the server's API token, for those calls (default: none, for a server
+//                   without API_TOKEN)
+//
+// It also plays the app's backend for the Topics panel: POST /api/publish and POST
+// /api/emit forward to the server's HTTP API (POST /v1/topics/{topic}/publish, POST
+// /v1/sockets/{socketId}/emit) with the API token, which stays here: it is never sent to
+// the page, and the calls only ever go to RTM_SERVER_URL, whatever the page asks.
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, extname, join, normalize, sep } from 'node:path';
@@ -12,6 +21,9 @@ const demoDir = dirname(fileURLToPath(import.meta.url));
 const distDir = join(demoDir, '..', 'dist');
 const port = Number(process.env.PORT || 4173);
 const host = process.env.HOST || undefined;
+const rtmServer = (process.env.RTM_SERVER_URL || 'http://localhost:3000').replace(/\/+$/, '');
+const apiToken = process.env.API_TOKEN || '';
+const MAX_BODY = 256 * 1024;
 
 const types = {
   '.html': 'text/html; charset=utf-8',
@@ -47,6 +59,10 @@ const server = createServer((req, res) => {
     res.writeHead(400).end('bad request');
     return;
   }
+  if (pathname.startsWith('/api/')) {
+    void serveApi(req, res, pathname);
+    return;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { Allow: 'GET, HEAD' }).end();
     return;
@@ -72,10 +88,104 @@ const server = createServer((req, res) => {
   else createReadStream(file).pipe(res);
 });
 
+// --- the demo's backend ------------------------------------------------------------------
+
+function sendJSON(res, status, body) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' }).end(text);
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    let size = 0;
+    const chunks = [];
+    req.on('data', (c) => {
+      size += c.length;
+      if (size > MAX_BODY) {
+        reject(new Error('body too large'));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * serveApi answers the page's backend calls. GET /api/config says where they go (never
+ * the token, only whether there is one); POST /api/publish { topic, data } and POST
+ * /api/emit { socketId, event, data } forward to RTM_SERVER_URL. Only same-origin JSON
+ * requests are taken: another site's page cannot make a browser send them without a
+ * CORS preflight, which this server does not answer.
+ */
+async function serveApi(req, res, pathname) {
+  if (req.method === 'GET' && pathname === '/api/config') {
+    sendJSON(res, 200, { server: rtmServer, apiToken: apiToken !== '' });
+    return;
+  }
+  const routes = { '/api/publish': publishPath, '/api/emit': emitPath };
+  const route = routes[pathname];
+  if (!route) {
+    sendJSON(res, 404, { message: 'not found' });
+    return;
+  }
+  if (req.method !== 'POST') {
+    res.writeHead(405, { Allow: 'POST' }).end();
+    return;
+  }
+  const origin = req.headers.origin;
+  if (!String(req.headers['content-type'] || '').startsWith('application/json') || (origin && origin !== `http://${req.headers.host}`)) {
+    sendJSON(res, 403, { message: 'same-origin JSON requests only' });
+    return;
+  }
+  let input;
+  try {
+    input = JSON.parse(await readBody(req));
+  } catch {
+    sendJSON(res, 400, { message: 'the body must be JSON' });
+    return;
+  }
+  const call = input && typeof input === 'object' ? route(input) : null;
+  if (!call) {
+    sendJSON(res, 400, { message: 'missing fields' });
+    return;
+  }
+  const headers = { 'Content-Type': 'application/json' };
+  if (apiToken) headers.Authorization = `Bearer ${apiToken}`;
+  try {
+    const upstream = await fetch(`${rtmServer}${call.path}`, { method: 'POST', headers, body: JSON.stringify(call.body) });
+    const text = await upstream.text();
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = { message: text.trim() };
+    }
+    sendJSON(res, upstream.status, { status: upstream.status, url: `${rtmServer}${call.path}`, body });
+  } catch (err) {
+    sendJSON(res, 502, { status: 502, url: `${rtmServer}${call.path}`, body: { message: `cannot reach ${rtmServer}: ${err.message}` } });
+  }
+}
+
+/** publishPath maps { topic, data } to POST /v1/topics/{topic}/publish. */
+function publishPath(input) {
+  if (typeof input.topic !== 'string' || input.topic === '') return null;
+  return { path: `/v1/topics/${encodeURIComponent(input.topic)}/publish`, body: { data: input.data ?? null } };
+}
+
+/** emitPath maps { socketId, event, data } to POST /v1/sockets/{socketId}/emit. */
+function emitPath(input) {
+  if (typeof input.socketId !== 'string' || input.socketId === '' || typeof input.event !== 'string') return null;
+  return { path: `/v1/sockets/${encodeURIComponent(input.socketId)}/emit`, body: { event: input.event, data: input.data ?? null } };
+}
+
 server.listen(port, host, () => {
   const addr = server.address();
   const shown = typeof addr === 'object' && addr ? addr.port : port;
   console.log(`demo playground: http://localhost:${shown}  (server URL is set in the page; default http://localhost:3000)`);
+  console.log(`backend calls (publish, emit) go to ${rtmServer} ${apiToken ? 'with' : 'without'} an API token`);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

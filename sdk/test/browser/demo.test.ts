@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { launchChromium, startDemo, type Demo } from '../support/browser.js';
-import { SDK_DIR } from '../support/server.js';
+import { SDK_DIR, SERVER_ENV, startServer } from '../support/server.js';
 
 const serverUrl = inject('serverUrl');
 const room = `demo-${Date.now().toString(36)}`;
@@ -140,4 +140,88 @@ it('in the page, heartbeats run on a Worker timer and keep the connection fresh'
   await expect.poll(lastSeen, { timeout: 3000 }).toBeGreaterThan(first);
   await context.close();
   expect(pageErrors).toEqual([]);
+});
+
+it('the Topics panel: two pages subscribe, a publish and an emit through the demo server arrive, a drop resubscribes; the API token stays on the server', async () => {
+  const token = `demo-api-token-${Math.random().toString(36).slice(2)}`;
+  const server = await startServer(inject('serverBinary'), { ...SERVER_ENV, API_TOKEN: token });
+  const backendDemo = await startDemo({ RTM_SERVER_URL: server.url, API_TOKEN: token });
+  const contexts: Array<{ close(): Promise<void> }> = [];
+  const topic = `scores ⚽ ${Date.now().toString(36)}`;
+  const roomId = `${room}-topics`;
+  const chip = (state: string) => `#topic-list li[data-topic="${topic}"][data-state="${state}"]`;
+  const received = (page: Page) =>
+    page.$$eval(`#topic-messages li[data-topic="${topic}"] code`, (li) => li.map((x) => x.textContent ?? ''));
+  try {
+    const open = async (userId: string) => {
+      const context = await browser!.newContext({ viewport: { width: 1440, height: 900 } });
+      contexts.push(context);
+      const page = await context.newPage();
+      page.on('pageerror', (err) => pageErrors.push(`${userId}: ${err.message}`));
+      await page.goto(backendDemo.url);
+      await page.fill('#server-url', server.url);
+      await page.fill('#room', roomId);
+      await page.fill('#user', userId);
+      await page.click('#join');
+      await page.waitForSelector(member(userId));
+      await page.fill('#topic', topic);
+      await page.click('#topic-subscribe');
+      await page.waitForSelector(chip('subscribed'));
+      return page;
+    };
+    const carol = await open('carol');
+    const dave = await open('dave');
+
+    // The curl command shows what a backend sends, with a placeholder for the token.
+    const curl = (await carol.textContent('#publish-curl')) ?? '';
+    expect(curl).toContain(`${server.url}/v1/topics/${encodeURIComponent(topic)}/publish`);
+    expect(curl).toContain('Authorization: Bearer $API_TOKEN');
+    expect(await carol.textContent('#backend-note')).toContain(`to ${server.url} with the API token`);
+
+    await carol.fill('#publish-data', '{ "home": 3, "away": 1 }');
+    await carol.click('#publish');
+    for (const page of [carol, dave]) {
+      await expect.poll(() => received(page)).toEqual(['{"home":3,"away":1}']);
+    }
+    await carol.waitForSelector('#log li[data-kind="event"]:has-text("HTTP 200")');
+
+    // A backend emit to carol's socket (client.id) reaches client.on in her tab only.
+    await carol.click('#emit-self');
+    await carol.waitForSelector('#log li[data-kind="event"]:has-text("demo:notice from a backend")');
+
+    // A dropped connection: the page subscribes again by itself and gets the next message.
+    await carol.click('#drop');
+    await carol.waitForSelector('#log li[data-kind="topic"]:has-text("subscribed again to")');
+    // Dave unsubscribes: the next message reaches carol only.
+    await dave.click(`#topic-list li[data-topic="${topic}"] button`);
+    await dave.waitForSelector('#log li[data-kind="topic"]:has-text("unsubscribed from")');
+    await dave.fill('#topic', topic);
+    await dave.fill('#publish-data', '"after the drop"');
+    await dave.click('#publish');
+    await expect.poll(() => received(carol)).toEqual(['{"home":3,"away":1}', '"after the drop"']);
+    await dave.waitForTimeout(300);
+    expect(await received(dave)).toEqual(['{"home":3,"away":1}']);
+    expect(await dave.$$eval('#log li[data-kind="event"]', (li) => li.map((x) => x.textContent ?? '').join('\n'))).not.toContain(
+      'demo:notice',
+    );
+
+    // The token is nowhere in what the demo server hands the page.
+    for (const path of ['/', '/app.js', '/api/config', '/sdk/realtime-sdk.js']) {
+      const text = await (await fetch(`${backendDemo.url}${path}`)).text();
+      expect(text, path).not.toContain(token);
+    }
+    expect(await carol.content()).not.toContain(token);
+    // Only same-origin JSON calls are forwarded.
+    const foreign = await fetch(`${backendDemo.url}/api/publish`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Origin: 'http://evil.example' },
+      body: JSON.stringify({ topic, data: 1 }),
+    });
+    expect(foreign.status).toBe(403);
+    expect(pageErrors).toEqual([]);
+  } finally {
+    for (const c of contexts) await c.close();
+    backendDemo.stop();
+    await server.stop();
+  }
 });

@@ -14,15 +14,18 @@ export interface Demo {
   stop: () => void;
 }
 
-/** startDemo serves demo/ and dist/ (demo/server.mjs) on a free loopback port. */
-export async function startDemo(): Promise<Demo> {
+/**
+ * startDemo serves demo/ and dist/ (demo/server.mjs) on a free loopback port; `env` sets
+ * its backend (RTM_SERVER_URL, API_TOKEN).
+ */
+export async function startDemo(env: Record<string, string> = {}): Promise<Demo> {
   if (!existsSync(join(SDK_DIR, 'dist', 'realtime-sdk.js'))) {
     throw new Error('dist/realtime-sdk.js is missing: run `npm run build` first (`npm run test:browser` does)');
   }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child: ChildProcess = spawn(process.execPath, [join(SDK_DIR, 'demo', 'server.mjs')], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...env },
     stdio: 'ignore',
   });
   const deadline = Date.now() + 10_000;
