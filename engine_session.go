@@ -59,7 +59,13 @@ func (s *session) isGone() bool {
 
 // sendFrame queues one Engine.IO packet. frame may be shared with other
 // sockets and is never modified.
-func (s *session) sendFrame(frame []byte) bool {
+func (s *session) sendFrame(frame []byte) bool { return s.send(frame, false) }
+
+// sendLast queues frame as the session's last packet: the session closes
+// once it is sent (a connect refusal, a disconnect by the server).
+func (s *session) sendLast(frame []byte) bool { return s.send(frame, true) }
+
+func (s *session) send(frame []byte, last bool) bool {
 	s.wmu.Lock()
 	if s.gone {
 		s.wmu.Unlock()
@@ -80,6 +86,7 @@ func (s *session) sendFrame(frame []byte) bool {
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
 	s.eng.queued.Add(int64(len(frame)))
+	s.flushGone = s.flushGone || last
 	s.wakeLocked()
 	s.wmu.Unlock()
 	return true
@@ -180,13 +187,6 @@ func (s *session) isConnected() bool {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.connected
-}
-
-// closeAfterFlush ends the session once what is queued has been sent.
-func (s *session) closeAfterFlush() {
-	s.wmu.Lock()
-	s.flushGone = true
-	s.wmu.Unlock()
 }
 
 // startTimer arms the session's timer: it sends v4 pings every

@@ -337,7 +337,7 @@ func (h *hub) deliver(raw []byte) {
 	}
 	h.mu.Unlock()
 	for _, s := range closing { // their disconnect hooks take h.mu
-		s.close("disconnected by the server")
+		s.Close()
 	}
 }
 
