@@ -74,6 +74,8 @@ type engineOptions struct {
 	maxMessage                int // bytes of one message; polling bodies may hold twice that
 	maxQueueBytes             int // bytes queued for one client before it counts as not reading
 	maxPerIP                  int // live sessions per client IP; 0: no cap
+	// slowAfter overrides the slowAfter constant (tests); 0: slowAfter.
+	slowAfter time.Duration
 	// homeBucket is the routing bucket of this node's sockets' own rooms,
 	// carried in their session ids (newSessionID).
 	homeBucket int
@@ -96,6 +98,13 @@ func (e *Engine) backlogged() bool {
 		limit = shedQueuedBytes
 	}
 	return e.queued.Load() > limit
+}
+
+func (o *engineOptions) slowAfterOr() time.Duration {
+	if o.slowAfter > 0 {
+		return o.slowAfter
+	}
+	return slowAfter
 }
 
 // engineHost is what the engine tells the node above it. Each call runs on

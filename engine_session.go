@@ -71,6 +71,12 @@ func (s *session) send(frame []byte, last bool) bool {
 		s.wmu.Unlock()
 		return false
 	}
+	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
+		s.lastTake = time.Now()
+	}
+	// Checked after the refresh above: a client that took everything it was
+	// sent is reading, however large the frame that comes now (a big
+	// snapshot) and however long it was idle.
 	if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() {
 		// Closed on a goroutine of its own: the caller may hold locks
 		// (the hub's) that the disconnect hooks take.
@@ -79,9 +85,6 @@ func (s *session) send(frame []byte, last bool) bool {
 		s.wmu.Unlock()
 		s.eng.host.slow(s.sock)
 		return false
-	}
-	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
-		s.lastTake = time.Now()
 	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
@@ -140,7 +143,7 @@ const slowAfter = 2 * time.Second
 // sent: nothing taken for slowAfter, or a queue four times the bound.
 // s.wmu must be held.
 func (s *session) notReadingLocked() bool {
-	return time.Since(s.lastTake) > slowAfter || s.queued > 4*s.eng.opts.maxQueueBytes
+	return time.Since(s.lastTake) > s.eng.opts.slowAfterOr() || s.queued > 4*s.eng.opts.maxQueueBytes
 }
 
 // wakeLocked starts the websocket writer or releases a parked poll. s.wmu
