@@ -46,7 +46,8 @@ type hub struct {
 	// It runs under the hub's lock.
 	onGone func(s *Socket, room, connID string)
 
-	mu     sync.Mutex // guards the following fields
+	mu     sync.Mutex      // guards the following fields
+	dirty  map[string]bool // rooms with batched or counted events to flush
 	rooms  map[string]map[*Socket]*membership
 	joined map[*Socket]map[string]*membership // the same memberships, by socket
 	seqs   map[string]int64                   // room -> last seq delivered; only rooms in rooms
@@ -69,6 +70,9 @@ type gapMark struct {
 type membership struct {
 	joined   bool // through Socket.Join, or an implicit room
 	presence bool // presence-joined: the room's presence events, in its window
+	mode     eventMode
+	batch    []*envelope // modeBatched: events for the next flush
+	countEv  *envelope   // modeCount: the last event since the last flush
 	connID   string
 	pending  bool
 	buf      []envelope // events received while pending
@@ -76,6 +80,17 @@ type membership struct {
 	maxSeq   int64      // when > 0: the socket's leave; later events are not for it
 	lastSeq  int64      // the last presence event's seq delivered to the socket
 }
+
+// eventMode is how a presence member receives its room's events
+// (presence:join's events option, PROTOCOL.md revision 3).
+type eventMode uint8
+
+const (
+	modeEach    eventMode = iota // one presence:event per event, at once
+	modeBatched                  // one presence:batch per flush with the events since the last
+	modeCount                    // one presence:count per flush when the room changed
+	modeNone                     // none: present without listening
+)
 
 // maxPendingBuffer bounds what a pending membership holds; a join script
 // outruns it only when the room is extremely busy, and then the socket's
@@ -115,7 +130,7 @@ func (e *envelope) targets() []string {
 }
 
 func newHub(log *slog.Logger) *hub {
-	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership),
+	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership), dirty: make(map[string]bool),
 		joined: make(map[*Socket]map[string]*membership), seqs: make(map[string]int64),
 		gaps: make(map[string]gapMark)}
 }
@@ -186,13 +201,13 @@ func (h *hub) roomsOf(s *Socket) []string {
 	return out
 }
 
-// subscribe makes s's membership of room a pending presence membership,
-// replacing any presence membership it had.
-func (h *hub) subscribe(s *Socket, room string) {
+// subscribe makes s's membership of room a pending presence membership
+// receiving its events in mode, replacing any presence membership it had.
+func (h *hub) subscribe(s *Socket, room string, mode eventMode) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.entryLocked(s, room)
-	*m = membership{joined: m.joined, presence: true, pending: true}
+	*m = membership{joined: m.joined, presence: true, pending: true, mode: mode}
 }
 
 // ready returns once the node hears room's events (see subscriptions.wait).
@@ -254,6 +269,7 @@ func (h *hub) endPresenceLocked(s *Socket, room string) {
 	if m == nil {
 		return
 	}
+	h.flushLocked(room, s, m, nil) // what it was owed up to its end
 	if m.joined {
 		*m = membership{joined: true}
 		return
@@ -419,7 +435,7 @@ func (h *hub) deliverLocked(room string, s *Socket, m *membership, e *envelope) 
 			return
 		}
 	}
-	s.sendFrame(e.frame)
+	h.sendPresenceLocked(room, s, m, e)
 	m.lastSeq = max(m.lastSeq, e.Seq)
 	if e.Type == "leave" && e.Conn == m.connID || m.maxSeq > 0 && e.Seq >= m.maxSeq {
 		h.endPresenceLocked(s, room)

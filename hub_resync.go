@@ -84,8 +84,8 @@ func (h *hub) resyncRoom(room string, seq int64, gen uint64) int {
 	data := json.RawMessage(`{"roomId":` + jsonString(room) + `,"seq":` + strconv.FormatInt(seq, 10) + `}`)
 	n := 0
 	for s, m := range h.rooms[room] {
-		if !m.presence || m.pending {
-			continue // not presence-joined, or its join's snapshot is newer than the gap
+		if !m.presence || m.pending || m.mode == modeNone {
+			continue // not presence-joined, not listening, or its join's snapshot is newer than the gap
 		}
 		s.Send("presence:resync", data)
 		n++
