@@ -91,6 +91,8 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 		{"presence-reaper-interval-ms", "PRESENCE_REAPER_INTERVAL_MS", "3000", "how often the reaper runs", msTo(&c.Server.Presence.ReaperInterval, 10)},
 		{"presence-reaper-lookback-ms", "PRESENCE_REAPER_LOOKBACK_MS", "", "age of the last heartbeat at which a connection expires (default 2 x TTL)", parser{"duration", strTo(&rawLookback).set}},
 		{"presence-disconnect-grace-ms", "PRESENCE_DISCONNECT_GRACE_MS", "5000", "how long a dropped socket's connection waits for a resume; 0 removes at once", msTo(&c.Server.Presence.DisconnectGrace, 0)},
+		{"presence-max-snapshot", "PRESENCE_MAX_SNAPSHOT", "0", "most connections a full snapshot lists; a larger room answers the first page, marked truncated; 0: no cap", intTo(&c.Server.Presence.MaxSnapshot, 0, 1<<30)},
+		{"presence-batch-ms", "PRESENCE_BATCH_MS", "200", "tick of batched presence events and counts (the join's events option)", msTo(&c.Server.Presence.BatchInterval, 10)},
 		{"presence-prefix", "PRESENCE_PREFIX", "prs:", "prefix of every Redis key", strTo(&c.Server.Presence.Prefix)},
 		{"jwt-secret", "JWT_SECRET", "", "HS256 secret; when set every handshake needs a token", parser{"string", func(v string) error {
 			c.Server.JWTSecret = []byte(v)

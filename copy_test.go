@@ -65,10 +65,38 @@ func main() {
 	if err := os.WriteFile(filepath.Join(dir, "app.go"), []byte(app), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The module of the README's "Writing a module" builds against the
+	// copied files as it is written there.
+	example := readmeExample(t, "## Writing a module")
+	example = "package main\n\nimport (\n\t\"context\"\n\t\"encoding/json\"\n\t\"net/http\"\n)\n\n" + example +
+		"\nvar _ Module = (*Polls)(nil)\n"
+	if err := os.WriteFile(filepath.Join(dir, "polls.go"), []byte(example), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command("go", "build", "-o", filepath.Join(dir, "app"), ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the copied files do not build on their own: %v\n%s", err, out)
 	}
+}
+
+// readmeExample returns the first Go code block of the README after the
+// line heading.
+func readmeExample(t *testing.T, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\n"+heading+"\n")
+	if !ok {
+		t.Fatalf("README has no %q", heading)
+	}
+	_, rest, ok = strings.Cut(rest, "```go\n")
+	code, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatalf("README has no Go block under %q", heading)
+	}
+	return code
 }

@@ -17,9 +17,10 @@ import (
 // Socket.IO 4, socket.io-client 2.x) and 4 (Engine.IO v4 + Socket.IO 5,
 // socket.io-client 3.x and 4.x). Only the default namespace exists.
 //
-// A session is a *session: one per Engine.IO connection, created by the
-// handshake and gone when its transport closes, its client stays silent
-// past the ping timeout, or the node shuts down. Its transport is polling or
+// A session (engine_session.go) is one Engine.IO connection, created by the
+// handshake with the Socket that modules see of it (socket.go), and gone
+// when its transport closes, its client stays silent past the ping
+// timeout, the server disconnects it, or the node shuts down. Its transport is polling or
 // a websocket; a polling session may upgrade to a websocket once.
 //
 // Goroutines, per session, and who ends each:
@@ -73,6 +74,8 @@ type engineOptions struct {
 	maxMessage                int // bytes of one message; polling bodies may hold twice that
 	maxQueueBytes             int // bytes queued for one client before it counts as not reading
 	maxPerIP                  int // live sessions per client IP; 0: no cap
+	// slowAfter overrides the slowAfter constant (tests); 0: slowAfter.
+	slowAfter time.Duration
 	// homeBucket is the routing bucket of this node's sockets' own rooms,
 	// carried in their session ids (newSessionID).
 	homeBucket int
@@ -95,6 +98,13 @@ func (e *Engine) backlogged() bool {
 		limit = shedQueuedBytes
 	}
 	return e.queued.Load() > limit
+}
+
+func (o *engineOptions) slowAfterOr() time.Duration {
+	if o.slowAfter > 0 {
+		return o.slowAfter
+	}
+	return slowAfter
 }
 
 // engineHost is what the engine tells the node above it. Each call runs on
@@ -507,8 +517,7 @@ func (e *Engine) connectV4(s *session, auth []byte) {
 		auth = nil
 	}
 	if err := e.host.authorize(s.sock, auth); err != nil {
-		s.sendFrame(append([]byte(`44{"message":`), append(canonicalJSON(err.Error()), '}')...))
-		s.closeAfterFlush()
+		s.sendLast(append([]byte(`44{"message":`), append(canonicalJSON(err.Error()), '}')...))
 		return
 	}
 	// The namespace's socket id is the session id: the protocol has one

@@ -59,12 +59,24 @@ func (s *session) isGone() bool {
 
 // sendFrame queues one Engine.IO packet. frame may be shared with other
 // sockets and is never modified.
-func (s *session) sendFrame(frame []byte) bool {
+func (s *session) sendFrame(frame []byte) bool { return s.send(frame, false) }
+
+// sendLast queues frame as the session's last packet: the session closes
+// once it is sent (a connect refusal, a disconnect by the server).
+func (s *session) sendLast(frame []byte) bool { return s.send(frame, true) }
+
+func (s *session) send(frame []byte, last bool) bool {
 	s.wmu.Lock()
 	if s.gone {
 		s.wmu.Unlock()
 		return false
 	}
+	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
+		s.lastTake = time.Now()
+	}
+	// Checked after the refresh above: a client that took everything it was
+	// sent is reading, however large the frame that comes now (a big
+	// snapshot) and however long it was idle.
 	if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() {
 		// Closed on a goroutine of its own: the caller may hold locks
 		// (the hub's) that the disconnect hooks take.
@@ -74,12 +86,10 @@ func (s *session) sendFrame(frame []byte) bool {
 		s.eng.host.slow(s.sock)
 		return false
 	}
-	if len(s.queue) == 0 && !s.writing { // the client was up to date until now
-		s.lastTake = time.Now()
-	}
 	s.queue = append(s.queue, frame)
 	s.queued += len(frame)
 	s.eng.queued.Add(int64(len(frame)))
+	s.flushGone = s.flushGone || last
 	s.wakeLocked()
 	s.wmu.Unlock()
 	return true
@@ -133,7 +143,7 @@ const slowAfter = 2 * time.Second
 // sent: nothing taken for slowAfter, or a queue four times the bound.
 // s.wmu must be held.
 func (s *session) notReadingLocked() bool {
-	return time.Since(s.lastTake) > slowAfter || s.queued > 4*s.eng.opts.maxQueueBytes
+	return time.Since(s.lastTake) > s.eng.opts.slowAfterOr() || s.queued > 4*s.eng.opts.maxQueueBytes
 }
 
 // wakeLocked starts the websocket writer or releases a parked poll. s.wmu
@@ -180,13 +190,6 @@ func (s *session) isConnected() bool {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	return s.connected
-}
-
-// closeAfterFlush ends the session once what is queued has been sent.
-func (s *session) closeAfterFlush() {
-	s.wmu.Lock()
-	s.flushGone = true
-	s.wmu.Unlock()
 }
 
 // startTimer arms the session's timer: it sends v4 pings every

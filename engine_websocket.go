@@ -190,7 +190,7 @@ func (s *session) writeLoop() {
 			done := s.flushGone && !s.gone
 			s.wmu.Unlock()
 			if done {
-				s.close("connect refused")
+				s.close("closed after its last packet")
 			}
 			return
 		}

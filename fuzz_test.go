@@ -128,7 +128,7 @@ func FuzzStateMerge(f *testing.F) {
 		}
 		ctx := tctx(t)
 		room, sid, connID := "fuzz-"+newID(), newID(), newID()
-		args := p.joinArgs(room, sid, connID, "", "u", `"u"`, st, 60000, 120000, p.opts.MaxStateBytes, "", "0")
+		args := p.joinArgs(room, sid, connID, "", "u", `"u"`, st, 60000, 120000, p.opts.MaxStateBytes, "", "0", "full", 100, 0)
 		for _, fl := range initFields {
 			if fl.val != "" {
 				args = append(args, fl.key, fl.val)

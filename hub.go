@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 )
 
@@ -47,7 +46,8 @@ type hub struct {
 	// It runs under the hub's lock.
 	onGone func(s *Socket, room, connID string)
 
-	mu     sync.Mutex // guards the following fields
+	mu     sync.Mutex      // guards the following fields
+	dirty  map[string]bool // rooms with batched or counted events to flush
 	rooms  map[string]map[*Socket]*membership
 	joined map[*Socket]map[string]*membership // the same memberships, by socket
 	seqs   map[string]int64                   // room -> last seq delivered; only rooms in rooms
@@ -70,6 +70,9 @@ type gapMark struct {
 type membership struct {
 	joined   bool // through Socket.Join, or an implicit room
 	presence bool // presence-joined: the room's presence events, in its window
+	mode     eventMode
+	batch    []*envelope // modeBatched: events for the next flush
+	countEv  *envelope   // modeCount: the last event since the last flush
 	connID   string
 	pending  bool
 	buf      []envelope // events received while pending
@@ -77,6 +80,17 @@ type membership struct {
 	maxSeq   int64      // when > 0: the socket's leave; later events are not for it
 	lastSeq  int64      // the last presence event's seq delivered to the socket
 }
+
+// eventMode is how a presence member receives its room's events
+// (presence:join's events option, PROTOCOL.md revision 3).
+type eventMode uint8
+
+const (
+	modeEach    eventMode = iota // one presence:event per event, at once
+	modeBatched                  // one presence:batch per flush with the events since the last
+	modeCount                    // one presence:count per flush when the room changed
+	modeNone                     // none: present without listening
+)
 
 // maxPendingBuffer bounds what a pending membership holds; a join script
 // outruns it only when the room is extremely busy, and then the socket's
@@ -116,7 +130,7 @@ func (e *envelope) targets() []string {
 }
 
 func newHub(log *slog.Logger) *hub {
-	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership),
+	return &hub{log: log, rooms: make(map[string]map[*Socket]*membership), dirty: make(map[string]bool),
 		joined: make(map[*Socket]map[string]*membership), seqs: make(map[string]int64),
 		gaps: make(map[string]gapMark)}
 }
@@ -187,13 +201,13 @@ func (h *hub) roomsOf(s *Socket) []string {
 	return out
 }
 
-// subscribe makes s's membership of room a pending presence membership,
-// replacing any presence membership it had.
-func (h *hub) subscribe(s *Socket, room string) {
+// subscribe makes s's membership of room a pending presence membership
+// receiving its events in mode, replacing any presence membership it had.
+func (h *hub) subscribe(s *Socket, room string, mode eventMode) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.entryLocked(s, room)
-	*m = membership{joined: m.joined, presence: true, pending: true}
+	*m = membership{joined: m.joined, presence: true, pending: true, mode: mode}
 }
 
 // ready returns once the node hears room's events (see subscriptions.wait).
@@ -255,6 +269,7 @@ func (h *hub) endPresenceLocked(s *Socket, room string) {
 	if m == nil {
 		return
 	}
+	h.flushLocked(room, s, m, nil) // what it was owed up to its end
 	if m.joined {
 		*m = membership{joined: true}
 		return
@@ -337,7 +352,7 @@ func (h *hub) deliver(raw []byte) {
 	}
 	h.mu.Unlock()
 	for _, s := range closing { // their disconnect hooks take h.mu
-		s.close("disconnected by the server")
+		s.Close()
 	}
 }
 
@@ -420,7 +435,7 @@ func (h *hub) deliverLocked(room string, s *Socket, m *membership, e *envelope) 
 			return
 		}
 	}
-	s.sendFrame(e.frame)
+	h.sendPresenceLocked(room, s, m, e)
 	m.lastSeq = max(m.lastSeq, e.Seq)
 	if e.Type == "leave" && e.Conn == m.connID || m.maxSeq > 0 && e.Seq >= m.maxSeq {
 		h.endPresenceLocked(s, room)
@@ -459,90 +474,4 @@ func (h *hub) goneLocked(room string, s *Socket, m *membership) {
 	if h.onGone != nil {
 		h.onGone(s, room, connID)
 	}
-}
-
-// markGap records that the subscription of buckets is down: until it is
-// back, nothing of their rooms is delivered, and resyncRoom compares with the
-// seqs delivered until now.
-func (h *hub) markGap(buckets []int) {
-	in := bucketSet(buckets)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.gapGen++
-	for room := range h.rooms {
-		if in[roomBucket(room)] {
-			seq, seen := h.seqs[room]
-			h.gaps[room] = gapMark{seq: seq, seen: seen, gen: h.gapGen}
-		}
-	}
-}
-
-func bucketSet(buckets []int) *[roomBuckets]bool {
-	var in [roomBuckets]bool
-	for _, b := range buckets {
-		in[b] = true
-	}
-	return &in
-}
-
-// joinedRooms returns the rooms of buckets with at least one active
-// membership, and for each the gap it is in (0: none), for resyncRoom.
-func (h *hub) joinedRooms(buckets []int) (rooms []string, gens []uint64) {
-	in := bucketSet(buckets)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for room, ms := range h.rooms {
-		if !in[roomBucket(room)] {
-			continue
-		}
-		for _, m := range ms {
-			if m.presence && !m.pending {
-				rooms, gens = append(rooms, room), append(gens, h.gaps[room].gen)
-				break
-			}
-		}
-	}
-	return rooms, gens
-}
-
-// resyncRoom is told the room's seq in Redis after a subscription gap (gen,
-// as joinedRooms gave it, from before seq was read). If it differs from the
-// last seq delivered before the gap (or none was), the room moved while the
-// node was deaf: each joined socket gets presence:resync {roomId, seq}
-// (PROTOCOL.md), and its client answers with presence:sync. If seq is below
-// the last seq delivered before the gap, Redis lost the room's history: a
-// socket that had received that much saw the lost history, and its
-// connection is gone with it, so it also stops getting the room and counts
-// as not joined (its presence:sync answers not_joined and its client joins
-// again). (Events delivered since the gap say nothing of this: they may be
-// newer than seq, which was read after the subscription came back.) If the
-// room went into another gap since gen, seq may predate what the hub
-// delivered before that one: the resync of the newer gap decides, and this
-// one does nothing. It returns how many sockets were told.
-func (h *hub) resyncRoom(room string, seq int64, gen uint64) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	gap, ok := h.gaps[room]
-	if ok && gap.gen != gen {
-		return 0
-	}
-	delete(h.gaps, room)
-	known, last := ok && gap.seen, gap.seq
-	if known && last == seq {
-		return 0
-	}
-	restarted := known && seq < last
-	data := json.RawMessage(`{"roomId":` + jsonString(room) + `,"seq":` + strconv.FormatInt(seq, 10) + `}`)
-	n := 0
-	for s, m := range h.rooms[room] {
-		if !m.presence || m.pending {
-			continue // not presence-joined, or its join's snapshot is newer than the gap
-		}
-		s.Send("presence:resync", data)
-		n++
-		if restarted && m.lastSeq >= last {
-			h.goneLocked(room, s, m)
-		}
-	}
-	return n
 }

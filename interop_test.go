@@ -71,3 +71,41 @@ func interop(t *testing.T, n1, n2 *testNode, version, name, transports string) {
 		t.Fatalf("the client did not upgrade from polling to websocket: %s", out)
 	}
 }
+
+// Routing with the official clients of both generations, on both
+// transports, over two nodes: topics a backend publishes to, a backend emit
+// to a user and to one socket, and a backend disconnect that the client
+// takes as final.
+func TestInteropRouting(t *testing.T) {
+	t.Parallel()
+	for _, pkg := range []string{"sio2", "sio4"} {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("%s is not installed in %s: run `make deps` (npm ci there)", pkg, interopDir)
+		}
+	}
+	opts := testOptions(t)
+	opts.APIToken = "interop-token"
+	n1, n2 := startNode(t, opts, NewTopics()), startNode(t, opts, NewTopics())
+	for _, version := range []string{"3", "4"} {
+		for _, transports := range []string{"websocket", "polling"} {
+			t.Run("EIO"+version+"/"+transports, func(t *testing.T) {
+				t.Parallel()
+				cmd := exec.Command("node", "routing.cjs", n1.url, n2.url, transports, "sujet-"+version+"-"+transports,
+					version, opts.APIToken)
+				cmd.Dir = interopDir
+				out, err := cmd.Output()
+				var res struct {
+					OK    bool   `json:"ok"`
+					Error string `json:"error"`
+				}
+				if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
+					var stderr []byte
+					if ee, ok := err.(*exec.ExitError); ok {
+						stderr = ee.Stderr
+					}
+					t.Fatalf("routing over %s: %v %s %s", transports, err, out, stderr)
+				}
+			})
+		}
+	}
+}

@@ -36,6 +36,13 @@ type PresenceOptions struct {
 	MaxStateBytes int
 	// OpTimeout bounds each Redis operation of a handler. Zero value: 3 s.
 	OpTimeout time.Duration
+	// MaxSnapshot caps the connections a full snapshot lists: a room with
+	// more answers the first MaxSnapshot of them, marked truncated, with
+	// the connId to page on from (presence:members). Zero value: no cap.
+	MaxSnapshot int
+	// BatchInterval is the tick at which members that asked for batched
+	// events or counts receive them. Zero value: 200 ms.
+	BatchInterval time.Duration
 }
 
 // withDefaults returns o with the zero values replaced by defaults.
@@ -53,6 +60,7 @@ func (o PresenceOptions) withDefaults() PresenceOptions {
 	def(&o.ReaperLookback, 2*o.TTL)
 	def(&o.DisconnectGrace, 5*time.Second)
 	def(&o.OpTimeout, 3*time.Second)
+	def(&o.BatchInterval, 200*time.Millisecond)
 	if o.MaxStateBytes == 0 {
 		o.MaxStateBytes = 4096
 	}
@@ -97,6 +105,9 @@ func NewPresence(opts PresenceOptions) (*Presence, error) {
 	if o.TTL < time.Second || o.ReaperInterval < 10*time.Millisecond {
 		return nil, errors.New("presence: TTL must be at least 1 s and the reaper interval at least 10 ms")
 	}
+	if o.BatchInterval < 10*time.Millisecond {
+		return nil, errors.New("presence: the batch interval must be at least 10 ms")
+	}
 	return &Presence{opts: o, beats: make(chan *beat, maxBeatQueue), born: time.Now()}, nil
 }
 
@@ -111,11 +122,13 @@ func (p *Presence) Register(mc *ModuleContext) error {
 	mc.Handle("presence:heartbeat", p.handleHeartbeat)
 	mc.Handle("presence:sync", p.handleSync)
 	mc.Handle("presence:leave", p.handleLeave)
+	mc.Handle("presence:members", p.handleMembers)
 	p.hub.onGone = func(s *Socket, room, connID string) { p.conn(s).clearIf(room, connID) }
 	return nil
 }
 
-// Run implements Runner: the reaper and the heartbeat batcher, until ctx
+// Run implements Runner: the reaper, the heartbeat batcher and the flush of
+// batched events (hub.runBatches), until ctx
 // ends. It first loads the scripts, so that the first calls, however many
 // at once, need not fall back from EVALSHA to sending the script (redigo's
 // fallback still covers a Redis that restarted and forgot them).
@@ -123,12 +136,17 @@ func (p *Presence) Run(ctx context.Context) {
 	if err := p.loadScripts(ctx); err != nil {
 		p.log.Warn("presence scripts not preloaded", "err", err)
 	}
-	done := make(chan struct{})
+	done := make(chan struct{}, 2)
 	go func() { // owned by Run, which waits for it
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		p.runBeats(ctx)
 	}()
+	go func() { // owned by Run, which waits for it
+		defer func() { done <- struct{}{} }()
+		p.hub.runBatches(ctx, p.opts.BatchInterval)
+	}()
 	p.runReaper(ctx)
+	<-done
 	<-done
 }
 
@@ -291,7 +309,7 @@ func (p *Presence) script(s *redis.Script) *redis.Script {
 func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []any {
 	tag, b := p.roomTag(room), roomBucket(room)
 	args := make([]any, 0, 12+len(extra))
-	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(b))
+	args = append(args, tag+"seq", tag+"conns", tag+"members", tag+"due", p.indexKey(b), tag+"ids")
 	for _, c := range conns {
 		args = append(args, tag+"c:"+c)
 	}
@@ -443,6 +461,14 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	if err != nil {
 		return nil, err
 	}
+	mode, err := parseEventMode(o)
+	if err != nil {
+		return nil, err
+	}
+	snapMode, pageSize, err := parseSnapshotMode(o)
+	if err != nil {
+		return nil, err
+	}
 	st := stateJSON(fields)
 	if len(st) > p.opts.MaxStateBytes {
 		return nil, tooLarge(fmt.Sprintf("state is %d bytes; the limit is %d", len(st), p.opts.MaxStateBytes))
@@ -455,13 +481,13 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	}
 
 	args := p.joinArgs(room, s.id, newID(), resumeID, userID, jsonString(userID), st,
-		p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes, resumeID, resumeEpoch)
+		p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes, resumeID, resumeEpoch, snapMode, pageSize, p.opts.MaxSnapshot)
 	for _, f := range fields {
 		if resumeID != "" || f.val != "" { // a resume merges like a patch; a join drops nulls
 			args = append(args, f.key, f.val)
 		}
 	}
-	p.hub.subscribe(s, room)
+	p.hub.subscribe(s, room, mode)
 	if err := p.hub.ready(ctx, room); err != nil {
 		p.hub.unsubscribe(s, room)
 		return nil, p.failure(err)
@@ -491,6 +517,50 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		p.metrics.event("join", 1)
 	}
 	return json.RawMessage(`{"self":{"connId":"` + connID + `","epoch":` + epoch + `},"snapshot":` + snap + `}`), nil
+}
+
+// eventModes are the values of presence:join's events option.
+var eventModes = map[string]eventMode{"each": modeEach, "batched": modeBatched, "count": modeCount, "none": modeNone}
+
+// parseEventMode reads the optional events field: how the socket receives
+// the room's events (PROTOCOL.md revision 3). Absent: each.
+func parseEventMode(o object) (eventMode, error) {
+	if !o.has("events") {
+		return modeEach, nil
+	}
+	var v string
+	mode, ok := modeEach, false
+	if json.Unmarshal(o["events"], &v) == nil {
+		mode, ok = eventModes[v]
+	}
+	if !ok {
+		return 0, invalid(`events must be "each", "batched", "count" or "none"`)
+	}
+	return mode, nil
+}
+
+// Member pages: their default and largest size.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// parseSnapshotMode reads the optional snapshot and pageSize fields of a
+// join or sync: "full" (the default), "count" (seq and counts, no lists) or
+// "page" (the first pageSize connections; PROTOCOL.md revision 3).
+func parseSnapshotMode(o object) (mode string, pageSize int64, err error) {
+	mode, pageSize = "full", defaultPageSize
+	if o.has("snapshot") {
+		if json.Unmarshal(o["snapshot"], &mode) != nil || mode != "full" && mode != "count" && mode != "page" {
+			return "", 0, invalid(`snapshot must be "full", "count" or "page"`)
+		}
+	}
+	if size, ok, err := o.integer("pageSize"); err != nil || ok && (size < 1 || size > maxPageSize) {
+		return "", 0, invalid("pageSize must be an integer from 1 to 1000")
+	} else if ok {
+		pageSize = size
+	}
+	return mode, pageSize, nil
 }
 
 // parseResume reads the optional resume field. A connId that newID cannot
@@ -613,12 +683,21 @@ func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, ep
 }
 
 // handleSync implements presence:sync.
-func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
+func (p *Presence) handleSync(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	o, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	snapMode, pageSize, err := parseSnapshotMode(o)
+	if err != nil {
+		return nil, err
+	}
 	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return nil, errNotJoined
 	}
-	snap, err := redis.String(p.do(ctx, snapshotScript, p.connArgs(room, s.id, connID)...))
+	snap, err := redis.String(p.do(ctx, snapshotScript,
+		p.connArgs(room, s.id, connID, snapMode, pageSize, p.opts.MaxSnapshot)...))
 	if errors.Is(err, redis.ErrNil) {
 		p.forget(s, room)
 		return nil, errNotJoined
@@ -627,6 +706,41 @@ func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage)
 		return nil, err
 	}
 	return json.RawMessage(`{"snapshot":` + snap + `}`), nil
+}
+
+// handleMembers implements presence:members: a page of the room's
+// connections in a stable order, after the connId of "after".
+func (p *Presence) handleMembers(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	o, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	after := ""
+	if o.has("after") {
+		if json.Unmarshal(o["after"], &after) != nil || !validConnID(after) {
+			return nil, invalid("after must be a connId")
+		}
+	}
+	limit, ok, err := o.integer("limit")
+	if err != nil || ok && (limit < 1 || limit > maxPageSize) {
+		return nil, invalid("limit must be an integer from 1 to 1000")
+	}
+	if !ok {
+		limit = defaultPageSize
+	}
+	room, _, connID := p.conn(s).get()
+	if room == "" {
+		return nil, errNotJoined
+	}
+	pg, err := redis.String(p.do(ctx, pageScript, p.connArgs(room, s.id, connID, after, limit)...))
+	if errors.Is(err, redis.ErrNil) {
+		p.forget(s, room)
+		return nil, errNotJoined
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(`{"page":` + pg + `}`), nil
 }
 
 // Snapshot returns the room's current snapshot as JSON, for the HTTP API.

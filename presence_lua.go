@@ -23,6 +23,9 @@ import (
 //	P{bk}{R}:conns       hash    connId -> userId
 //	P{bk}{R}:members     hash    userId -> number of that user's connections
 //	P{bk}{R}:due         zset    connId -> deadline (ms): when the reaper removes it
+//	P{bk}{R}:ids         zset    connId, all at score 0: the connections in byte order,
+//	                             the stable order of member pages (rooms made before
+//	                             it existed get it at their first page, see pageScript)
 //	P{bk}{R}:c:<connId>  hash    the connection: uid, uj (userId as JSON), own (sid of
 //	                             the owning socket, "" while disconnected), ep (epoch),
 //	                             ls (lastSeenMs), dr (leave reason when due), dk (which
@@ -40,9 +43,9 @@ import (
 //	ARGV[1] roomId      ARGV[2] roomId as JSON   ARGV[3] conn key prefix P{bk}{R}:c:
 //	ARGV[4] channel     ARGV[5] sid of the calling socket ("" for none)
 //
-// and KEYS are always seq, conns, members, due, index, then the caller's
-// connection key P{bk}{R}:c:<connId> (the seq key again for a script without
-// one; join adds the resumed connection's key). Events are published as
+// and KEYS are always seq, conns, members, due, index, ids, then the
+// caller's connection key P{bk}{R}:c:<connId> (the seq key again for a
+// script without one; join adds the resumed connection's key). Events are published as
 // an envelope {"r":roomId,"e":"presence:event","q":seq,"t":type,"c":connId,"d":event};
 // a takeover notice is {"r":roomId,"k":"takeover","c":connId,"o":sid}.
 //
@@ -57,7 +60,8 @@ import (
 // So a script that fails that way has written nothing, and cluster.go
 // retries it as TRYAGAIN.
 const luaPrelude = `
-local K = {seq = KEYS[1], conns = KEYS[2], members = KEYS[3], due = KEYS[4], index = KEYS[5], conn = KEYS[6]}
+local K = {seq = KEYS[1], conns = KEYS[2], members = KEYS[3], due = KEYS[4], index = KEYS[5], ids = KEYS[6],
+  conn = KEYS[7]}
 local room, roomj, cprefix, channel, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 local function n(x) return string.format('%.0f', x) end
@@ -92,7 +96,7 @@ local function settle()
   if first[2] then
     redis.call('ZADD', K.index, first[2], room)
   else
-    redis.call('DEL', K.seq, K.conns, K.members, K.due)
+    redis.call('DEL', K.seq, K.conns, K.members, K.due, K.ids)
     redis.call('ZREM', K.index, room)
   end
 end
@@ -106,6 +110,7 @@ local function remove(cid, reason, ts, h)
   h = h or redis.call('HMGET', ck, 'uj', 'st', 'ep')
   redis.call('HDEL', K.conns, cid)
   redis.call('ZREM', K.due, cid)
+  redis.call('ZREM', K.ids, cid)
   redis.call('DEL', ck)
   local left = redis.call('HINCRBY', K.members, uid, -1) <= 0
   if left then redis.call('HDEL', K.members, uid) end
@@ -145,19 +150,76 @@ local function merge(ck, patch, maxbytes, commit)
   return st
 end
 
-local function snapshot()
+-- count_snapshot is a snapshot without the lists: the room's seq and counts.
+local function count_snapshot()
   local seq = redis.call('GET', K.seq) or '0'
-  local ms = redis.call('HKEYS', K.members)
-  for i, u in ipairs(ms) do ms[i] = cjson.encode(u) end
-  local cids = redis.call('HKEYS', K.conns)
+  local nc, nm = counts()
+  return '{"roomId":' .. roomj .. ',"seq":' .. seq .. ',"count":{"connections":' .. n(nc) ..
+    ',"members":' .. n(nm) .. '}}'
+end
+
+-- connections returns the JSON of the connections cids.
+local function connections(cids)
   local cs = {}
   for i, cid in ipairs(cids) do
     local h = redis.call('HMGET', cprefix .. cid, 'uj', 'st', 'ep', 'ls')
     cs[i] = '{"connId":"' .. cid .. '","userId":' .. (h[1] or '""') .. ',"state":' ..
       (h[2] or '{}') .. ',"epoch":' .. (h[3] or '0') .. ',"lastSeenMs":' .. (h[4] or '0') .. '}'
   end
+  return table.concat(cs, ',')
+end
+
+-- page returns the room's connections after connId after ("" for the first)
+-- in byte order, at most limit of them, as a snapshot page: roomId, seq,
+-- count, the page's members (each user once) and connections, and next (the
+-- last connId, to pass as after, or null on the last page). extra is added
+-- before the closing brace.
+local function page(after, limit, extra)
+  if redis.call('ZCARD', K.ids) ~= redis.call('HLEN', K.conns) then
+    -- a room made before the ids index: build it once (a write before the
+    -- reads of connection keys; if one of those fails in a migration, the
+    -- index written is still right: it is derived from conns)
+    local cids = redis.call('HKEYS', K.conns)
+    for i = 1, #cids, 1000 do
+      local args = {}
+      for j = i, math.min(i + 999, #cids) do args[#args + 1] = 0; args[#args + 1] = cids[j] end
+      redis.call('ZADD', K.ids, unpack(args))
+    end
+  end
+  local from = '-'
+  if after ~= '' then from = '(' .. after end
+  local cids = redis.call('ZRANGEBYLEX', K.ids, from, '+', 'LIMIT', 0, limit + 1)
+  local nextj = 'null'
+  if #cids > limit then
+    cids[#cids] = nil
+    nextj = '"' .. cids[#cids] .. '"'
+  end
+  local users, seen = {}, {}
+  for _, cid in ipairs(cids) do
+    local u = redis.call('HGET', K.conns, cid)
+    if u and not seen[u] then seen[u] = true; users[#users + 1] = cjson.encode(u) end
+  end
+  local seq = redis.call('GET', K.seq) or '0'
+  local nc, nm = counts()
+  return '{"roomId":' .. roomj .. ',"seq":' .. seq .. ',"count":{"connections":' .. n(nc) ..
+    ',"members":' .. n(nm) .. '},"members":[' .. table.concat(users, ',') .. '],"connections":[' ..
+    connections(cids) .. '],"next":' .. nextj .. (extra or '') .. '}'
+end
+
+-- snapshot returns the room's snapshot: mode "count" is seq and counts,
+-- "page" the first page of pagesize connections; otherwise (full) every
+-- member and connection, unless the room has more than cap connections
+-- (cap > 0): then the first cap of them, marked truncated, with next.
+local function snapshot(mode, pagesize, cap)
+  if mode == 'count' then return count_snapshot() end
+  if mode == 'page' then return page('', pagesize) end
+  cap = tonumber(cap) or 0
+  if cap > 0 and redis.call('HLEN', K.conns) > cap then return page('', cap, ',"truncated":true') end
+  local seq = redis.call('GET', K.seq) or '0'
+  local ms = redis.call('HKEYS', K.members)
+  for i, u in ipairs(ms) do ms[i] = cjson.encode(u) end
   return '{"roomId":' .. roomj .. ',"seq":' .. seq .. ',"members":[' .. table.concat(ms, ',') ..
-    '],"connections":[' .. table.concat(cs, ',') .. ']}'
+    '],"connections":[' .. connections(redis.call('HKEYS', K.conns)) .. ']}'
 end
 
 -- live marks a connection alive now: lastSeen, deadline, key TTL.
@@ -174,24 +236,27 @@ end
 //	ARGV[9] state JSON     ARGV[10] lookback ms ARGV[11] key TTL ms
 //	ARGV[12] max state bytes
 //	ARGV[13] resume connId ("" for none)  ARGV[14] resume epoch
-//	ARGV[15..] state fields as pairs (key JSON, value JSON)
-//	KEYS[6] the new connection's key  KEYS[7] the resumed one's (the new one's without a resume)
+//	ARGV[15] snapshot: "full", "count" (seq and counts only) or "page" (the
+//	         first ARGV[16] connections)
+//	ARGV[16] page size   ARGV[17] cap of a full snapshot's connections (0: none)
+//	ARGV[18..] state fields as pairs (key JSON, value JSON)
+//	KEYS[7] the new connection's key  KEYS[8] the resumed one's (the new one's without a resume)
 //
 // Returns {connId, epoch, snapshot JSON, minSeq, resumed 0/1} or {"too_large"}.
 // minSeq is the first seq the caller's socket must receive. A resume only
 // succeeds when the connection exists, belongs to the same user in this room and
 // its stored epoch equals the one presented; otherwise it is a fresh join.
 // Invariant: a connection is in conns, due and has its hash, or in none of them.
-var joinScript = luaScript(7, luaPrelude+`
+var joinScript = luaScript(8, luaPrelude+`
 local cid, uid, uj, st = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local lookback, keyttl, maxbytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local rcid, rep = ARGV[13], ARGV[14]
+local rcid, rep, snapmode, pagesize, cap = ARGV[13], ARGV[14], ARGV[15], tonumber(ARGV[16]), ARGV[17]
 local patch = {}
-for i = 15, #ARGV do patch[#patch + 1] = ARGV[i] end
+for i = 18, #ARGV do patch[#patch + 1] = ARGV[i] end
 local now = now_ms()
 
 if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
-  local ck = KEYS[7]
+  local ck = KEYS[8]
   local h = redis.call('HMGET', ck, 'ep', 'uj')
   if h[1] == rep then
     local newst = merge(ck, patch, maxbytes, false)
@@ -207,7 +272,7 @@ if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
       emit('update', rcid, h[2], newst, ep, now, '')
     end
     settle()
-    return {rcid, ep, snapshot(), n(minseq), 1}
+    return {rcid, ep, snapshot(snapmode, pagesize, cap), n(minseq), 1}
   end
 end
 
@@ -216,10 +281,11 @@ redis.call('HSET', ck, 'uid', uid, 'uj', uj, 'own', sid, 'ep', '1', 'st', st)
 for i = 1, #patch, 2 do redis.call('HSET', ck, 's:' .. patch[i], patch[i + 1]) end
 live(cid, ck, now, lookback, keyttl)
 redis.call('HSET', K.conns, cid, uid)
+redis.call('ZADD', K.ids, 0, cid)
 local joined = redis.call('HINCRBY', K.members, uid, 1) == 1
 local seq = emit('join', cid, uj, st, '1', now, ',"userJoined":' .. tostring(joined))
 settle()
-return {cid, '1', snapshot(), n(seq), 0}
+return {cid, '1', snapshot(snapmode, pagesize, cap), n(seq), 0}
 `)
 
 // heartbeatScript refreshes a batch of connections (plain heartbeats, no
@@ -267,7 +333,7 @@ return out
 //
 // Returns {code, epoch, changed 0/1} with code 0 ok, 1 not_joined,
 // 2 stale_epoch, 3 payload_too_large. Nothing is written unless code is 0.
-var patchScript = luaScript(6, luaPrelude+`
+var patchScript = luaScript(7, luaPrelude+`
 local cid, ep = ARGV[6], tonumber(ARGV[7])
 local lookback, keyttl, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local patch = {}
@@ -297,7 +363,7 @@ return {0, cur, st and 1 or 0}
 //
 // Returns the seq of the leave event, or 0 when the caller did not own the
 // connection (nothing is removed).
-var leaveScript = luaScript(6, luaPrelude+`
+var leaveScript = luaScript(7, luaPrelude+`
 local cid = ARGV[6]
 if redis.call('HGET', K.conn, 'own') ~= sid then return 0 end
 local seq = remove(cid, 'leave', now_ms())
@@ -315,7 +381,7 @@ return seq
 //	ARGV[10] deadline kind
 //
 // Returns 1 when the caller owned the connection, else 0 (fenced off).
-var disconnectScript = luaScript(6, luaPrelude+`
+var disconnectScript = luaScript(7, luaPrelude+`
 local cid, grace, reason, keyttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 local ck = K.conn
 if redis.call('HGET', ck, 'own') ~= sid then return 0 end
@@ -339,7 +405,7 @@ return 1
 //
 // Returns, per connection removed, its connId, the leave reason and the kind
 // of the deadline that removed it (lookback, grace or shutdown), flat.
-var reapScript = luaScript(6, luaPrelude+`
+var reapScript = luaScript(7, luaPrelude+`
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K.due, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local hs = {} -- every connection read before the first write (the migration note)
@@ -380,11 +446,23 @@ return out
 `)
 
 // snapshotScript returns the room's snapshot JSON. With a sid (ARGV[5]) it
-// first checks that the socket owns connection ARGV[6] (key KEYS[6]) and
-// returns false if not.
-var snapshotScript = luaScript(6, luaPrelude+`
+// first checks that the socket owns connection ARGV[6] (key KEYS[7]) and
+// returns false if not. ARGV[7] is the mode ("full", "count" or "page"),
+// ARGV[8] the page size and ARGV[9] the cap of a full snapshot, as for a
+// join.
+var snapshotScript = luaScript(7, luaPrelude+`
 if sid ~= '' and redis.call('HGET', K.conn, 'own') ~= sid then return false end
-return snapshot()
+return snapshot(ARGV[7], tonumber(ARGV[8]), ARGV[9])
+`)
+
+// pageScript returns a page of the room's connections (presence:members):
+// ARGV[6] the caller's connId (checked as for a snapshot), ARGV[7] the
+// connId to start after ("" for the first page), ARGV[8] the page size.
+// Returns the page JSON, or false when the caller does not own its
+// connection.
+var pageScript = luaScript(7, luaPrelude+`
+if redis.call('HGET', K.conn, 'own') ~= sid then return false end
+return page(ARGV[7], tonumber(ARGV[8]))
 `)
 
 // memberScript checks that socket ARGV[2] owns connection key KEYS[1] and
@@ -412,4 +490,4 @@ func luaScript(keys int, src string) *redis.Script {
 
 // presenceScripts lists every script, for loading them ahead of use.
 var presenceScripts = []*redis.Script{joinScript, heartbeatScript, patchScript, leaveScript,
-	disconnectScript, reapScript, dueRoomsScript, snapshotScript, memberScript}
+	disconnectScript, reapScript, dueRoomsScript, snapshotScript, pageScript, memberScript}

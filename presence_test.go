@@ -487,7 +487,7 @@ func TestJoinMinSeq(t *testing.T) {
 	}
 	events()
 	joinArgs := func(sid, cid, user, st, resumeID, resumeEpoch string, patch ...any) []any {
-		args := p.joinArgs("r", sid, cid, resumeID, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch)
+		args := p.joinArgs("r", sid, cid, resumeID, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch, "full", 100, 0)
 		return append(args, patch...)
 	}
 	call := func(args []any) (connID string, snapSeq, minSeq int64) {
@@ -537,7 +537,7 @@ func TestJoinMinSeq(t *testing.T) {
 func TestStaleEventsDropped(t *testing.T) {
 	h := newHub(slog.New(slog.NewTextHandler(newLogWriter(t), nil)))
 	s := bareSocket("s")
-	h.subscribe(s, "r")
+	h.subscribe(s, "r", modeEach)
 	for seq := 1; seq <= 4; seq++ {
 		h.deliver([]byte(fmt.Sprintf(`{"r":"r","e":"presence:event","q":%d,"t":"update","c":"x","d":{"seq":%d}}`, seq, seq)))
 	}

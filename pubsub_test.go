@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +21,10 @@ func TestNodeHearsOnlyItsBuckets(t *testing.T) { backends(t, testNodeHearsOnlyIt
 func testNodeHearsOnlyItsBuckets(t *testing.T, opts ServerOptions) {
 	opts.subLinger = time.Second
 	n1, n2 := startNode(t, opts), startNode(t, opts)
-	roomA, roomB := "a", "b"
-	for i := 0; roomBucket(roomB) == roomBucket(roomA); i++ {
-		roomB = fmt.Sprint("b", i)
-	}
+	// Rooms in buckets of their own: not each other's, and not the nodes'
+	// home buckets, where their sockets' own rooms live.
+	rs := roomsInDistinctBuckets(2, homeBucket(n1), homeBucket(n2))
+	roomA, roomB := rs[0], rs[1]
 	bA, bB := roomBucket(roomA), roomBucket(roomB)
 	a, b := dial(t, n1), dial(t, n2)
 	join(t, a, roomA, "alice", nil)

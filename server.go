@@ -65,9 +65,11 @@ type ServerOptions struct {
 	// Logger receives the server's logs. Zero value: slog.Default().
 	Logger *slog.Logger
 
-	// subLinger overrides subLinger, shedBytes shedQueuedBytes; wrapSubs
+	// subLinger overrides subLinger, slowAfter slowAfter, shedBytes
+	// shedQueuedBytes; wrapSubs
 	// wraps the subscriptions' view of Redis (tests).
 	subLinger time.Duration
+	slowAfter time.Duration
 	shedBytes int64
 	wrapSubs  func(subBackend) subBackend
 }
@@ -174,6 +176,7 @@ func New(opts ServerOptions) (*Server, error) {
 		maxPerIP:      o.MaxSocketsPerIP,
 		shedBytes:     o.shedBytes,
 		homeBucket:    randomBucket(),
+		slowAfter:     o.slowAfter,
 	}, s, o.Logger, s.spawn)
 	s.mc = &ModuleContext{Engine: s.eng, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
 	s.presence = p

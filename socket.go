@@ -187,8 +187,14 @@ func (s *Socket) Send(event string, data json.RawMessage) bool {
 	return s.sess.sendFrame(eventFrame(event, data))
 }
 
-// Close disconnects the socket.
-func (s *Socket) Close() { s.sess.close("server close") }
+// Close disconnects the socket as Socket.IO servers do: its client is
+// sent a namespace disconnect, which official clients take as final (no
+// automatic reconnection), and the session closes once it is sent.
+func (s *Socket) Close() {
+	if !s.sess.sendLast([]byte("41")) {
+		s.sess.close("server close")
+	}
+}
 
 // Done returns a channel closed when the socket is gone.
 func (s *Socket) Done() <-chan struct{} { return s.sess.done }

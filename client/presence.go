@@ -52,6 +52,16 @@ type Snapshot struct {
 	Seq         int64        `json:"seq"`
 	Members     []string     `json:"members"`
 	Connections []Connection `json:"connections"`
+	// Count is set in a counts-only snapshot (JoinRequest.Snapshot "count"),
+	// which has no Members or Connections, and in a page.
+	Count *Count `json:"count,omitempty"`
+	// Next is set in a page (JoinRequest.Snapshot "page", Members, a
+	// truncated full snapshot) that is not the last: the connId to page on
+	// from.
+	Next *string `json:"next,omitempty"`
+	// Truncated marks a full snapshot cut at the server's cap: it is the
+	// first page.
+	Truncated bool `json:"truncated,omitempty"`
 }
 
 // JoinRequest is the payload of presence:join. State, when not nil, must
@@ -61,6 +71,34 @@ type JoinRequest struct {
 	UserID string `json:"userId"`
 	State  any    `json:"state,omitempty"`
 	Resume *Self  `json:"resume,omitempty"`
+	// Events is how the socket receives the room's events: "each" (the
+	// default), "batched" (presence:batch), "count" (presence:count) or
+	// "none".
+	Events string `json:"events,omitempty"`
+	// Snapshot is what the ack's snapshot holds: "full" (the default),
+	// "count" or "page" (the first PageSize connections).
+	Snapshot string `json:"snapshot,omitempty"`
+	PageSize int    `json:"pageSize,omitempty"`
+}
+
+// Members returns a page of the room's connections (presence:members), in
+// a stable order: the first with after "", then from the previous page's
+// Next. limit 0 is the server's default.
+func (c *Conn) Members(ctx context.Context, after string, limit int) (*Snapshot, error) {
+	req := map[string]any{}
+	if after != "" {
+		req["after"] = after
+	}
+	if limit > 0 {
+		req["limit"] = limit
+	}
+	var ack struct {
+		Page Snapshot `json:"page"`
+	}
+	if err := c.request(ctx, "presence:members", req, &ack); err != nil {
+		return nil, err
+	}
+	return &ack.Page, nil
 }
 
 // JoinAck is the successful reply to presence:join.
@@ -248,4 +286,35 @@ func parseArg(e Event, name string, v any) error {
 		return fmt.Errorf("client: %s: %w", name, err)
 	}
 	return nil
+}
+
+// PresenceBatch is a presence:batch event: a room's events of one tick.
+type PresenceBatch struct {
+	RoomID string          `json:"roomId"`
+	Events []PresenceEvent `json:"events"`
+}
+
+// PresenceCount is a presence:count event: a room's count after seq.
+type PresenceCount struct {
+	RoomID string `json:"roomId"`
+	Seq    int64  `json:"seq"`
+	Count  Count  `json:"count"`
+}
+
+// ParsePresenceBatch decodes a presence:batch event.
+func ParsePresenceBatch(e Event) (*PresenceBatch, error) {
+	var b PresenceBatch
+	if err := parseArg(e, "presence:batch", &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// ParsePresenceCount decodes a presence:count event.
+func ParsePresenceCount(e Event) (*PresenceCount, error) {
+	var c PresenceCount
+	if err := parseArg(e, "presence:count", &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
 }

@@ -80,7 +80,7 @@ func TestPresenceHelpers(t *testing.T) {
 					return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "ü", State: map[string]any{"city": "Zürich"}})
 				},
 				&JoinAck{Self{"c1", 1}, Snapshot{"r1", 3, []string{"ü"},
-					[]Connection{{"c1", "ü", json.RawMessage(`{"city":"Zürich"}`), 1, 7}}}},
+					[]Connection{{"c1", "ü", json.RawMessage(`{"city":"Zürich"}`), 1, 7}}, nil, nil, false}},
 			},
 			"join resume": {
 				eventJoin,
@@ -89,7 +89,7 @@ func TestPresenceHelpers(t *testing.T) {
 				func() (any, error) {
 					return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "u", Resume: &Self{"c1", 4}})
 				},
-				&JoinAck{Self{"c1", 5}, Snapshot{"r1", 9, []string{}, []Connection{}}},
+				&JoinAck{Self{"c1", 5}, Snapshot{"r1", 9, []string{}, []Connection{}, nil, nil, false}},
 			},
 			"heartbeat": {
 				eventHeartbeat, `{"ok":true,"epoch":5,"changed":true}`, `{"epoch":4,"patchState":{"typing":null}}`,
@@ -111,7 +111,7 @@ func TestPresenceHelpers(t *testing.T) {
 			"sync": {
 				eventSync, `{"ok":true,"snapshot":{"roomId":"r1","seq":2,"members":["u"],"connections":[]}}`, `{}`,
 				func() (any, error) { return c.Sync(ctx) },
-				&Snapshot{"r1", 2, []string{"u"}, []Connection{}},
+				&Snapshot{"r1", 2, []string{"u"}, []Connection{}, nil, nil, false},
 			},
 			"chat": {
 				EventChat, `{"ok":true,"id":"m1","ts":1700000000000}`, `{"text":"héllo 中文 👍 <b>"}`,

@@ -71,7 +71,9 @@ func New(pool Pool, opts Options) *Emitter {
 // ErrInvalid is wrapped by the errors about bad names and data.
 var ErrInvalid = errors.New("emitter: invalid")
 
-func invalidf(what string) error { return errors.Join(ErrInvalid, errors.New("emitter: invalid "+what)) }
+func invalidf(what string) error {
+	return errors.Join(ErrInvalid, errors.New("emitter: invalid "+what))
+}
 
 // Broadcast is one emit: targets, exceptions, then Emit or Disconnect. Each
 // method returns a new value.
