@@ -260,7 +260,8 @@ export class RealtimeClient extends Emitter<RealtimeClientEvents & { [event: str
   /**
    * The socket's id on the server while connected (undefined otherwise): the id a backend
    * passes to `POST /v1/sockets/{socketId}/emit`. Each connection gets a new one, so read
-   * it again after a `connect` event.
+   * it again after a `connect` event. Whoever knows it can have events sent to this
+   * socket: give it only to your own backend.
    */
   get id(): string | undefined {
     return this.socket.connected ? this.socket.id : undefined;

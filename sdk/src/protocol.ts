@@ -193,7 +193,7 @@ export type TopicUnsubscribeAck = AckSuccess<{ removed: boolean }>;
 /** `topic:message`, sent by the server to every socket subscribed to the topic, on every node. */
 export interface TopicMessage<T = unknown> {
   topic: string;
-  /** What the backend published: any JSON value. */
+  /** What the backend published: any JSON value (`null` when it sent none). */
   data: T;
   /** Milliseconds since the Unix epoch, when the server published it. */
   ts: number;
@@ -212,17 +212,27 @@ export interface TopicPublishRequest<T = unknown> {
  * Body of `POST /v1/rooms/{roomId}/emit`, `/v1/users/{userId}/emit` and
  * `/v1/sockets/{socketId}/emit` (a backend call with `Authorization: Bearer <API_TOKEN>`):
  * every socket of the room, user or socket receives `event` with `data` as its one
- * argument. The event's name follows the id rules; Socket.IO's own names and the modules'
- * namespaces (`presence:`, `chat:`, `topic:`) are refused (400).
+ * argument (none when `data` is absent). The event's name follows the id rules; Socket.IO's
+ * own names and the modules' namespaces (`presence:`, `chat:`, `topic:`) are refused (400).
  */
 export interface EmitRequest<T = unknown> {
   event: string;
   data?: T;
+  /** Rooms whose sockets are left out. */
+  except?: string[];
+  /** Socket ids left out. */
+  exceptSockets?: string[];
 }
 
-/** Body of a successful publish or emit call. */
+/** Body of a successful publish, emit or disconnect call. */
 export interface ApiOkResponse {
   ok: true;
+}
+
+/** Body of a failed HTTP API call: `code` is the HTTP status. */
+export interface ApiErrorResponse {
+  code: number;
+  message: string;
 }
 
 /** Body of `GET /healthz`. */
