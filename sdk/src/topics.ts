@@ -292,8 +292,7 @@ export class Topics extends Emitter<TopicsEvents> {
     let timeoutMs = this.ackTimeoutMs;
     for (const e of t.entries) if (e.waiter && e.timeoutMs !== undefined) timeoutMs = e.timeoutMs;
     try {
-      const ack = await this.client.emit('topic:subscribe', { topic: t.name }, timeoutMs === undefined ? {} : { timeoutMs });
-      void ack;
+      await this.client.emit('topic:subscribe', { topic: t.name }, timeoutMs === undefined ? {} : { timeoutMs });
       t.busy = false;
       t.server = 'subscribed';
       t.retryCount = 0;
