@@ -603,7 +603,10 @@ func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, ep
 }
 
 // handleSync implements presence:sync.
-func (p *Presence) handleSync(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
+func (p *Presence) handleSync(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	if _, err := decodeObject(raw); err != nil {
+		return nil, err
+	}
 	room, _, connID := s.presence()
 	if room == "" {
 		return nil, errNotJoined
@@ -626,7 +629,10 @@ func (p *Presence) Snapshot(ctx context.Context, room string) (json.RawMessage, 
 }
 
 // handleLeave implements presence:leave.
-func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
+func (p *Presence) handleLeave(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	if _, err := decodeObject(raw); err != nil {
+		return nil, err
+	}
 	room, _, connID := s.presence()
 	if room == "" {
 		return json.RawMessage(`{"removed":false}`), nil
