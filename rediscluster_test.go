@@ -95,7 +95,9 @@ func startRedisCluster() (_ *redisCluster, err error) {
 		rs := &redisServer{dir: nd, extra: []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
-			"--cluster-replica-validity-factor", "0"}}
+			"--cluster-replica-validity-factor", "0",
+			// a replica syncs at once, not after the default 5 s wait for more replicas
+			"--repl-diskless-sync-delay", "0"}}
 		if err := rs.startOnFreePort(freeClusterPort); err != nil {
 			return nil, err
 		}
