@@ -383,14 +383,17 @@ func TestClusterServerSurvivesFailover(t *testing.T) {
 }
 
 // noPresence fails on any presence event c receives within d (other
-// events, presence:resync among them, are skipped).
+// events, presence:resync among them, are skipped), or if c is closed.
 func noPresence(t *testing.T, c *client.Conn, d time.Duration) {
 	t.Helper()
 	deadline := time.After(d)
 	for {
 		select {
 		case e, ok := <-c.Events():
-			if ok && e.Name == "presence:event" {
+			if !ok {
+				t.Fatalf("connection closed while checking that no presence event comes: %v", c.Err())
+			}
+			if e.Name == "presence:event" {
 				t.Fatalf("unexpected presence event %s", e.Args)
 			}
 		case <-deadline:
