@@ -869,9 +869,10 @@ func TestPingTimeout(t *testing.T) {
 			t.Errorf("EIO=%d polling: dropped after %v; want at least %v", v, took, silence)
 		}
 	}
-	// Live clients outlast many intervals.
+	// Live clients outlast many intervals: a v4 client answering the
+	// server's pings, and a v3 client sending its own.
 	live := dialRaw(t, n, 4, "", "")
-	old := dial(t, n)
+	old := dial(t, n, client.Options{Protocol: 3})
 	for end := time.Now().Add(4 * silence); time.Now().Before(end); {
 		pk, err := live.read(silence + 5*time.Second) // the server's pings may come late on a busy machine
 		if err != nil {
@@ -883,6 +884,11 @@ func TestPingTimeout(t *testing.T) {
 	}
 	live.send(`421["presence:sync"]`)
 	live.ack(1)
+	select {
+	case <-old.Done():
+		t.Fatalf("the live v3 client was dropped: %v", old.Err())
+	default:
+	}
 	if _, err := old.Sync(tctx(t)); err == nil || !strings.Contains(err.Error(), "not_joined") {
 		t.Fatalf("the live v3 client: %v", err)
 	}
