@@ -4,16 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -389,14 +390,26 @@ func TestEngineCodec(t *testing.T) {
 func TestSessionIDsUnguessable(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
-	seen := map[string]bool{}
-	shape := regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
-	for i := 0; i < 6; i++ {
+	// Ids made from a counter (or a clock) would be fresh and well shaped
+	// too: any two ids must differ in about half their 128 bits (32 is
+	// more than 5 standard deviations below the 64 of random ids).
+	var ids [][]byte
+	for i := 0; i < 12; i++ {
 		r := openRaw(t, n, versions[i%2], "")
-		if !shape.MatchString(r.sid) || seen[r.sid] {
-			t.Fatalf("session id %q is not a fresh 128-bit random id", r.sid)
+		b, err := base64.RawURLEncoding.DecodeString(r.sid)
+		if err != nil || len(b) != 16 || len(r.sid) != 22 {
+			t.Fatalf("session id %q is not 128 bits in unpadded base64url", r.sid)
 		}
-		seen[r.sid] = true
+		for _, prev := range ids {
+			diff := 0
+			for k := range b {
+				diff += bits.OnesCount8(b[k] ^ prev[k])
+			}
+			if diff < 32 {
+				t.Fatalf("session ids %x and %x differ in %d bits; want about 64 (random)", prev, b, diff)
+			}
+		}
+		ids = append(ids, b)
 	}
 	for _, guess := range []string{"1", "2", "AAAAAAAAAAAAAAAAAAAAAA"} {
 		resp, err := http.Post(n.url+"/socket.io/?EIO=4&transport=polling&sid="+guess, "text/plain", strings.NewReader(`42["presence:sync"]`))
