@@ -164,15 +164,22 @@ func TestOriginAllowlist(t *testing.T) {
 		if ok && origin != "" && resp.Header.Get("Access-Control-Allow-Origin") != origin {
 			t.Errorf("polling from %q: no CORS header", origin)
 		}
-		if ok { // finish the handshake, as a client would: poll for the connect packet
+		if ok { // continue the session, as a client would: a ping (a poll would park until pollWait)
 			sid := regexp.MustCompile(`"sid":"([^"]+)"`).FindSubmatch(body)
 			if sid == nil {
 				t.Fatalf("no sid in %q", body)
 			}
-			req, _ := http.NewRequest("GET", n.url+"/socket.io/?EIO=3&transport=polling&sid="+string(sid[1]), nil)
-			req.Header.Set("Origin", origin)
-			if resp, err := http.DefaultClient.Do(req); err == nil {
-				resp.Body.Close()
+			req, _ := http.NewRequest("POST", n.url+"/socket.io/?EIO=3&transport=polling&sid="+string(sid[1]), strings.NewReader("1:2"))
+			if origin != "" {
+				req.Header.Set("Origin", origin)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("polling from %q: the session's ping answered %d; want 200", origin, resp.StatusCode)
 			}
 		}
 	}

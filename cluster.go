@@ -185,9 +185,11 @@ func (cl *cluster) maybeRefresh(ctx context.Context, urgent bool) {
 
 // moveSlot records a MOVED redirection: slot is served at addr now, and the
 // rest of the map is refreshed at the next call.
+// An address without a host (see redirectTarget) is taken to be on the
+// host the slot was mapped to, where the refused request went.
 func (cl *cluster) moveSlot(slot int, addr string) {
 	cl.mu.Lock()
-	cl.slots[slot], cl.refreshedAt = addr, time.Time{}
+	cl.slots[slot], cl.refreshedAt = redirectTarget(cl.slots[slot], addr), time.Time{}
 	cl.mu.Unlock()
 }
 
@@ -365,6 +367,7 @@ func (cl *cluster) do(ctx context.Context, cmd string, args ...any) (any, error)
 		kind, slot, to := parseRedirect(string(re))
 		switch kind {
 		case "MOVED", "ASK":
+			to = redirectTarget(addr, to)
 			if redirects++; redirects > clusterMaxRedirects {
 				return nil, fmt.Errorf("redis cluster: more than %d redirections: %w", clusterMaxRedirects, err)
 			}
@@ -449,6 +452,20 @@ func parseRedirect(msg string) (kind string, slot int, addr string) {
 		return "", 0, ""
 	}
 	return f[0], 0, ""
+}
+
+// redirectTarget returns the address named by a MOVED or ASK reply that
+// the node at from sent. An empty host (":6380": Redis 7 with
+// cluster-preferred-endpoint-type unknown-endpoint) means from's host.
+func redirectTarget(from, to string) string {
+	host, port, err := net.SplitHostPort(to)
+	if err != nil || host != "" {
+		return to
+	}
+	if fromHost, _, err := net.SplitHostPort(from); err == nil {
+		return net.JoinHostPort(fromHost, port)
+	}
+	return to
 }
 
 // scriptKeyMoved reports whether msg is Redis refusing a command of a script

@@ -520,11 +520,16 @@ func testGracefulShutdownHandsOver(t *testing.T, opts ServerOptions) {
 	<-stopped
 	// The node's disconnect writes are done: gone's deadline is the shutdown
 	// time plus the TTL, by the Redis clock (not its join plus the lookback).
-	if due, err := redis.Int64(redisDo(t, opts.RedisURL, "ZSCORE", testRoomTag(opts.Presence.Prefix, "r")+"due", goneAck.Self.ConnID), nil); err == nil {
-		now, _ := redis.Int64s(redisDo(t, opts.RedisURL, "TIME"), nil)
-		if left := time.Duration(due-(now[0]*1000+now[1]/1000)) * time.Millisecond; left > opts.Presence.TTL {
-			t.Fatalf("gone is due in %v; want at most the TTL (%v)", left, opts.Presence.TTL)
-		}
+	due, err := redis.Int64(redisDo(t, opts.RedisURL, "ZSCORE", testRoomTag(opts.Presence.Prefix, "r")+"due", goneAck.Self.ConnID), nil)
+	if err != nil {
+		t.Fatalf("gone's deadline: %v; want it in the room's due set", err)
+	}
+	now, err := redis.Int64s(redisDo(t, opts.RedisURL, "TIME"), nil)
+	if err != nil || len(now) != 2 {
+		t.Fatalf("TIME: %v, %v", now, err)
+	}
+	if left := time.Duration(due-(now[0]*1000+now[1]/1000)) * time.Millisecond; left > opts.Presence.TTL {
+		t.Fatalf("gone is due in %v; want at most the TTL (%v)", left, opts.Presence.TTL)
 	}
 	e := nextPresence(t, obs)
 	if e.Type != "leave" || e.UserID != "gone" || e.Reason != "expired" {

@@ -383,14 +383,17 @@ func TestClusterServerSurvivesFailover(t *testing.T) {
 }
 
 // noPresence fails on any presence event c receives within d (other
-// events, presence:resync among them, are skipped).
+// events, presence:resync among them, are skipped), or if c is closed.
 func noPresence(t *testing.T, c *client.Conn, d time.Duration) {
 	t.Helper()
 	deadline := time.After(d)
 	for {
 		select {
 		case e, ok := <-c.Events():
-			if ok && e.Name == "presence:event" {
+			if !ok {
+				t.Fatalf("connection closed while checking that no presence event comes: %v", c.Err())
+			}
+			if e.Name == "presence:event" {
 				t.Fatalf("unexpected presence event %s", e.Args)
 			}
 		case <-deadline:
@@ -594,4 +597,52 @@ func TestClusterServerSurvivesReshard(t *testing.T) {
 	waitFor(t, 10*time.Second, "healthz 200 with slot 0 back", func() bool {
 		return httpStatus(t, n1.url+"/healthz") == http.StatusOK
 	})
+}
+
+// A MOVED reply without a host (Redis 7 with cluster-preferred-endpoint-type
+// unknown-endpoint answers "MOVED 3999 :6380") names a port on the host of
+// the node that sent it, not on the local machine.
+func TestClusterMovedWithoutHost(t *testing.T) {
+	rc := testCluster(t)
+	p, cl := clusterPool(t, rc.url(0))
+	cl.every = time.Hour // only MOVED changes the map here
+	key := fmt.Sprintf("{nohost%d}k", time.Now().UnixNano())
+	c := p.Get()
+	defer c.Close()
+	if _, err := c.Do("SET", key, "v"); err != nil {
+		t.Fatal(err)
+	}
+	slot := keySlot(key)
+	owner := rc.node(cl.master(slot))
+	wrong := rc.node(cl.master((slot + clusterSlots/2) % clusterSlots))
+	if owner == wrong {
+		t.Fatalf("slots %d and %d on one master", slot, (slot+clusterSlots/2)%clusterSlots)
+	}
+	mustDo(t, rc, wrong, "CONFIG", "SET", "cluster-preferred-endpoint-type", "unknown-endpoint")
+	t.Cleanup(func() { _, _ = rc.do(wrong, "CONFIG", "SET", "cluster-preferred-endpoint-type", "ip") })
+	_, err := rc.do(wrong, "GET", key)
+	if want := fmt.Sprintf("MOVED %d :%d", slot, rc.nodes[owner].port); err == nil || err.Error() != want {
+		t.Fatalf("GET on the wrong master: %v; want %s", err, want)
+	}
+
+	cl.mu.Lock()
+	cl.slots[slot] = rc.addr(wrong) // a stale map sends the GET there
+	cl.mu.Unlock()
+	if got, err := redis.String(c.Do("GET", key)); err != nil || got != "v" {
+		t.Fatalf("GET after a MOVED without host: %q, %v; want v", got, err)
+	}
+	if n := cl.moved.Load(); n != 1 {
+		t.Errorf("MOVED followed %d times; want 1", n)
+	}
+	if got := cl.master(slot); got != rc.addr(owner) {
+		t.Errorf("map after MOVED: slot %d on %q; want %s", slot, got, rc.addr(owner))
+	}
+	// The subscriptions' path (moveSlot) reads the host from the map.
+	cl.mu.Lock()
+	cl.slots[slot] = rc.addr(wrong)
+	cl.mu.Unlock()
+	cl.moveSlot(slot, fmt.Sprintf(":%d", rc.nodes[owner].port))
+	if got := cl.master(slot); got != rc.addr(owner) {
+		t.Errorf("map after moveSlot(:port): slot %d on %q; want %s", slot, got, rc.addr(owner))
+	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -112,7 +113,12 @@ func (e *Engine) respondPollLocked(w http.ResponseWriter, s *session, first []by
 	}
 }
 
-// servePost handles the packets of a POST body, in order.
+// errPollTooLarge is a polling packet over the message limit: as over a
+// websocket, it ends the session.
+var errPollTooLarge = errors.New("polling: message too large")
+
+// servePost handles the packets of a POST body, in order. The body holds at
+// most twice the message limit, each packet in it at most the limit.
 func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	s.wmu.Lock()
 	upgraded := s.ws != nil
@@ -136,8 +142,19 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		decode = decodePayloadV3
 	}
 	s.rmu.Lock()
-	err := decode(b.Bytes(), func(p []byte) error { return e.handlePacket(s, p) })
+	err := decode(b.Bytes(), func(p []byte) error {
+		if len(p) > e.opts.maxMessage { // the websocket's rule: one message, not the body
+			return errPollTooLarge
+		}
+		return e.handlePacket(s, p)
+	})
 	s.rmu.Unlock()
+	if errors.Is(err, errPollTooLarge) {
+		e.log.Debug("closing socket: polling message too large", "conn", s.id)
+		s.close("message too large")
+		engineError(w, http.StatusRequestEntityTooLarge, eioErrBadReq, "message too large")
+		return
+	}
 	if err != nil {
 		e.log.Debug("closing socket: bad polling payload", "conn", s.id, "err", err)
 		s.close("parse error")

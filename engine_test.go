@@ -4,21 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -268,6 +270,12 @@ func (r *rawWS) closed(within time.Duration) time.Time {
 	}
 }
 
+// closedByPeer reports whether err is what reading from or writing to a
+// connection that the other end closed returns: not a timeout.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 // versions are the protocol generations every engine test runs for.
 var versions = []int{3, 4}
 
@@ -382,14 +390,26 @@ func TestEngineCodec(t *testing.T) {
 func TestSessionIDsUnguessable(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t))
-	seen := map[string]bool{}
-	shape := regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
-	for i := 0; i < 6; i++ {
+	// Ids made from a counter (or a clock) would be fresh and well shaped
+	// too: any two ids must differ in about half their 128 bits (32 is
+	// more than 5 standard deviations below the 64 of random ids).
+	var ids [][]byte
+	for i := 0; i < 12; i++ {
 		r := openRaw(t, n, versions[i%2], "")
-		if !shape.MatchString(r.sid) || seen[r.sid] {
-			t.Fatalf("session id %q is not a fresh 128-bit random id", r.sid)
+		b, err := base64.RawURLEncoding.DecodeString(r.sid)
+		if err != nil || len(b) != 16 || len(r.sid) != 22 {
+			t.Fatalf("session id %q is not 128 bits in unpadded base64url", r.sid)
 		}
-		seen[r.sid] = true
+		for _, prev := range ids {
+			diff := 0
+			for k := range b {
+				diff += bits.OnesCount8(b[k] ^ prev[k])
+			}
+			if diff < 32 {
+				t.Fatalf("session ids %x and %x differ in %d bits; want about 64 (random)", prev, b, diff)
+			}
+		}
+		ids = append(ids, b)
 	}
 	for _, guess := range []string{"1", "2", "AAAAAAAAAAAAAAAAAAAAAA"} {
 		resp, err := http.Post(n.url+"/socket.io/?EIO=4&transport=polling&sid="+guess, "text/plain", strings.NewReader(`42["presence:sync"]`))
@@ -554,17 +574,19 @@ func TestHugeFrameRefused(t *testing.T) {
 		chunk := bytes.Repeat([]byte("a"), 64<<10)
 		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		written := 0
-		if _, err := conn.Write(hdr); err == nil {
-			for written < size {
-				k, err := conn.Write(chunk)
-				written += k
-				if err != nil {
-					break
-				}
-			}
+		_, err = conn.Write(hdr)
+		for err == nil && written < size {
+			var k int
+			k, err = conn.Write(chunk)
+			written += k
 		}
 		if written >= size {
 			t.Fatalf("EIO=%d: the node read all of a %d-byte frame", v, size)
+		}
+		// The node closed the connection: the write fails, it does not
+		// just block because nobody reads.
+		if !closedByPeer(err) {
+			t.Fatalf("EIO=%d: writing the frame after %d bytes: %v; want the connection closed by the node", v, written, err)
 		}
 		runtime.ReadMemStats(&after)
 		if grew := after.TotalAlloc - before.TotalAlloc; grew > 4<<20 {
@@ -869,9 +891,10 @@ func TestPingTimeout(t *testing.T) {
 			t.Errorf("EIO=%d polling: dropped after %v; want at least %v", v, took, silence)
 		}
 	}
-	// Live clients outlast many intervals.
+	// Live clients outlast many intervals: a v4 client answering the
+	// server's pings, and a v3 client sending its own.
 	live := dialRaw(t, n, 4, "", "")
-	old := dial(t, n)
+	old := dial(t, n, client.Options{Protocol: 3})
 	for end := time.Now().Add(4 * silence); time.Now().Before(end); {
 		pk, err := live.read(silence + 5*time.Second) // the server's pings may come late on a busy machine
 		if err != nil {
@@ -883,6 +906,11 @@ func TestPingTimeout(t *testing.T) {
 	}
 	live.send(`421["presence:sync"]`)
 	live.ack(1)
+	select {
+	case <-old.Done():
+		t.Fatalf("the live v3 client was dropped: %v", old.Err())
+	default:
+	}
 	if _, err := old.Sync(tctx(t)); err == nil || !strings.Contains(err.Error(), "not_joined") {
 		t.Fatalf("the live v3 client: %v", err)
 	}
@@ -1024,8 +1052,8 @@ func TestHTTPConnsPerIPCap(t *testing.T) {
 	defer over.Close()
 	fmt.Fprintf(over, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	_ = over.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if line, err := bufio.NewReader(over).ReadString('\n'); err == nil {
-		t.Fatalf("a connection over the cap was served: %q", line)
+	if line, err := bufio.NewReader(over).ReadString('\n'); !closedByPeer(err) {
+		t.Fatalf("a connection over the cap: got %q, %v; want it closed", line, err)
 	}
 	idle[0].Close()
 	waitFor(t, 5*time.Second, "a slot back", func() bool {

@@ -478,7 +478,10 @@ func (p *Presence) Snapshot(ctx context.Context, room string) (json.RawMessage, 
 }
 
 // handleLeave implements presence:leave.
-func (p *Presence) handleLeave(ctx context.Context, s *Socket, _ json.RawMessage) (any, error) {
+func (p *Presence) handleLeave(ctx context.Context, s *Socket, raw json.RawMessage) (any, error) {
+	if _, err := decodeObject(raw); err != nil {
+		return nil, err
+	}
 	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return json.RawMessage(`{"removed":false}`), nil

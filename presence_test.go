@@ -171,14 +171,16 @@ func nextEvent(t *testing.T, c *client.Conn, within time.Duration) client.Event 
 	return client.Event{}
 }
 
-// noEvent fails if c receives any event within d.
+// noEvent fails if c receives any event within d, or is closed (a closed
+// connection receives nothing, which proves nothing).
 func noEvent(t *testing.T, c *client.Conn, d time.Duration) {
 	t.Helper()
 	select {
 	case e, ok := <-c.Events():
-		if ok {
-			t.Fatalf("unexpected event %s %s", e.Name, e.Args)
+		if !ok {
+			t.Fatalf("connection closed while checking that no event comes: %v", c.Err())
 		}
+		t.Fatalf("unexpected event %s %s", e.Name, e.Args)
 	case <-time.After(d):
 	}
 }

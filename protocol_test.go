@@ -61,6 +61,9 @@ func testBadInput(t *testing.T, opts ServerOptions) {
 		{"sync before join", "presence:sync", ``, "not_joined"},
 		{"chat before join", "chat:message", `{"text":"hi"}`, "not_joined"},
 		{"leave before join", "presence:leave", ``, "ok"},
+		{"leave {} before join", "presence:leave", `{}`, "ok"},
+		{"leave number before join", "presence:leave", `42`, "invalid_payload"},
+		{"sync string before join", "presence:sync", `"r"`, "invalid_payload"},
 	}
 	joinCases := []struct {
 		name, payload, want string
@@ -131,6 +134,12 @@ func testBadInput(t *testing.T, opts ServerOptions) {
 		{"chat 2000 chars", "chat:message", `{"text":"` + strings.Repeat("😀", 2000) + `"}`, "ok"},
 		{"second join", "presence:join", `{"roomId":"r2","userId":"u"}`, "already_joined"},
 		{"sync", "presence:sync", `{}`, "ok"},
+		{"sync null", "presence:sync", `null`, "ok"},
+		{"sync number", "presence:sync", `42`, "invalid_payload"},
+		{"sync array", "presence:sync", `[]`, "invalid_payload"},
+		{"leave number", "presence:leave", `42`, "invalid_payload"},
+		{"leave string", "presence:leave", `"r"`, "invalid_payload"},
+		{"leave array", "presence:leave", `[{}]`, "invalid_payload"},
 	}
 	for _, tc := range joined {
 		ack := callAck(t, c, tc.event, json.RawMessage(tc.payload))

@@ -95,7 +95,9 @@ func startRedisCluster() (_ *redisCluster, err error) {
 		rs := &redisServer{dir: nd, extra: []string{"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
-			"--cluster-replica-validity-factor", "0"}}
+			"--cluster-replica-validity-factor", "0",
+			// a replica syncs at once, not after the default 5 s wait for more replicas
+			"--repl-diskless-sync-delay", "0"}}
 		if err := rs.startOnFreePort(freeClusterPort); err != nil {
 			return nil, err
 		}
@@ -271,17 +273,19 @@ func testRoomTag(prefix, room string) string {
 	return (&Presence{opts: PresenceOptions{Prefix: prefix}}).roomTag(room)
 }
 
-// backends runs f against the single Redis (subtest "redis", parallel) and
-// against the shared cluster (subtest "cluster"), with testOptions pointed at
-// each. The cluster subtests run one at a time, before the parallel tests:
-// 6 more Redis servers and two more nodes per test would otherwise starve
-// the timing-sensitive parallel tests of a small machine.
+// backends runs f against the single Redis (subtest "redis") and against
+// the shared cluster (subtest "cluster"), with testOptions pointed at each,
+// all three in parallel with the other parallel tests: each case has its
+// own key prefix, and the shared cluster's six servers are idle but for
+// the tests' own calls.
 func backends(t *testing.T, f func(t *testing.T, opts ServerOptions)) {
+	t.Parallel()
 	t.Run("redis", func(t *testing.T) {
 		t.Parallel()
 		f(t, testOptions(t))
 	})
 	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
 		opts := testOptions(t)
 		opts.RedisURL = testCluster(t).url(0)
 		f(t, opts)

@@ -119,7 +119,8 @@ type Server struct {
 	subs     *subscriptions
 	mc       *ModuleContext
 
-	// ctx is the parent of every handler's context; it ends after shutdown.
+	// ctx is the parent of every handler's context; it ends when shutdown
+	// starts, so calls in flight give up instead of holding it up.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server starts
@@ -470,7 +471,8 @@ func (s *Server) trackConn(c net.Conn, state http.ConnState) {
 }
 
 // shutdown stops the node, in this order:
-//  1. refuse new handshakes and stop the listener;
+//  1. cancel the handlers' calls in flight, refuse new handshakes and stop
+//     the listener;
 //  2. close every socket: their connections get the full TTL as grace, so
 //     their clients resume them on another node with no leave/join flap;
 //     this also answers every parked poll, which the listener's shutdown
@@ -484,6 +486,7 @@ func (s *Server) shutdown(ctx context.Context, hs *http.Server, stopRunners cont
 	s.mu.Lock()
 	s.draining = true
 	s.mu.Unlock()
+	s.cancel()
 	socks := s.eng.drain()
 	s.log.Info("shutting down", "sockets", len(socks))
 
@@ -511,7 +514,6 @@ func (s *Server) shutdown(ctx context.Context, hs *http.Server, stopRunners cont
 			}
 		}
 	}
-	s.cancel()
 	if perr := s.pool.Close(); perr != nil {
 		err = errors.Join(err, perr)
 	}
