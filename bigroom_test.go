@@ -162,8 +162,12 @@ func testMemberPages(t *testing.T, opts ServerOptions) {
 	n := startNode(t, opts)
 	ctx := tctx(t)
 	var all []string
-	for i := 0; i < 25; i++ {
+	var leaver *client.Conn
+	for i := 0; i < 26; i++ {
 		c := dial(t, n)
+		if i == 25 {
+			leaver = c
+		}
 		ack, err := c.Join(ctx, client.JoinRequest{RoomID: "pages", UserID: fmt.Sprint("u", i%10), Events: "none",
 			Snapshot: "count"})
 		if err != nil {
@@ -171,6 +175,11 @@ func testMemberPages(t *testing.T, opts ServerOptions) {
 		}
 		all = append(all, ack.Self.ConnID)
 	}
+	// One leaves: the pages must not list it.
+	if _, err := leaver.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all = all[:25]
 	slices.Sort(all)
 
 	reader := dial(t, n)
@@ -182,8 +191,8 @@ func testMemberPages(t *testing.T, opts ServerOptions) {
 	var got []string
 	pg := &ack.Snapshot
 	for pages := 1; ; pages++ {
-		if pg.Count == nil || pg.Count.Connections != 26 || pg.Count.Members != 11 || pg.Seq != 26 {
-			t.Fatalf("page %d: count %+v seq %d; want 26 connections of 11 members at seq 26", pages, pg.Count, pg.Seq)
+		if pg.Count == nil || pg.Count.Connections != 26 || pg.Count.Members != 11 || pg.Seq != 28 {
+			t.Fatalf("page %d: count %+v seq %d; want 26 connections of 11 members at seq 28", pages, pg.Count, pg.Seq)
 		}
 		users := map[string]bool{}
 		for _, c := range pg.Connections {
