@@ -127,6 +127,9 @@ type engineHost interface {
 	event(s *Socket, name string, payload json.RawMessage, ack bool) json.RawMessage
 	// disconnect is called once for every socket that was connected.
 	disconnect(s *Socket, reason string)
+	// gone is called once for every session that ends, connected or not,
+	// after disconnect.
+	gone(s *Socket)
 	// slow is told of a socket about to be dropped for not reading.
 	slow(s *Socket)
 }

@@ -289,4 +289,5 @@ func (s *session) finish(reason string) {
 	if connected {
 		s.eng.host.disconnect(s.sock, reason)
 	}
+	s.eng.host.gone(s.sock)
 }

@@ -318,7 +318,7 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		p.hub.unsubscribe(s, room) // the socket went away while joining
 		p.spawn(func() { p.disconnect(s, room, connID) })
 	} else if s.claims == nil {
-		_ = s.SetUser(userID) // without tokens, the join says who the socket is
+		_ = s.SetUser(ctx, userID) // without tokens, the join says who the socket is
 	}
 	if reply[4] == int64(0) {
 		p.metrics.event("join", 1)
@@ -492,7 +492,7 @@ func (p *Presence) handleLeave(ctx context.Context, s *Socket, raw json.RawMessa
 	}
 	p.conn(s).set("", "", "")
 	if s.claims == nil {
-		_ = s.SetUser("")
+		_ = s.SetUser(ctx, "")
 	}
 	if seq == 0 {
 		p.hub.unsubscribe(s, room)

@@ -506,3 +506,24 @@ func TestTopicsPerSocketCap(t *testing.T) {
 	}
 	wantCode(t, c.Subscribe(tctx(t), "one-too-many"), "forbidden")
 }
+
+// A room joined both by a module and by presence is left only when both
+// left it: leaving it as a module keeps the presence membership, and the
+// presence leave then ends it.
+func TestModuleAndPresenceShareARoom(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t), &router{})
+	c, other := dial(t, n), dial(t, n)
+	joinRooms(t, c, "doc")
+	join(t, c, "doc", "dana", nil)
+	routeCall(t, c, "test:leave", map[string]any{"room": "doc"})
+	routeCall(t, other, "test:emit", emitReq{Rooms: []string{"doc"}, Event: "m1"}) // presence keeps it in
+	if _, err := c.Leave(tctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	routeCall(t, other, "test:emit", emitReq{Rooms: []string{"doc"}, Event: "m2"})
+	routeCall(t, other, "test:emit", emitReq{Sockets: []string{c.ID()}, Event: "end"})
+	if got := received(t, c, "end"); !slices.Equal(got, []string{"m1"}) {
+		t.Fatalf("got %v; want [m1]: after both leaves the socket is out of the room", got)
+	}
+}

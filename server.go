@@ -307,16 +307,34 @@ func (s *Server) authorize(sock *Socket, auth json.RawMessage) error {
 	}
 	sock.limits = newLimits(s.opts.Rates)
 	sock.hub = s.hub
+	s.joinImplicit(sock)
 	return nil
 }
 
-// connect puts a connected socket in its implicit rooms (its own, and its
-// user's when its token named one) and tells the modules of it.
-func (s *Server) connect(sock *Socket) {
-	s.hub.join(sock, socketRoom(sock.id))
+// joinImplicit puts an authorized socket in its implicit rooms (its own,
+// and its user's when its token named one) and waits, within the handler
+// deadline, until the node hears them: the client is told it is connected
+// only then, so what a backend sends it from that moment on reaches it. With
+// Redis unreachable it does not wait (the socket hears its rooms once the
+// subscriptions are back).
+func (s *Server) joinImplicit(sock *Socket) {
+	rooms := []string{socketRoom(sock.id)}
 	if u := sock.User(); u != "" {
-		s.hub.join(sock, userRoom(u))
+		rooms = append(rooms, userRoom(u))
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.Presence.OpTimeout)
+	defer cancel()
+	for _, room := range rooms {
+		s.hub.join(sock, room)
+		if err := s.hub.ready(ctx, room); err != nil {
+			s.log.Debug("connected before its rooms are heard", "conn", sock.id, "err", err)
+			return
+		}
+	}
+}
+
+// connect tells the modules of a connected socket.
+func (s *Server) connect(sock *Socket) {
 	s.mu.Lock()
 	mods := s.modules
 	s.mu.Unlock()
@@ -343,9 +361,11 @@ func (s *Server) disconnect(sock *Socket, reason string) {
 			}()
 		}
 	}
-	s.hub.drop(sock)
 	s.log.Debug("socket disconnected", "conn", sock.id, "reason", reason)
 }
+
+// gone takes a socket that ended, connected or not, out of every room.
+func (s *Server) gone(sock *Socket) { s.hub.drop(sock) }
 
 // slow counts and logs a socket dropped for not reading what it is sent.
 func (s *Server) slow(sock *Socket) {

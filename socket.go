@@ -90,9 +90,10 @@ func (s *Socket) User() string {
 var errUserFixed = errors.New("socket: the user is the token's subject")
 
 // SetUser makes id the socket's user: the socket joins the user's room (see
-// ModuleContext.ToUser) and leaves the previous user's; "" leaves it. With
+// ModuleContext.ToUser) and leaves the previous user's; "" leaves it. It
+// returns once the node hears the user's room (as Join). With
 // authentication on, the user is the token's sub and cannot be changed.
-func (s *Socket) SetUser(id string) error {
+func (s *Socket) SetUser(ctx context.Context, id string) error {
 	if s.claims != nil {
 		return errUserFixed
 	}
@@ -109,10 +110,11 @@ func (s *Socket) SetUser(id string) error {
 	if old != "" {
 		s.hub.leave(s, userRoom(old))
 	}
-	if id != "" {
-		s.hub.join(s, userRoom(id))
+	if id == "" {
+		return nil
 	}
-	return nil
+	s.hub.join(s, userRoom(id))
+	return s.hub.ready(ctx, userRoom(id))
 }
 
 // Set stores value under key on the socket for as long as it lives; a nil

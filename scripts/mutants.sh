@@ -93,7 +93,7 @@ route-no-dedupe      | hub.go | TestRoutingRooms | 	if len(e.All) == 0 {\n\t\tre
 route-except-socket  | hub.go | TestRoutingRooms | return slices.Contains(e.ExceptSockets, s.id) | return slices.Contains(e.ExceptSockets, "")
 route-except-room    | hub.go | TestRoutingRooms | 		if in[room] != nil {\n\t\t\treturn true | 		if in[room] == nil && false {\n\t\t\treturn true
 route-no-user-room   | server.go | TestRoutingUsersAndSockets | 		s.hub.join(sock, userRoom(u)) | 		_ = u
-route-leave-kept     | hub.go | TestRoutingRooms | 	m.joined = false\n | ""
+route-leave-kept     | hub.go | TestRoutingRooms|TestModuleAndPresenceShareARoom | 	m.joined = false\n | ""
 route-drop-kept      | server.go | TestRoutingOnlyWhereNeeded | 	s.hub.drop(sock)\n | ""
 emitter-user-room    | emitter/emitter.go | TestEmitterMatchesServerWire|TestEmitterFromAnotherProcess | "{u}"+u | "{U}"+u
 # Large rooms
