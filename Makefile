@@ -10,9 +10,10 @@ GO ?= go
 FUZZTIME ?= 2m
 # 0: a free port, read back from the server's log
 SMOKE_PORT ?= 0
-# Tests that mostly wait (timers, sockets, Redis) run this many at a time;
-# go test's default is the number of cores.
-GOTEST_PARALLEL ?= 8
+# How many parallel Go tests run at once (go test -parallel); empty: go
+# test's default, the number of cores. Many tests bound times of a second
+# or two, so more than that starves them on a small or busy machine.
+GOTEST_PARALLEL ?=
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
@@ -58,7 +59,7 @@ check:
 	$(GO) vet ./...
 
 go-test:
-	$(GO) test -race -count=1 -parallel=$(GOTEST_PARALLEL) ./...
+	$(GO) test -race -count=1 $(if $(GOTEST_PARALLEL),-parallel=$(GOTEST_PARALLEL)) ./...
 
 # The server binary of the smoke run; built once, before the suites start,
 # so that the SDK suites' own go build finds it in Go's build cache.
