@@ -1,5 +1,8 @@
-# make test installs what a fresh Debian machine lacks (redis-server, the SDK's
-# npm packages, Chromium for the browser test), then runs every test.
+# make test needs Go (see the README) and nothing else: it installs what the
+# machine lacks (redis-server, a C compiler for -race, Chromium, with apt;
+# Node >= 20.19 and npm from the npm registry when the system's is older),
+# skips what is there, then runs every test, the independent suites side by
+# side.
 
 SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -7,41 +10,78 @@ GO ?= go
 FUZZTIME ?= 2m
 # 0: a free port, read back from the server's log
 SMOKE_PORT ?= 0
+# How many parallel Go tests run at once (go test -parallel); empty: go
+# test's default, the number of cores. Many tests bound times of a second
+# or two, so more than that starves them on a small or busy machine.
+GOTEST_PARALLEL ?=
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
 
-.PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz mutants bench clean
+.PHONY: test run deps deps-system deps-node check go-test sdk-test sdk-unit sdk-integration sdk-browser smoke build fuzz mutants bench clean
 
-test: deps check go-test sdk-test smoke
+# Node for the SDK and the interop test: the one on PATH when it is recent
+# enough, else the one scripts/nodeenv keeps in .tools/ (fetched once).
+ifneq ($(filter test deps deps-node go-test sdk-test sdk-unit sdk-integration sdk-browser,$(or $(MAKECMDGOALS),test)),)
+NODE_BIN := $(shell $(GO) run ./scripts/nodeenv -dir .tools || echo nodeenv-failed)
+ifeq ($(NODE_BIN),nodeenv-failed)
+$(error could not provide Node >= 20.19: see the nodeenv message above)
+endif
+export PATH := $(if $(NODE_BIN),$(NODE_BIN):)$(PATH)
+endif
+
+test: deps build
+	@$(MAKE) --no-print-directory -j4 --output-sync=target check go-test sdk-test smoke
 
 run:
 	$(GO) run .
 
-deps: deps-redis deps-node deps-chromium
+deps: deps-system deps-node
 
-deps-redis:
-	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+# One apt-get for whatever is missing; nothing when all is there.
+deps-system:
+	@missing=; \
+	{ command -v redis-server && command -v redis-cli; } >/dev/null || missing="$$missing redis-server"; \
+	command -v "$$($(GO) env CC)" >/dev/null || missing="$$missing gcc libc6-dev"; \
+	[ -x "$(CHROMIUM_PATH)" ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
-deps-node:
-	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
-	cd sdk && npm ci --no-audit --no-fund --loglevel=error
-	cd testdata/interop && npm ci --no-audit --no-fund --loglevel=error
+# npm ci only when a lock file is newer than its last install.
+deps-node: sdk/node_modules/.installed testdata/interop/node_modules/.installed
 
-deps-chromium:
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+%/node_modules/.installed: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
 
 check:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
 go-test:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 $(if $(GOTEST_PARALLEL),-parallel=$(GOTEST_PARALLEL)) ./...
 
-sdk-test:
-	cd sdk && npm run typecheck && npm test && npm run test:integration && npm run test:browser
+# The server binary of the smoke run; built once, before the suites start,
+# so that the SDK suites' own go build finds it in Go's build cache.
+build:
+	$(GO) build -o bin/rtm .
 
-# The load generator's smoke run against a freshly built server, on a free
-# port (the server logs the address it serves on).
-smoke:
-	@set -e; $(GO) build -o bin/rtm . ; \
+sdk-test: sdk-unit
+	@$(MAKE) --no-print-directory -j2 --output-sync=target sdk-integration sdk-browser
+
+sdk-unit:
+	cd sdk && npm run typecheck && npm test
+
+sdk-integration:
+	cd sdk && npm run test:integration
+
+sdk-browser:
+	cd sdk && npm run test:browser
+
+# The load generator's smoke run against the server, on a free port (the
+# server logs the address it serves on).
+smoke: build
+	@set -e; \
 	PORT=$(SMOKE_PORT) bin/rtm >bin/smoke-server.log 2>&1 & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT; \
 	port=; for i in $$(seq 100); do \
@@ -51,7 +91,7 @@ smoke:
 	$(GO) run ./bench -smoke -target http://127.0.0.1:$$port
 
 # Long fuzzing, by hand: FUZZTIME per target.
-fuzz: deps-redis
+fuzz: deps-system
 	$(GO) test -run='^$$' -fuzz='^FuzzPayload$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzStateMerge$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPacket$$' -fuzztime=$(FUZZTIME) .
@@ -62,7 +102,7 @@ fuzz: deps-redis
 
 # Deliberate bugs, by hand: each mutant in scripts/mutants.sh is applied to a
 # copy of the tracked tree and must make its tests fail.
-mutants: deps-redis
+mutants: deps-system
 	GO=$(GO) scripts/mutants.sh
 
 # Load runs, by hand; see bench/README.md.
@@ -70,4 +110,4 @@ bench:
 	$(GO) run ./bench $(BENCHFLAGS)
 
 clean:
-	rm -rf bin sdk/dist
+	rm -rf bin sdk/dist .tools

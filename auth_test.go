@@ -114,6 +114,13 @@ func TestJWTForbidden(t *testing.T) {
 	any := dial(t, n, client.Options{Token: signHS(t, testSecret, jwt.MapClaims{"sub": "carol", "exp": exp})})
 	join(t, any, "anywhere", "carol", nil)
 
+	// An empty rooms list grants no room (it is not the same as no list).
+	none := dial(t, n, client.Options{Token: signHS(t, testSecret, jwt.MapClaims{"sub": "dave", "exp": exp, "rooms": []string{}})})
+	for _, room := range []string{"r1", "anywhere"} {
+		_, err = none.Join(ctx, client.JoinRequest{RoomID: room, UserID: "dave"})
+		wantCode(t, err, "forbidden")
+	}
+
 	// With JWT on and no API token, the HTTP API refuses everyone.
 	if code := httpStatus(t, n.url+"/v1/rooms/r2/presence"); code != http.StatusUnauthorized {
 		t.Fatalf("API: got %d; want 401", code)

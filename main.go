@@ -1,10 +1,12 @@
-// Command rtm is a realtime presence server: Socket.IO (Engine.IO v3, the
-// protocol of socket.io-client 2.x) in front of Redis, answering "who is in
-// this room right now" correctly across many nodes, crashes and reconnects.
+// Command rtm is a realtime presence server: Socket.IO in both protocol
+// generations (Engine.IO 4, socket.io-client 3.x and 4.x; Engine.IO 3,
+// socket.io-client 2.x) in front of Redis or a Redis Cluster, answering "who
+// is in this room right now" correctly across many nodes, crashes and
+// reconnects.
 //
 // Run it with `go run .`; with no REDIS_URL it serves on an embedded
 // in-process Redis. `rtm -h` lists every setting. The wire protocol is
-// described in the README.
+// PROTOCOL.md; the README summarises it and describes the architecture.
 package main
 
 import (

@@ -7,9 +7,11 @@ export default defineConfig({
     include: ['test/browser/**/*.test.ts'],
     environment: 'node',
     globalSetup: ['test/support/global-setup.ts'],
-    // One file at a time: each starts its own Chromium, and a reload must land within the
-    // server's 2 s disconnect grace even on a loaded machine.
-    fileParallelism: false,
+    // Two files at a time (each starts its own Chromium): the suite is mostly waiting, and a
+    // reload must still land within the server's 2 s disconnect grace on a 2-core machine.
+    fileParallelism: true,
+    maxWorkers: 2,
+    minWorkers: 1,
     testTimeout: 60_000,
     hookTimeout: 60_000,
   },
