@@ -10,7 +10,7 @@ SMOKE_PORT ?= 0
 
 .PHONY: test run deps deps-redis deps-node deps-chromium check go-test sdk-test smoke fuzz mutants bench clean
 
-test: deps check go-test sdk-test smoke
+test: deps deps-conformance check go-test sdk-test smoke
 
 run:
 	$(GO) run .
@@ -24,6 +24,11 @@ deps-node:
 	@command -v node >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
 	cd sdk && npm ci --no-audit --no-fund --loglevel=error
 	cd testdata/interop && npm ci --no-audit --no-fund --loglevel=error
+
+# The official Engine.IO protocol test suite's packages (mocha, ws,
+# node-fetch), for conformance_test.go.
+deps-conformance:
+	cd testdata/engine.io-protocol/test-suite && npm ci --no-audit --no-fund --loglevel=error
 
 deps-chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }

@@ -754,6 +754,67 @@ func upgradeWithPost(t *testing.T, n *testNode, v int) error {
 	return nil
 }
 
+// A polling client's close packet: the poll parked at that moment, or one
+// that comes right after it, is answered with a noop (as engine.io answers
+// it), and the session is gone; a connected socket's host hears "client
+// close". A poll that comes while a probe finishes the upgrade gets 400, as
+// after the upgrade, and a second websocket for a session that has one is
+// opened and closed with status 1008.
+func TestPollingCloseAndUpgradeRaces(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for _, v := range versions {
+		p := openPolling(t, n.url, v)
+		parked := make(chan []string, 1)
+		go func() { parked <- p.get() }()
+		waitFor(t, 5*time.Second, "the poll parked", func() bool {
+			s := n.srv.eng.session(p.sid)
+			s.wmu.Lock()
+			defer s.wmu.Unlock()
+			return s.poll != nil
+		})
+		p.post("1")
+		if pk := <-parked; len(pk) != 1 || pk[0] != "6" {
+			t.Fatalf("EIO=%d: the parked poll got %q; want a noop", v, pk)
+		}
+		waitFor(t, 5*time.Second, "the session gone", func() bool { return n.srv.socket(p.sid) == nil })
+
+		p = openPolling(t, n.url, v)
+		p.post("1")
+		if pk := p.get(); len(pk) != 1 || pk[0] != "6" { // within closeGrace
+			t.Fatalf("EIO=%d: the poll after the close got %q; want a noop", v, pk)
+		}
+		waitFor(t, 5*time.Second, "the session gone", func() bool { return n.srv.socket(p.sid) == nil })
+		if status, _ := p.request("GET", ""); status != http.StatusBadRequest {
+			t.Fatalf("EIO=%d: a poll after the close: HTTP %d; want 400", v, status)
+		}
+
+		p = openPolling(t, n.url, v)
+		wsURL := fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket&sid=%s", strings.TrimPrefix(n.url, "http"), v, p.sid)
+		ws, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ws.Close()
+		nc := ws.UnderlyingConn()
+		if _, err := nc.Write(append(clientFrame(0x81, "2probe"), clientFrame(0x81, "5")...)); err != nil {
+			t.Fatal(err)
+		}
+		if status, body := p.request("GET", ""); status != http.StatusBadRequest { // waits for the probe
+			t.Fatalf("EIO=%d: a poll during the upgrade: HTTP %d %q; want 400", v, status, body)
+		}
+		second, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+		if err != nil {
+			t.Fatalf("EIO=%d: a second websocket: %v; want it opened, then closed", v, err)
+		}
+		_, _, err = second.ReadMessage()
+		if ce := (*websocket.CloseError)(nil); !errors.As(err, &ce) || ce.Code != wsClosePolicy {
+			t.Fatalf("EIO=%d: a second websocket got %v; want close %d", v, err, wsClosePolicy)
+		}
+		second.Close()
+	}
+}
+
 // Handshakes that are never continued are gone, memory included, within
 // the ping timeout; while they live they hold their IP's slots.
 func TestAbandonedHandshakesReclaimed(t *testing.T) {

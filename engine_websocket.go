@@ -58,8 +58,8 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *sessio
 		_ = nc.Close()
 		return
 	}
-	s.ws = nc // closed by Socket.close from now on
-	s.greeted = s.proto == 3
+	s.ws = nc                             // closed by Socket.close from now on
+	s.greeted = s.greeted || s.proto == 3 // v4: once connected (or echo: from the start)
 	s.wmu.Unlock()
 	s.sendFrame(open)
 	if s.proto == 3 && !e.connectV3(s) {
@@ -82,22 +82,40 @@ func (e *Engine) spawnFor(s *session, f func()) {
 
 // serveUpgrade takes a polling session's websocket upgrade request: the
 // probe runs on its own goroutine, and on success that goroutine becomes the
-// session's reader.
+// session's reader. The session counts as probing from before the handshake
+// is answered, so a poll the client sends after it waits for the probe's
+// outcome (awaitProbeLocked). A second websocket for a session that has one
+// (or is probing one) is opened and closed at once (close 1008), as
+// engine.io closes it.
 func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session) {
+	pending := &pendingConn{}
 	s.wmu.Lock()
-	busy := s.ws != nil || s.probe != nil || s.gone
+	gone, busy := s.gone, s.ws != nil || s.probe != nil
+	if !gone && !busy {
+		s.probe = pending
+	}
 	s.wmu.Unlock()
-	if busy {
-		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+	if gone {
+		engineError(w, http.StatusBadRequest, eioErrSession, "Session ID unknown")
 		return
 	}
 	conn, err := e.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.wmu.Lock()
+		if s.probe == net.Conn(pending) {
+			s.probe = nil
+		}
+		s.wmu.Unlock()
 		return
 	}
 	nc := newWSConn(conn.UnderlyingConn())
+	if busy {
+		_ = nc.writeControl(wsClose, binary.BigEndian.AppendUint16(nil, wsClosePolicy))
+		_ = nc.Close()
+		return
+	}
 	s.wmu.Lock()
-	if s.gone || s.probe != nil {
+	if s.gone || s.probe != net.Conn(pending) {
 		s.wmu.Unlock()
 		_ = nc.Close()
 		return
@@ -106,6 +124,12 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session
 	s.wmu.Unlock()
 	e.spawnFor(s, func() { e.probe(s, newWSReader(nc, e.opts.maxMessage)) })
 }
+
+// pendingConn stands for a probe's connection while its handshake is
+// being answered; closing it does nothing.
+type pendingConn struct{ net.Conn }
+
+func (*pendingConn) Close() error { return nil }
 
 // probe runs the upgrade handshake: the client sends "2probe", the server
 // answers "3probe" and releases the parked poll with a noop so that the
@@ -313,6 +337,7 @@ const (
 
 	wsCloseProtocol    = 1002
 	wsCloseUnsupported = 1003
+	wsClosePolicy      = 1008 // a second websocket for a session
 	wsCloseBadData     = 1007 // a text message that is not UTF-8
 	wsCloseTooBig      = 1009
 )
