@@ -461,6 +461,11 @@ func (e *Engine) handlePacket(s *session, p []byte) error {
 		if s.proto == 3 { // v3 clients ping; v4 clients only answer
 			s.sendFrame(append([]byte{eioPong}, p[1:]...))
 		}
+	case eioBinary: // no event of the protocol is binary
+		if !e.opts.echo {
+			return errBadPacket
+		}
+		s.sendFrame(bytes.Clone(p))
 	case eioPong, eioNoop:
 	case eioClose:
 		e.clientClose(s)

@@ -1493,6 +1493,37 @@ func TestWSReaderMessages(t *testing.T) {
 	}
 }
 
+// A reader that takes binary messages (the conformance echo mode) returns
+// each, whole or fragmented, as an Engine.IO v4 binary packet ("b" and
+// base64), still checks text messages, and the writer sends such a packet
+// back as a binary frame of its data. Binary frames are refused otherwise
+// (TestWSReaderRefuses).
+func TestWSReaderBinaryEcho(t *testing.T) {
+	r, c := wsPair(t, 1024)
+	r.binary = true
+	var out []byte
+	out = append(out, clientFrame(0x82, "\x01\x02\x03\x04")...)
+	out = append(out, clientFrame(0x02, "\xff")...) // binary, not final
+	out = append(out, clientFrame(0x80, "\x00")...)
+	out = append(out, clientFrame(0x81, "4ü")...)
+	out = append(out, clientFrame(0x81, "4\xff")...)
+	if _, err := c.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	wantMessage(t, r, "bAQIDBA==")
+	wantMessage(t, r, "b/wA=")
+	wantMessage(t, r, "4ü")
+	if msg, err := r.next(); !errors.Is(err, errWSBadUTF8) {
+		t.Fatalf("got %q, %v; want errWSBadUTF8", msg, err)
+	}
+	var b bytes.Buffer
+	appendWSFrame(&b, []byte("bAQIDBA=="))
+	appendWSFrame(&b, []byte("4hello"))
+	if got, want := b.String(), "\x82\x04\x01\x02\x03\x04\x81\x064hello"; got != want {
+		t.Fatalf("got frames %q; want %q", got, want)
+	}
+}
+
 // A valid close frame is echoed with its status code (an empty one with
 // an empty body), the reader ends, and nothing the client sent after the
 // close frame is read (RFC 6455 sections 5.5.1 and 7.4).

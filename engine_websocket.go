@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -66,7 +67,7 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *sessio
 		return
 	}
 	s.startTimer()
-	e.spawnFor(s, func() { e.readLoop(s, newWSReader(nc, e.opts.maxMessage)) })
+	e.spawnFor(s, func() { e.readLoop(s, e.newReader(nc)) })
 }
 
 // spawnFor runs f on a goroutine of the host's for session s, unless s is
@@ -122,7 +123,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session
 	}
 	s.probe = nc // closed by Socket.close if the session ends first
 	s.wmu.Unlock()
-	e.spawnFor(s, func() { e.probe(s, newWSReader(nc, e.opts.maxMessage)) })
+	e.spawnFor(s, func() { e.probe(s, e.newReader(nc)) })
 }
 
 // pendingConn stands for a probe's connection while its handshake is
@@ -250,10 +251,17 @@ func (s *session) writeLoop() {
 }
 
 // appendWSFrame appends payload as one unmasked, final text frame (RFC 6455
-// section 5.2: a server's frames are not masked).
+// section 5.2: a server's frames are not masked). An Engine.IO v4 binary
+// packet ("b" and base64, which only the conformance echo mode sends) goes
+// as a binary frame of its data.
 func appendWSFrame(b *bytes.Buffer, payload []byte) {
 	var hdr [10]byte
 	hdr[0] = 0x81 // FIN, text
+	if len(payload) > 0 && payload[0] == eioBinary {
+		if data, err := base64.StdEncoding.AppendDecode(nil, payload[1:]); err == nil {
+			hdr[0], payload = 0x82, data // FIN, binary
+		}
+	}
 	n := len(payload)
 	switch {
 	case n < 126:
@@ -374,6 +382,8 @@ type wsReader struct {
 	msg        *bytes.Buffer // the fragmented message so far; nil when none
 	fragmented bool          // a message is being assembled in msg
 	handedOut  bool          // msg was returned by next and is done
+	binary     bool          // binary messages are taken (the conformance echo mode only)
+	msgBinary  bool          // the current message is binary
 
 	short   bool                  // the frame at the front of in is not all there
 	readFD  func(fd uintptr) bool // r.tryRead, bound once
@@ -388,6 +398,13 @@ type wsReader struct {
 // (Engine.backlogged) see it. 32 KiB is several round trips' worth of
 // presence traffic.
 const wsSendBuffer = 32 << 10
+
+// newReader returns the reader of a session's websocket.
+func (e *Engine) newReader(nc *wsConn) *wsReader {
+	r := newWSReader(nc, e.opts.maxMessage)
+	r.binary = e.opts.echo
+	return r
+}
 
 // newWSReader returns a reader of nc's frames; limit bounds one message.
 func newWSReader(nc *wsConn, limit int) *wsReader {
@@ -490,16 +507,17 @@ func (r *wsReader) check(fin bool, op byte, n uint64) error {
 			return errWSProtocol
 		}
 		return nil
-	case wsText:
+	case wsText, wsBinary:
 		if r.fragmented {
 			return errWSProtocol
+		}
+		if op == wsBinary && !r.binary {
+			return errWSBinary
 		}
 	case wsContinuation:
 		if !r.fragmented {
 			return errWSProtocol
 		}
-	case wsBinary:
-		return errWSBinary
 	default:
 		return errWSProtocol
 	}
@@ -515,7 +533,8 @@ func (r *wsReader) check(fin bool, op byte, n uint64) error {
 
 // handle handles one whole, unmasked frame; see frame for the results.
 // Text messages must be UTF-8 (RFC 6455 section 8.1); a fragmented one is
-// checked once it is whole.
+// checked once it is whole. A binary message (taken only by a reader with
+// r.binary) is returned as an Engine.IO v4 binary packet: "b" and base64.
 func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, error) {
 	switch op {
 	case wsPing:
@@ -524,8 +543,13 @@ func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, erro
 		return nil, false, nil
 	case wsClose:
 		return nil, false, r.closeFrame(payload)
+	case wsText, wsBinary:
+		r.msgBinary = op == wsBinary
 	}
 	if fin && !r.fragmented {
+		if r.msgBinary {
+			return binaryPacket(payload), true, nil
+		}
 		if !utf8.Valid(payload) {
 			return nil, false, errWSBadUTF8
 		}
@@ -538,12 +562,20 @@ func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, erro
 	r.fragmented = !fin
 	if fin {
 		r.handedOut = true
+		if r.msgBinary {
+			return binaryPacket(r.msg.Bytes()), true, nil
+		}
 		if !utf8.Valid(r.msg.Bytes()) {
 			return nil, false, errWSBadUTF8
 		}
 		return r.msg.Bytes(), true, nil
 	}
 	return nil, false, nil
+}
+
+// binaryPacket returns data as an Engine.IO v4 binary packet: "b" and base64.
+func binaryPacket(data []byte) []byte {
+	return base64.StdEncoding.AppendEncode([]byte{eioBinary}, data)
 }
 
 // closeFrame answers the client's close frame and returns errWSClosed, or

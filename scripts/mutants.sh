@@ -86,6 +86,8 @@ ws-close-not-echoed  | engine_websocket.go | TestWSReaderCloseHandshake | _ = r.
 ws-data-after-close  | engine_websocket.go | TestNoDataFrameAfterClose|TestWSReaderCloseHandshake | return errWSCloseSent\n\t}\n\t_ = c.SetWriteDeadline | _ = errWSCloseSent\n\t}\n\t_ = c.SetWriteDeadline
 poll-close-no-noop   | engine_polling.go | TestPollingCloseAndUpgradeRaces | polling := s.ws == nil && s.probe == nil | polling := false
 poll-during-probe-answered | engine_polling.go | TestPollingCloseAndUpgradeRaces | if s.probe != nil && !e.awaitProbeLocked(r, s) { | if false {
+ws-binary-accepted   | engine_websocket.go | TestWSReaderRefuses | if op == wsBinary && !r.binary { | if false {
+binary-packet-accepted | engine.go | TestMalformedPacketClosesOnlyItsSocket | if !e.opts.echo {\n\t\t\treturn errBadPacket | if false {\n\t\t\treturn errBadPacket
 # Reliability (issue 9)
 pool-keeps-stale     | redis.go | TestQuietNodeRecoversFromRedisRestart | if tc, ok := c.(*trackedConn); ok && tc.born <= h.lostAt.Load() { | if false {
 no-resync            | presence.go | TestResyncAfterSubscriptionGap | told += p.hub.resyncRoom(room, seqs[i], gens[i]) | _, _, _ = room, seqs[i], gens[i]
