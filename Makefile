@@ -17,11 +17,11 @@ GOTEST_PARALLEL ?=
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 
-.PHONY: test run deps deps-system deps-node check go-test sdk-test sdk-unit sdk-integration sdk-browser smoke build fuzz mutants bench clean
+.PHONY: test run deps deps-system deps-node deps-conformance check go-test sdk-test sdk-unit sdk-integration sdk-browser smoke build fuzz mutants bench clean
 
 # Node for the SDK and the interop test: the one on PATH when it is recent
 # enough, else the one scripts/nodeenv keeps in .tools/ (fetched once).
-ifneq ($(filter test deps deps-node go-test sdk-test sdk-unit sdk-integration sdk-browser,$(or $(MAKECMDGOALS),test)),)
+ifneq ($(filter test deps deps-node deps-conformance go-test sdk-test sdk-unit sdk-integration sdk-browser,$(or $(MAKECMDGOALS),test)),)
 NODE_BIN := $(shell $(GO) run ./scripts/nodeenv -dir .tools || echo nodeenv-failed)
 ifeq ($(NODE_BIN),nodeenv-failed)
 $(error could not provide Node >= 20.19: see the nodeenv message above)
@@ -48,8 +48,14 @@ deps-system:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# npm ci only when a lock file is newer than its last install.
-deps-node: sdk/node_modules/.installed testdata/interop/node_modules/.installed
+# npm ci only when a lock file is newer than its last install: the SDK's,
+# the interop test's, and the official Engine.IO protocol test suite's
+# (mocha, ws, node-fetch, for conformance_test.go).
+deps-node: sdk/node_modules/.installed testdata/interop/node_modules/.installed \
+	testdata/engine.io-protocol/test-suite/node_modules/.installed
+
+# Just the conformance suite's packages.
+deps-conformance: testdata/engine.io-protocol/test-suite/node_modules/.installed
 
 %/node_modules/.installed: %/package-lock.json
 	cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -82,6 +83,10 @@ type engineOptions struct {
 	// shedBytes is the bytes queued over all sessions beyond which the
 	// node is backlogged (see backlogged); 0: shedQueuedBytes.
 	shedBytes int64
+	// echo is for the Engine.IO protocol test suite only (conformance_test.go):
+	// each message packet goes back to its sender as it came instead of being
+	// read as Socket.IO, and a session needs no Socket.IO connect to stay.
+	echo bool
 }
 
 // shedQueuedBytes is when a node counts as backlogged: its sockets' queues
@@ -353,7 +358,7 @@ func (e *Engine) handshake(w http.ResponseWriter, r *http.Request, proto int, tr
 func (e *Engine) newSocket(r *http.Request, proto int) (*session, bool) {
 	ip := hostOf(r.RemoteAddr)
 	s := &session{eng: e, id: newSessionID(e.opts.homeBucket), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
-		created: time.Now(), done: make(chan struct{})}
+		created: time.Now(), done: make(chan struct{}), greeted: e.opts.echo}
 	s.sock = newModuleSocket(s, r)
 	s.lastSeen, s.lastTake = s.created, s.created
 	e.mu.Lock()
@@ -450,14 +455,23 @@ func (e *Engine) handlePacket(s *session, p []byte) error {
 	s.seen()
 	switch p[0] {
 	case eioMessage:
+		if e.opts.echo {
+			s.sendFrame(bytes.Clone(p))
+			return nil
+		}
 		return e.handleMessage(s, p[1:])
 	case eioPing:
 		if s.proto == 3 { // v3 clients ping; v4 clients only answer
 			s.sendFrame(append([]byte{eioPong}, p[1:]...))
 		}
+	case eioBinary: // no event of the protocol is binary
+		if !e.opts.echo {
+			return errBadPacket
+		}
+		s.sendFrame(bytes.Clone(p))
 	case eioPong, eioNoop:
 	case eioClose:
-		s.close("client close")
+		e.clientClose(s)
 	default:
 		return errBadPacket
 	}

@@ -35,6 +35,10 @@ const (
 	eioMessage = '4'
 	eioUpgrade = '5'
 	eioNoop    = '6'
+	// eioBinary starts a v4 binary message in text form: "b" and base64 (a
+	// polling payload's form; over websocket it is a binary frame). Only the
+	// conformance echo mode takes binary data.
+	eioBinary = 'b'
 )
 
 // Socket.IO packet types.

@@ -23,6 +23,9 @@ func (e *Engine) pollWait() time.Duration { return e.opts.pingInterval + e.opts.
 // for something if nothing is.
 func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *session) {
 	s.wmu.Lock()
+	if expired(w, s) {
+		return
+	}
 	if s.ws != nil || s.poll != nil {
 		overlap := s.ws == nil
 		s.wmu.Unlock()
@@ -35,6 +38,11 @@ func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *session) {
 	s.lastSeen = time.Now()
 	if s.proto == 3 {
 		s.greeted = true
+	}
+	if s.probe != nil && !e.awaitProbeLocked(r, s) {
+		s.wmu.Unlock()
+		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+		return
 	}
 	if len(s.queue) == 0 && !s.gone && !s.upgrading {
 		ch := make(chan struct{})
@@ -62,11 +70,87 @@ func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *session) {
 	e.respondPollLocked(w, s, nil)
 }
 
+// expired reports whether s's client stayed silent past its deadline, the
+// session's timer not having run yet (it may run late on a busy node): the
+// session ends now and the request is answered as for an unknown session.
+// Called with s.wmu held; when it reports true, s.wmu has been released.
+func expired(w http.ResponseWriter, s *session) bool {
+	if time.Now().Before(s.deadlineLocked()) {
+		return false
+	}
+	reason := "ping timeout"
+	if !s.greeted {
+		reason = "handshake abandoned"
+	}
+	s.wmu.Unlock()
+	s.close(reason)
+	engineError(w, http.StatusBadRequest, eioErrSession, "Session ID unknown")
+	return true
+}
+
+// probeGrace bounds how long a poll that arrives during an upgrade probe
+// waits for the probe's outcome. engine.io answers such a poll on its next
+// upgrade check, every 100 ms.
+const probeGrace = 100 * time.Millisecond
+
+// awaitProbeLocked holds a poll that arrived while a websocket probes an
+// upgrade until the probe ends or probeGrace passes, and reports whether the
+// poll may still be answered: false once the session is on the websocket,
+// where a poll gets 400 as after any upgrade. A client that probes polls no
+// more once it has sent the upgrade packet, so a poll still coming is
+// either from before (the grace bounds its wait) or out of turn. s.wmu is
+// held on entry and on return.
+func (e *Engine) awaitProbeLocked(r *http.Request, s *session) bool {
+	deadline := time.Now().Add(probeGrace)
+	for s.probe != nil && !s.gone && s.poll == nil && r.Context().Err() == nil {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		ch := make(chan struct{})
+		s.poll = ch
+		s.wmu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ch: // the probe was answered or ended, or frames were queued
+		case <-t.C:
+		case <-r.Context().Done():
+		}
+		t.Stop()
+		s.wmu.Lock()
+		if s.poll == ch {
+			s.poll = nil
+		}
+	}
+	return s.ws == nil
+}
+
 // respondPoll answers the handshake GET: the open packet, then whatever
 // is already queued.
 func (e *Engine) respondPoll(w http.ResponseWriter, _ *http.Request, s *session, open []byte) {
 	s.wmu.Lock()
 	e.respondPollLocked(w, s, open)
+}
+
+// closeGrace is how long a polling session outlives its client's close
+// packet, for a poll already on its way to be answered.
+const closeGrace = 100 * time.Millisecond
+
+// clientClose ends the session at its client's close packet. A polling
+// session answers the poll parked at that moment, or one that comes within
+// closeGrace, with a noop, as engine.io does, and then closes; without such a
+// poll it closes after closeGrace.
+func (e *Engine) clientClose(s *session) {
+	s.wmu.Lock()
+	polling := s.ws == nil && s.probe == nil
+	s.wmu.Unlock()
+	if !polling || !s.sendLast([]byte{eioNoop}) {
+		s.close("client close")
+		return
+	}
+	time.AfterFunc(closeGrace, func() {
+		e.spawnFor(s, func() { s.close("client close") })
+	})
 }
 
 // respondPollLocked writes first (if any) and every queued frame as one
@@ -109,7 +193,7 @@ func (e *Engine) respondPollLocked(w http.ResponseWriter, s *session, first []by
 	empty := len(s.queue) == 0
 	s.wmu.Unlock()
 	if flushGone && empty {
-		s.close("connect refused")
+		s.close("closed after its last packet")
 	}
 }
 
@@ -121,6 +205,9 @@ var errPollTooLarge = errors.New("polling: message too large")
 // most twice the message limit, each packet in it at most the limit.
 func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	s.wmu.Lock()
+	if expired(w, s) {
+		return
+	}
 	upgraded := s.ws != nil
 	s.lastSeen = time.Now()
 	if s.proto == 3 {

@@ -776,6 +776,116 @@ func upgradeWithPost(t *testing.T, n *testNode, v int) error {
 	return nil
 }
 
+// A polling client's close packet: the poll parked at that moment, or one
+// that comes right after it, is answered with a noop (as engine.io answers
+// it), and the session is gone; a connected socket's host hears "client
+// close". A poll that comes while a probe finishes the upgrade gets 400, as
+// after the upgrade, and a second websocket for a session that has one is
+// opened and closed with status 1008.
+func TestPollingCloseAndUpgradeRaces(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for _, v := range versions {
+		p := openPolling(t, n.url, v)
+		parked := make(chan []string, 1)
+		go func() { parked <- p.get() }()
+		waitFor(t, 5*time.Second, "the poll parked", func() bool {
+			s := n.srv.eng.session(p.sid)
+			s.wmu.Lock()
+			defer s.wmu.Unlock()
+			return s.poll != nil
+		})
+		p.post("1")
+		if pk := <-parked; len(pk) != 1 || pk[0] != "6" {
+			t.Fatalf("EIO=%d: the parked poll got %q; want a noop", v, pk)
+		}
+		waitFor(t, 5*time.Second, "the session gone", func() bool { return n.srv.socket(p.sid) == nil })
+
+		p = openPolling(t, n.url, v)
+		p.post("1")
+		if pk := p.get(); len(pk) != 1 || pk[0] != "6" { // within closeGrace
+			t.Fatalf("EIO=%d: the poll after the close got %q; want a noop", v, pk)
+		}
+		waitFor(t, 5*time.Second, "the session gone", func() bool { return n.srv.socket(p.sid) == nil })
+		if status, _ := p.request("GET", ""); status != http.StatusBadRequest {
+			t.Fatalf("EIO=%d: a poll after the close: HTTP %d; want 400", v, status)
+		}
+
+		// A poll that comes while the probe is answered waits for the
+		// upgrade (at most probeGrace), which completes meanwhile: 400. A
+		// poll answered after probeGrace proves nothing (a slow machine):
+		// the case is tried again.
+		var wsURL string
+		for attempt := 1; ; attempt++ {
+			var status int
+			var waited time.Duration
+			wsURL, status, waited = pollDuringProbe(t, n, v)
+			if status == http.StatusBadRequest {
+				break
+			}
+			if waited < probeGrace || attempt == 3 {
+				t.Fatalf("EIO=%d: a poll during the upgrade: HTTP %d after %v; want 400", v, status, waited)
+			}
+		}
+		second, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+		if err != nil {
+			t.Fatalf("EIO=%d: a second websocket: %v; want it opened, then closed", v, err)
+		}
+		_, _, err = second.ReadMessage()
+		if ce := (*websocket.CloseError)(nil); !errors.As(err, &ce) || ce.Code != wsClosePolicy {
+			t.Fatalf("EIO=%d: a second websocket got %v; want close %d", v, err, wsClosePolicy)
+		}
+		second.Close()
+	}
+}
+
+// pollDuringProbe opens a polling session, probes a websocket upgrade
+// ("2probe", "3probe"), polls, sends "5" once the poll waits (or has been
+// answered), and returns the websocket's URL, the poll's status and how long
+// it took.
+func pollDuringProbe(t *testing.T, n *testNode, v int) (wsURL string, status int, took time.Duration) {
+	t.Helper()
+	p := openPolling(t, n.url, v)
+	wsURL = fmt.Sprintf("ws%s/socket.io/?EIO=%d&transport=websocket&sid=%s", strings.TrimPrefix(n.url, "http"), v, p.sid)
+	ws, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	nc := ws.UnderlyingConn()
+	if _, err := nc.Write(clientFrame(0x81, "2probe")); err != nil {
+		t.Fatal(err)
+	}
+	if op, pk := serverFrame(t, nc); op != wsText || string(pk) != "3probe" {
+		t.Fatalf("got %x %q; want 3probe", op, pk)
+	}
+	start := time.Now()
+	polled := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(p.url + "&sid=" + p.sid)
+		if err != nil {
+			polled <- 0
+			return
+		}
+		resp.Body.Close()
+		polled <- resp.StatusCode
+	}()
+	waitFor(t, 5*time.Second, "the poll to wait or be answered", func() bool {
+		if len(polled) > 0 {
+			return true
+		}
+		s := n.srv.eng.session(p.sid)
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+		return s.poll != nil
+	})
+	if _, err := nc.Write(clientFrame(0x81, "5")); err != nil {
+		t.Fatal(err)
+	}
+	status = <-polled
+	return wsURL, status, time.Since(start)
+}
+
 // Handshakes that are never continued are gone, memory included, within
 // the ping timeout; while they live they hold their IP's slots.
 func TestAbandonedHandshakesReclaimed(t *testing.T) {
@@ -1306,7 +1416,7 @@ func wsPair(t *testing.T, limit int) (*wsReader, net.Conn) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
-	r := newWSReader(server, limit)
+	r := newWSReader(newWSConn(server), limit)
 	if r.raw == nil {
 		t.Fatal("a TCP connection's reader has no syscall.RawConn")
 	}
@@ -1369,13 +1479,15 @@ func wantMessage(t *testing.T, r *wsReader, want string) {
 func TestWSReaderMessages(t *testing.T) {
 	r, c := wsPair(t, 64<<10)
 	var out []byte
-	out = append(out, clientFrame(0x01, "he")...) // text, not final
-	out = append(out, clientFrame(0x00, "ll")...) // continuation
-	out = append(out, clientFrame(0x89, "pi")...) // ping between fragments
-	out = append(out, clientFrame(0x8a, "po")...) // pong: ignored
-	out = append(out, clientFrame(0x80, "o")...)  // final continuation
-	out = append(out, clientFrame(0x81, "42")...) // whole text
-	out = append(out, clientFrame(0x81, "ü€")...) // whole text, not ASCII
+	out = append(out, clientFrame(0x01, "he")...)    // text, not final
+	out = append(out, clientFrame(0x00, "ll")...)    // continuation
+	out = append(out, clientFrame(0x89, "pi")...)    // ping between fragments
+	out = append(out, clientFrame(0x8a, "po")...)    // pong: ignored
+	out = append(out, clientFrame(0x80, "o")...)     // final continuation
+	out = append(out, clientFrame(0x81, "42")...)    // whole text
+	out = append(out, clientFrame(0x81, "ü€")...)    // whole text, not ASCII
+	out = append(out, clientFrame(0x01, "ü\xe2")...) // "ü€" split inside the euro sign
+	out = append(out, clientFrame(0x80, "\x82\xac")...)
 	if _, err := c.Write(out); err != nil {
 		t.Fatal(err)
 	}
@@ -1384,6 +1496,7 @@ func TestWSReaderMessages(t *testing.T) {
 		t.Fatalf("got op %x %q; want a pong with the ping's payload", op, p)
 	}
 	wantMessage(t, r, "42")
+	wantMessage(t, r, "ü€")
 	wantMessage(t, r, "ü€")
 
 	big := strings.Repeat("0123456789abcdef", 4000) // 64,000 bytes, written in pieces
@@ -1408,18 +1521,69 @@ func TestWSReaderMessages(t *testing.T) {
 	}
 }
 
-// The client's close frame is answered with its status code, and the
-// reader ends.
-func TestWSReaderCloseHandshake(t *testing.T) {
+// A reader that takes binary messages (the conformance echo mode) returns
+// each, whole or fragmented, as an Engine.IO v4 binary packet ("b" and
+// base64), still checks text messages, and the writer sends such a packet
+// back as a binary frame of its data. Binary frames are refused otherwise
+// (TestWSReaderRefuses).
+func TestWSReaderBinaryEcho(t *testing.T) {
 	r, c := wsPair(t, 1024)
-	if _, err := c.Write(clientFrame(0x88, "\x03\xe8bye")); err != nil { // 1000, "bye"
+	r.binary = true
+	var out []byte
+	out = append(out, clientFrame(0x82, "\x01\x02\x03\x04")...)
+	out = append(out, clientFrame(0x02, "\xff")...) // binary, not final
+	out = append(out, clientFrame(0x80, "\x00")...)
+	out = append(out, clientFrame(0x81, "4ü")...)
+	out = append(out, clientFrame(0x81, "4\xff")...)
+	if _, err := c.Write(out); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.next(); !errors.Is(err, errWSClosed) {
-		t.Fatalf("got %v; want errWSClosed", err)
+	wantMessage(t, r, "bAQIDBA==")
+	wantMessage(t, r, "b/wA=")
+	wantMessage(t, r, "4ü")
+	if msg, err := r.next(); !errors.Is(err, errWSBadUTF8) {
+		t.Fatalf("got %q, %v; want errWSBadUTF8", msg, err)
 	}
-	if op, p := serverFrame(t, c); op != wsClose || string(p) != "\x03\xe8" {
-		t.Fatalf("got op %x %q; want a close frame with status 1000", op, p)
+	var b bytes.Buffer
+	appendWSFrame(&b, []byte("bAQIDBA=="))
+	appendWSFrame(&b, []byte("4hello"))
+	if got, want := b.String(), "\x82\x04\x01\x02\x03\x04\x81\x064hello"; got != want {
+		t.Fatalf("got frames %q; want %q", got, want)
+	}
+}
+
+// A valid close frame is echoed with its status code (an empty one with
+// an empty body), the reader ends, and nothing the client sent after the
+// close frame is read (RFC 6455 sections 5.5.1 and 7.4).
+func TestWSReaderCloseHandshake(t *testing.T) {
+	for name, body := range map[string]string{
+		"1000 with reason": "\x03\xe8bye",
+		"1001":             "\x03\xe9",
+		"1003":             "\x03\xeb",
+		"1007 reason ü":    "\x03\xefü",
+		"1011":             "\x03\xf3",
+		"1014":             "\x03\xf6",
+		"3000":             "\x0b\xb8",
+		"4999":             "\x13\x87",
+		"empty":            "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, c := wsPair(t, 1024)
+			f := append(clientFrame(0x88, body), clientFrame(0x81, "42")...) // a message after the close
+			if _, err := c.Write(f); err != nil {
+				t.Fatal(err)
+			}
+			if msg, err := r.next(); !errors.Is(err, errWSClosed) {
+				t.Fatalf("got %q, %v; want errWSClosed", msg, err)
+			}
+			want := body[:min(2, len(body))]
+			if op, p := serverFrame(t, c); op != wsClose || string(p) != want {
+				t.Fatalf("got op %x %x; want a close frame with body %x", op, p, want)
+			}
+			if err := r.nc.writeText([]byte("4x")); !errors.Is(err, errWSCloseSent) {
+				t.Fatalf("a data frame after the close frame: got %v; want errWSCloseSent", err)
+			}
+		})
 	}
 }
 
@@ -1446,6 +1610,24 @@ func TestWSReaderRefuses(t *testing.T) {
 		"frame over the limit":  {[][]byte{clientFrame(0x81, strings.Repeat("a", 1025))}, errWSTooLarge, wsCloseTooBig},
 		"fragments over the limit": {[][]byte{clientFrame(0x01, strings.Repeat("a", 600)),
 			clientFrame(0x80, strings.Repeat("a", 600))}, errWSTooLarge, wsCloseTooBig},
+		"text not utf-8":         {[][]byte{clientFrame(0x81, "4\xff")}, errWSBadUTF8, wsCloseBadData},
+		"text surrogate half":    {[][]byte{clientFrame(0x81, "4\xed\xa0\x80")}, errWSBadUTF8, wsCloseBadData},
+		"text truncated rune":    {[][]byte{clientFrame(0x81, "4\xe2\x82")}, errWSBadUTF8, wsCloseBadData},
+		"fragments not utf-8":    {[][]byte{clientFrame(0x01, "4\xe2"), clientFrame(0x80, "\x28\xa1")}, errWSBadUTF8, wsCloseBadData},
+		"fragments end mid-rune": {[][]byte{clientFrame(0x01, "4ü"), clientFrame(0x80, "\xe2\x82")}, errWSBadUTF8, wsCloseBadData},
+		"close 1-byte body":      {[][]byte{clientFrame(0x88, "\x03")}, errWSProtocol, wsCloseProtocol},
+		"close 0":                {[][]byte{clientFrame(0x88, "\x00\x00")}, errWSProtocol, wsCloseProtocol},
+		"close 999":              {[][]byte{clientFrame(0x88, "\x03\xe7")}, errWSProtocol, wsCloseProtocol},
+		"close 1004":             {[][]byte{clientFrame(0x88, "\x03\xec")}, errWSProtocol, wsCloseProtocol},
+		"close 1005":             {[][]byte{clientFrame(0x88, "\x03\xed")}, errWSProtocol, wsCloseProtocol},
+		"close 1006":             {[][]byte{clientFrame(0x88, "\x03\xee")}, errWSProtocol, wsCloseProtocol},
+		"close 1015":             {[][]byte{clientFrame(0x88, "\x03\xf7")}, errWSProtocol, wsCloseProtocol},
+		"close 1016":             {[][]byte{clientFrame(0x88, "\x03\xf8")}, errWSProtocol, wsCloseProtocol},
+		"close 2000":             {[][]byte{clientFrame(0x88, "\x07\xd0")}, errWSProtocol, wsCloseProtocol},
+		"close 2999":             {[][]byte{clientFrame(0x88, "\x0b\xb7")}, errWSProtocol, wsCloseProtocol},
+		"close 5000":             {[][]byte{clientFrame(0x88, "\x13\x88")}, errWSProtocol, wsCloseProtocol},
+		"close 65535":            {[][]byte{clientFrame(0x88, "\xff\xff")}, errWSProtocol, wsCloseProtocol},
+		"close reason not utf-8": {[][]byte{clientFrame(0x88, "\x03\xe8\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited")}, errWSProtocol, wsCloseProtocol},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r, c := wsPair(t, 1024)
@@ -1463,8 +1645,96 @@ func TestWSReaderRefuses(t *testing.T) {
 			if op != wsClose || len(p) != 2 || binary.BigEndian.Uint16(p) != tt.code {
 				t.Fatalf("got op %x %x; want a close frame with status %d", op, p, tt.code)
 			}
+			if err := r.nc.writeText([]byte("4x")); !errors.Is(err, errWSCloseSent) {
+				t.Fatalf("a data frame after the close frame: got %v; want errWSCloseSent", err)
+			}
 		})
 	}
+}
+
+// On a live session, the server's close frame is the last frame it sends:
+// events the client sent before its close frame may still be answered before
+// it, none after it (RFC 6455 section 5.5.1), the messages that follow the
+// close frame are not handled, and the connection ends.
+func TestNoDataFrameAfterClose(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	for _, v := range versions {
+		for name, tail := range map[string]string{
+			"close only":          "",
+			"close then event":    `422["presence:sync"]`,
+			"close then v3 ping":  "2",
+			"close then bad json": `42[`,
+		} {
+			r := dialRaw(t, n, v, "", "")
+			nc := r.c.UnderlyingConn()
+			var out []byte
+			for range 20 { // answered on the writer, racing with the close
+				out = append(out, clientFrame(0x81, `421["presence:sync"]`)...)
+			}
+			out = append(out, clientFrame(0x88, "\x03\xe8")...)
+			if tail != "" {
+				out = append(out, clientFrame(0x81, tail)...)
+			}
+			if _, err := nc.Write(out); err != nil {
+				t.Fatal(err)
+			}
+			_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			br := bufio.NewReader(nc)
+			var closeAt, acks int
+			for i := 0; ; i++ {
+				op, payload, err := readServerFrame(br)
+				if err != nil {
+					if closeAt == 0 {
+						t.Fatalf("EIO=%d %s: %v before the close frame", v, name, err)
+					}
+					break
+				}
+				if closeAt != 0 {
+					t.Fatalf("EIO=%d %s: got frame %x %q after the close frame", v, name, op, payload)
+				}
+				switch {
+				case op == wsClose:
+					if string(payload) != "\x03\xe8" {
+						t.Fatalf("EIO=%d %s: got close %x; want 1000 echoed", v, name, payload)
+					}
+					closeAt = i + 1
+				case strings.HasPrefix(string(payload), "432["):
+					t.Fatalf("EIO=%d %s: the event after the close frame was handled", v, name)
+				case strings.HasPrefix(string(payload), "431["):
+					acks++
+				}
+			}
+			if acks > 20 {
+				t.Fatalf("EIO=%d %s: got %d acks; want at most 20", v, name, acks)
+			}
+		}
+	}
+}
+
+// readServerFrame reads one unmasked, unfragmented server frame.
+func readServerFrame(br *bufio.Reader) (op byte, payload []byte, err error) {
+	var hdr [2]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		var b [2]byte
+		_, err = io.ReadFull(br, b[:])
+		n = uint64(binary.BigEndian.Uint16(b[:]))
+	case 127:
+		var b [8]byte
+		_, err = io.ReadFull(br, b[:])
+		n = binary.BigEndian.Uint64(b[:])
+	}
+	if err != nil || hdr[1]&0x80 != 0 || n > 1<<20 {
+		return 0, nil, fmt.Errorf("bad frame header %x: %v", hdr, err)
+	}
+	payload = make([]byte, n)
+	_, err = io.ReadFull(br, payload)
+	return hdr[0] & 0x0f, payload, err
 }
 
 // BenchmarkWSRead reads small text messages (a heartbeat's size) from a
@@ -1480,7 +1750,7 @@ func BenchmarkWSRead(b *testing.B) {
 	}
 	for name, read := range map[string]func(*websocket.Conn, int) error{
 		"engine": func(c *websocket.Conn, n int) error {
-			r := newWSReader(c.UnderlyingConn(), 64<<10)
+			r := newWSReader(newWSConn(c.UnderlyingConn()), 64<<10)
 			defer r.release()
 			for range n {
 				if msg, err := r.next(); err != nil || len(msg) != len(pk) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // The websocket transport. Per session: one reader goroutine, started here
@@ -20,10 +22,10 @@ import (
 // engine then works on the raw connection. The reader (wsReader) parses the
 // client's frames itself and holds no buffer while the connection is idle;
 // it writes the control frames it owes (pong, close). Data frames are
-// written by writeLoop, everything queued in one write. The kernel
-// serialises whole writes on one connection (net.Conn.Write writes all of
-// its bytes under the descriptor's write lock), so control and data frames
-// never interleave.
+// written by writeLoop, everything queued in one write. Every write goes
+// through the session's wsConn, one whole write at a time, so control and
+// data frames never interleave, and once a close frame is written no data
+// frame follows it (RFC 6455 section 5.5.1).
 
 // bufPool holds the buffers that reads and writes borrow; none is held
 // while a connection is idle.
@@ -50,22 +52,22 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 	// gorilla's Conn (and its read buffer) is dropped here: nothing was
 	// read through it, so every byte from the client is still in the kernel.
-	nc := conn.UnderlyingConn()
+	nc := newWSConn(conn.UnderlyingConn())
 	s.wmu.Lock()
 	if s.gone { // closed meanwhile: the node is shutting down
 		s.wmu.Unlock()
 		_ = nc.Close()
 		return
 	}
-	s.ws = nc // closed by Socket.close from now on
-	s.greeted = s.proto == 3
+	s.ws = nc                             // closed by Socket.close from now on
+	s.greeted = s.greeted || s.proto == 3 // v4: once connected (or echo: from the start)
 	s.wmu.Unlock()
 	s.sendFrame(open)
 	if s.proto == 3 && !e.connectV3(s) {
 		return
 	}
 	s.startTimer()
-	e.spawnFor(s, func() { e.readLoop(s, newWSReader(nc, e.opts.maxMessage)) })
+	e.spawnFor(s, func() { e.readLoop(s, e.newReader(nc)) })
 }
 
 // spawnFor runs f on a goroutine of the host's for session s, unless s is
@@ -81,30 +83,54 @@ func (e *Engine) spawnFor(s *session, f func()) {
 
 // serveUpgrade takes a polling session's websocket upgrade request: the
 // probe runs on its own goroutine, and on success that goroutine becomes the
-// session's reader.
+// session's reader. The session counts as probing from before the handshake
+// is answered, so a poll the client sends after it waits for the probe's
+// outcome (awaitProbeLocked). A second websocket for a session that has one
+// (or is probing one) is opened and closed at once (close 1008), as
+// engine.io closes it.
 func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session) {
+	pending := &pendingConn{}
 	s.wmu.Lock()
-	busy := s.ws != nil || s.probe != nil || s.gone
+	gone, busy := s.gone, s.ws != nil || s.probe != nil
+	if !gone && !busy {
+		s.probe = pending
+	}
 	s.wmu.Unlock()
-	if busy {
-		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
+	if gone {
+		engineError(w, http.StatusBadRequest, eioErrSession, "Session ID unknown")
 		return
 	}
 	conn, err := e.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.wmu.Lock()
+		if s.probe == net.Conn(pending) {
+			s.probe = nil
+		}
+		s.wmu.Unlock()
 		return
 	}
-	nc := conn.UnderlyingConn()
+	nc := newWSConn(conn.UnderlyingConn())
+	if busy {
+		_ = nc.writeControl(wsClose, binary.BigEndian.AppendUint16(nil, wsClosePolicy))
+		_ = nc.Close()
+		return
+	}
 	s.wmu.Lock()
-	if s.gone || s.probe != nil {
+	if s.gone || s.probe != net.Conn(pending) {
 		s.wmu.Unlock()
 		_ = nc.Close()
 		return
 	}
 	s.probe = nc // closed by Socket.close if the session ends first
 	s.wmu.Unlock()
-	e.spawnFor(s, func() { e.probe(s, newWSReader(nc, e.opts.maxMessage)) })
+	e.spawnFor(s, func() { e.probe(s, e.newReader(nc)) })
 }
+
+// pendingConn stands for a probe's connection while its handshake is
+// being answered; closing it does nothing.
+type pendingConn struct{ net.Conn }
+
+func (*pendingConn) Close() error { return nil }
 
 // probe runs the upgrade handshake: the client sends "2probe", the server
 // answers "3probe" and releases the parked poll with a noop so that the
@@ -114,7 +140,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session
 func (e *Engine) probe(s *session, r *wsReader) {
 	nc := r.nc
 	_ = nc.SetReadDeadline(time.Now().Add(upgradeWait))
-	if !r.readText("2probe") || writeText(nc, []byte("3probe")) != nil {
+	if !r.readText("2probe") || nc.writeText([]byte("3probe")) != nil {
 		r.release()
 		s.wmu.Lock()
 		s.probe = nil
@@ -195,7 +221,7 @@ func (s *session) writeLoop() {
 			return
 		}
 		frames := s.takeLocked()
-		nc := s.ws
+		nc := s.ws.(*wsConn)
 		s.drainedLocked()
 		s.wmu.Unlock()
 
@@ -203,8 +229,7 @@ func (s *session) writeLoop() {
 		for _, f := range frames {
 			appendWSFrame(b, f)
 		}
-		_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
-		_, err := nc.Write(b.Bytes())
+		err := nc.writeData(b.Bytes())
 		putBuf(b)
 		clear(frames)
 		s.wmu.Lock()
@@ -215,6 +240,9 @@ func (s *session) writeLoop() {
 			s.lastTake = time.Now()
 		}
 		s.wmu.Unlock()
+		if errors.Is(err, errWSCloseSent) { // the reader is ending the session
+			return
+		}
 		if err != nil {
 			s.close("write error")
 			return
@@ -223,10 +251,17 @@ func (s *session) writeLoop() {
 }
 
 // appendWSFrame appends payload as one unmasked, final text frame (RFC 6455
-// section 5.2: a server's frames are not masked).
+// section 5.2: a server's frames are not masked). An Engine.IO v4 binary
+// packet ("b" and base64, which only the conformance echo mode sends) goes
+// as a binary frame of its data.
 func appendWSFrame(b *bytes.Buffer, payload []byte) {
 	var hdr [10]byte
 	hdr[0] = 0x81 // FIN, text
+	if len(payload) > 0 && payload[0] == eioBinary {
+		if data, err := base64.StdEncoding.AppendDecode(nil, payload[1:]); err == nil {
+			hdr[0], payload = 0x82, data // FIN, binary
+		}
+	}
 	n := len(payload)
 	switch {
 	case n < 126:
@@ -244,25 +279,58 @@ func appendWSFrame(b *bytes.Buffer, payload []byte) {
 	b.Write(payload)
 }
 
-// writeText writes payload as one text frame, in one Write.
-func writeText(nc net.Conn, payload []byte) error {
-	b := getBuf()
-	defer putBuf(b)
-	appendWSFrame(b, payload)
-	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
-	_, err := nc.Write(b.Bytes())
+// wsConn is a websocket's raw connection as the engine writes to it: each
+// frame or batch of frames is one whole write under mu, and once a close
+// frame has been written, data frames are refused (RFC 6455 section 5.5.1:
+// no data frame after a close frame). The session's writer writes data
+// frames; its reader writes the control frames it owes (pong, close).
+type wsConn struct {
+	net.Conn
+
+	mu        sync.Mutex // guards the following field, and is held during each write
+	closeSent bool       // a close frame was written
+}
+
+func newWSConn(nc net.Conn) *wsConn { return &wsConn{Conn: nc} }
+
+// errWSCloseSent refuses a data write after the close frame.
+var errWSCloseSent = errors.New("websocket: close frame already sent")
+
+// writeData writes b, one or more whole data frames, in one write, unless
+// the close frame has been sent.
+func (c *wsConn) writeData(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return errWSCloseSent
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := c.Write(b)
 	return err
 }
 
-// writeControl writes one control frame (payload at most 125 bytes) whole,
-// in one Write: the session's writer may be writing data frames at the same
-// moment, and whole writes do not interleave.
-func writeControl(nc net.Conn, op byte, payload []byte) error {
+// writeText writes payload as one text frame.
+func (c *wsConn) writeText(payload []byte) error {
+	b := getBuf()
+	defer putBuf(b)
+	appendWSFrame(b, payload)
+	return c.writeData(b.Bytes())
+}
+
+// writeControl writes one control frame (payload at most 125 bytes) in one
+// write. Only the first close frame is written.
+func (c *wsConn) writeControl(op byte, payload []byte) error {
 	b := make([]byte, 0, 2+len(payload))
 	b = append(b, 0x80|op, byte(len(payload)))
 	b = append(b, payload...)
-	_ = nc.SetWriteDeadline(time.Now().Add(writeWait))
-	_, err := nc.Write(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeSent {
+		return errWSCloseSent
+	}
+	c.closeSent = op == wsClose
+	_ = c.SetWriteDeadline(time.Now().Add(writeWait))
+	_, err := c.Write(b)
 	return err
 }
 
@@ -277,6 +345,8 @@ const (
 
 	wsCloseProtocol    = 1002
 	wsCloseUnsupported = 1003
+	wsClosePolicy      = 1008 // a second websocket for a session
+	wsCloseBadData     = 1007 // a text message that is not UTF-8
 	wsCloseTooBig      = 1009
 )
 
@@ -287,6 +357,7 @@ var (
 	errWSTooLarge = errors.New("websocket: message too large")
 	errWSBinary   = errors.New("websocket: binary frame")
 	errWSProtocol = errors.New("websocket: protocol error")
+	errWSBadUTF8  = errors.New("websocket: text message is not UTF-8")
 )
 
 // wsReadChunk is the least free space a read offers the kernel.
@@ -303,7 +374,7 @@ const wsReadChunk = 4 << 10
 // probe, then the session's reader); the connection's read deadline bounds
 // each wait.
 type wsReader struct {
-	nc  net.Conn
+	nc  *wsConn
 	raw syscall.RawConn // nil when nc has no descriptor (TLS): plain reads, which hold a buffer while they wait
 	max int             // bytes of one message
 
@@ -311,6 +382,8 @@ type wsReader struct {
 	msg        *bytes.Buffer // the fragmented message so far; nil when none
 	fragmented bool          // a message is being assembled in msg
 	handedOut  bool          // msg was returned by next and is done
+	binary     bool          // binary messages are taken (the conformance echo mode only)
+	msgBinary  bool          // the current message is binary
 
 	short   bool                  // the frame at the front of in is not all there
 	readFD  func(fd uintptr) bool // r.tryRead, bound once
@@ -326,13 +399,20 @@ type wsReader struct {
 // presence traffic.
 const wsSendBuffer = 32 << 10
 
+// newReader returns the reader of a session's websocket.
+func (e *Engine) newReader(nc *wsConn) *wsReader {
+	r := newWSReader(nc, e.opts.maxMessage)
+	r.binary = e.opts.echo
+	return r
+}
+
 // newWSReader returns a reader of nc's frames; limit bounds one message.
-func newWSReader(nc net.Conn, limit int) *wsReader {
+func newWSReader(nc *wsConn, limit int) *wsReader {
 	r := &wsReader{nc: nc, max: limit}
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := nc.Conn.(*net.TCPConn); ok {
 		_ = tc.SetWriteBuffer(wsSendBuffer)
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
+	if sc, ok := nc.Conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			r.raw = raw
 			r.readFD = r.tryRead
@@ -427,16 +507,17 @@ func (r *wsReader) check(fin bool, op byte, n uint64) error {
 			return errWSProtocol
 		}
 		return nil
-	case wsText:
+	case wsText, wsBinary:
 		if r.fragmented {
 			return errWSProtocol
+		}
+		if op == wsBinary && !r.binary {
+			return errWSBinary
 		}
 	case wsContinuation:
 		if !r.fragmented {
 			return errWSProtocol
 		}
-	case wsBinary:
-		return errWSBinary
 	default:
 		return errWSProtocol
 	}
@@ -451,20 +532,27 @@ func (r *wsReader) check(fin bool, op byte, n uint64) error {
 }
 
 // handle handles one whole, unmasked frame; see frame for the results.
+// Text messages must be UTF-8 (RFC 6455 section 8.1); a fragmented one is
+// checked once it is whole. A binary message (taken only by a reader with
+// r.binary) is returned as an Engine.IO v4 binary packet: "b" and base64.
 func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, error) {
 	switch op {
 	case wsPing:
-		return nil, false, writeControl(r.nc, wsPong, payload)
+		return nil, false, r.nc.writeControl(wsPong, payload)
 	case wsPong:
 		return nil, false, nil
-	case wsClose: // echo the status code (RFC 6455 section 5.5.1), then end
-		if len(payload) > 2 {
-			payload = payload[:2]
-		}
-		_ = writeControl(r.nc, wsClose, payload)
-		return nil, false, errWSClosed
+	case wsClose:
+		return nil, false, r.closeFrame(payload)
+	case wsText, wsBinary:
+		r.msgBinary = op == wsBinary
 	}
 	if fin && !r.fragmented {
+		if r.msgBinary {
+			return binaryPacket(payload), true, nil
+		}
+		if !utf8.Valid(payload) {
+			return nil, false, errWSBadUTF8
+		}
 		return payload, true, nil
 	}
 	if r.msg == nil {
@@ -474,9 +562,54 @@ func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, erro
 	r.fragmented = !fin
 	if fin {
 		r.handedOut = true
+		if r.msgBinary {
+			return binaryPacket(r.msg.Bytes()), true, nil
+		}
+		if !utf8.Valid(r.msg.Bytes()) {
+			return nil, false, errWSBadUTF8
+		}
 		return r.msg.Bytes(), true, nil
 	}
 	return nil, false, nil
+}
+
+// binaryPacket returns data as an Engine.IO v4 binary packet: "b" and base64.
+func binaryPacket(data []byte) []byte {
+	return base64.StdEncoding.AppendEncode([]byte{eioBinary}, data)
+}
+
+// closeFrame answers the client's close frame and returns errWSClosed, or
+// errWSProtocol for a malformed one (RFC 6455 sections 5.5.1 and 7.4): a
+// body of one byte, a status code that may not be sent, or a reason that is
+// not UTF-8. A valid close is echoed with its status code (none for an empty
+// body); nothing the client sent after it is read.
+func (r *wsReader) closeFrame(payload []byte) error {
+	if len(payload) == 1 {
+		return errWSProtocol
+	}
+	if len(payload) >= 2 {
+		if !validCloseCode(binary.BigEndian.Uint16(payload)) || !utf8.Valid(payload[2:]) {
+			return errWSProtocol
+		}
+		payload = payload[:2]
+	}
+	_ = r.nc.writeControl(wsClose, payload)
+	return errWSClosed
+}
+
+// validCloseCode reports whether a peer may send close status code c (RFC
+// 6455 section 7.4 and the IANA registry): 1000-1003 and 1007-1014 are
+// defined (1004 is reserved; 1005, 1006 and 1015 are never sent), 1016-2999
+// are reserved for the protocol, 3000-4999 are for libraries and
+// applications, and anything else is out of range.
+func validCloseCode(c uint16) bool {
+	switch {
+	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1014:
+		return true
+	case c >= 3000 && c <= 4999:
+		return true
+	}
+	return false
 }
 
 // fill reads more of the client's bytes into r.in, waiting for them first
@@ -575,9 +708,11 @@ func (r *wsReader) refuse(err error) string {
 		code, reason = wsCloseUnsupported, "binary frame"
 	case errors.Is(err, errWSProtocol):
 		code, reason = wsCloseProtocol, "websocket protocol error"
+	case errors.Is(err, errWSBadUTF8):
+		code, reason = wsCloseBadData, "invalid utf-8"
 	}
 	if code != 0 {
-		_ = writeControl(r.nc, wsClose, binary.BigEndian.AppendUint16(nil, uint16(code)))
+		_ = r.nc.writeControl(wsClose, binary.BigEndian.AppendUint16(nil, uint16(code)))
 	}
 	return reason
 }

@@ -75,6 +75,19 @@ flood-never-dropped  | module.go | TestUnknownEventFlood | over := sock.strikes 
 v4-auth-ignored      | server.go | TestConnectAuthBothVersions | cl, err := verifyToken(s.opts.JWTSecret, token) | cl, err := &claims{sub: token[:0] + "alice"}, error(nil)
 poll-one-per-answer  | engine_polling.go | TestPollingClientInBusyRoom | for _, f := range frames {\n\t\tadd(f)\n\t} | if len(frames) > 0 {\n\t\tadd(frames[0])\n\t}
 upgrade-no-release   | engine_websocket.go | TestUpgradeKeepsOrder | s.upgrading = true\n\ts.wakeLocked() | s.upgrading = true
+# RFC 6455 rules and the Engine.IO test suite's findings (issue 20)
+ws-utf8-unchecked    | engine_websocket.go | TestWSReaderRefuses | if !utf8.Valid(payload) { | if false {
+ws-utf8-fragments-unchecked | engine_websocket.go | TestWSReaderRefuses | if !utf8.Valid(r.msg.Bytes()) { | if false {
+ws-close-1-byte      | engine_websocket.go | TestWSReaderRefuses | if len(payload) == 1 {\n\t\treturn errWSProtocol\n\t} | ""
+ws-close-any-code    | engine_websocket.go | TestWSReaderRefuses | if !validCloseCode(binary.BigEndian.Uint16(payload)) || !utf8.Valid(payload[2:]) { | if !utf8.Valid(payload[2:]) {
+ws-close-any-reason  | engine_websocket.go | TestWSReaderRefuses | if !validCloseCode(binary.BigEndian.Uint16(payload)) || !utf8.Valid(payload[2:]) { | if !validCloseCode(binary.BigEndian.Uint16(payload)) {
+ws-close-reserved-ok | engine_websocket.go | TestWSReaderRefuses | case c >= 3000 && c <= 4999: | case c >= 1015 && c <= 4999:
+ws-close-not-echoed  | engine_websocket.go | TestWSReaderCloseHandshake | _ = r.nc.writeControl(wsClose, payload)\n\treturn errWSClosed | return errWSClosed
+ws-data-after-close  | engine_websocket.go | TestNoDataFrameAfterClose|TestWSReaderCloseHandshake | return errWSCloseSent\n\t}\n\t_ = c.SetWriteDeadline | _ = errWSCloseSent\n\t}\n\t_ = c.SetWriteDeadline
+poll-close-no-noop   | engine_polling.go | TestPollingCloseAndUpgradeRaces | polling := s.ws == nil && s.probe == nil | polling := false
+poll-during-probe-answered | engine_polling.go | TestPollingCloseAndUpgradeRaces | if s.probe != nil && !e.awaitProbeLocked(r, s) { | if false {
+ws-binary-accepted   | engine_websocket.go | TestWSReaderRefuses | if op == wsBinary && !r.binary { | if false {
+binary-packet-accepted | engine.go | TestMalformedPacketClosesOnlyItsSocket | if !e.opts.echo {\n\t\t\treturn errBadPacket | if false {\n\t\t\treturn errBadPacket
 # Reliability (issue 9)
 pool-keeps-stale     | redis.go | TestQuietNodeRecoversFromRedisRestart | if tc, ok := c.(*trackedConn); ok && tc.born <= h.lostAt.Load() { | if false {
 no-resync            | presence.go | TestResyncAfterSubscriptionGap | told += p.hub.resyncRoom(room, seqs[i], gens[i]) | _, _, _ = room, seqs[i], gens[i]
