@@ -495,7 +495,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
    * nothing was merged: the view is already complete, or a sync replaced the view meanwhile
    * (the channel then loads again the pages it had). It rejects with `not_joined` when the
    * channel is not joined, and with the server's error. In `count` and `none` mode the pages
-   * are a picture of the room at their seq: no events keep them live.
+   * are a picture of the room at their seq: no events keep them live; in `count` mode, once
+   * the count changes, the view is no longer complete and the next loadMore starts a new
+   * picture from the first page.
    */
   loadMore(): Promise<PresenceMembersPage | null> {
     if (this.statusValue !== 'joined') {
@@ -793,7 +795,20 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   private applyCount(c: PresenceCountEvent): void {
     if (c.seq <= this.seqValue) return;
     this.seqValue = c.seq;
-    if (this.setCount(c.count)) this.dispatch('change');
+    if (!this.setCount(c.count)) return;
+    if (this.pagesLoaded > 0 && !this.liveEvents()) {
+      // The room changed since the pages were read: the next loadMore starts a new picture.
+      this.viewGen++;
+      this.completeValue = false;
+      this.pagesLoaded = 0;
+      this.nextAfter = null;
+    }
+    this.dispatch('change');
+  }
+
+  /** liveEvents reports whether events keep the member list live (`each`, `batched`). */
+  private liveEvents(): boolean {
+    return this.eventMode === 'each' || this.eventMode === 'batched';
   }
 
   /** setCount sets the room's size and emits `count` when it changed; it reports whether it did. */
@@ -844,6 +859,8 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
    * page already decided (updated, removed or added).
    */
   private mergePage(page: PresenceMembersPage): void {
+    // Without events, a first page starts a new picture of the room.
+    if (this.pagesLoaded === 0 && !this.liveEvents()) this.members.clear();
     for (const c of page.connections ?? []) {
       const decided = this.touched.get(c.connId);
       if (decided !== undefined && decided > page.seq) continue;
@@ -856,8 +873,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
       this.touched.clear();
     }
     // Without events (count, none) the page's count is as good as any: take it when newer.
-    const live = this.eventMode === 'each' || this.eventMode === 'batched';
-    if (!live && page.count && page.seq > this.seqValue) {
+    if (!this.liveEvents() && page.count && page.seq > this.seqValue) {
       this.seqValue = page.seq;
       this.setCount(page.count);
     }

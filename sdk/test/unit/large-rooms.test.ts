@@ -178,6 +178,23 @@ describe('count mode', () => {
     expect((await first)!.next).toBe('c-b');
     expect(channel.members.size).toBe(2);
     expect(channel.complete).toBe(false);
+    const second = channel.loadMore();
+    await flush();
+    expect(socket.last('presence:members').payload).toEqual({ after: 'c-b', limit: 2 });
+    socket.reply('presence:members', { ok: true, page: page(9, [conn('c-c', 'carol')], null, 3) });
+    await second;
+    expect(channel.complete).toBe(true);
+    expect(channel.count).toEqual({ connections: 3, members: 3 });
+    // The count changes: the picture is stale, the next loadMore starts a new one.
+    socket.fire('presence:count', { roomId: ROOM, seq: 12, count: { connections: 2, members: 2 } });
+    expect(channel.complete).toBe(false);
+    const again = channel.loadMore();
+    await flush();
+    expect(socket.last('presence:members').payload).toEqual({ limit: 2 });
+    socket.reply('presence:members', { ok: true, page: page(12, [conn('c-a', 'alice'), conn('c-c', 'carol')], null, 2) });
+    await again;
+    expect(channel.members.connections().map((c) => c.connId)).toEqual(['c-a', 'c-c']);
+    expect(channel.complete).toBe(true);
   });
 
   it("'none' sends events none and takes a count snapshot", async () => {
