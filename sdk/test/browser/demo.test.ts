@@ -262,6 +262,7 @@ it('the Big room panel: 300 bots from the demo server; a count page and a paged 
     expect(await pager.textContent('#member-count')).toBe('302 people · 302 connections');
     await pager.click('#load-more');
     await expect.poll(() => pager.textContent('#big-listed')).toBe('100 of 302');
+    await pager.screenshot({ path: join(tmpdir(), 'rtm-demo-big-room.png') });
     await expect.poll(() => counter.textContent('#big-count')).toBe('302 people · 302 conn');
 
     // The bots leave: the count follows on both pages, the batched page's list too.
