@@ -42,6 +42,23 @@
     publishCurl: $('publish-curl'),
     emitSelf: $('emit-self'),
     backendNote: $('backend-note'),
+    eventsMode: $('events-mode'),
+    paging: $('paging'),
+    pagingText: $('paging-text'),
+    loadMore: $('load-more'),
+    botsForm: $('bots-form'),
+    botCount: $('bot-count'),
+    botsSet: $('bots-set'),
+    botsRemove: $('bots-remove'),
+  };
+
+  /** Most members the list renders (a big room shows its count and the first ones). */
+  var MAX_RENDERED = 200;
+  /** Channel options of each room view (the session form's select). */
+  var VIEWS = {
+    each: {},
+    batched: { events: 'batched', snapshot: 'page', pageSize: 50 },
+    count: { events: 'count', pageSize: 50 },
   };
 
   /** The current session: one client and its channel. */
@@ -62,6 +79,8 @@
   els.room.value = params.get('room') || session.room || saved.room || 'lobby';
   els.user.value = params.get('user') || session.user || randomUser();
   els.transport.value = params.get('transport') || session.transport || saved.transport || 'auto';
+  els.eventsMode.value = params.get('events') || session.events || 'each';
+  if (!VIEWS[els.eventsMode.value]) els.eventsMode.value = 'each';
   var savedTopics = Array.isArray(session.topics) ? session.topics.filter(function (t) {
     return typeof t === 'string';
   }) : [];
@@ -86,6 +105,7 @@
           room: els.room.value,
           user: els.user.value,
           transport: els.transport.value,
+          events: els.eventsMode.value,
           joined: joined,
           topics: joined ? topicNames() : [],
         }),
@@ -135,7 +155,12 @@
 
     client = new SDK.RealtimeClient(url, options);
     wireClient(client);
-    channel = client.presence(roomId, { userId: userId, state: { status: 'available' } });
+    var view = VIEWS[els.eventsMode.value] || VIEWS.each;
+    var channelOptions = { userId: userId, state: { status: 'available' } };
+    Object.keys(view).forEach(function (k) {
+      channelOptions[k] = view[k];
+    });
+    channel = client.presence(roomId, channelOptions);
     wireChannel(channel);
     setSessionUI(true);
     // A reload subscribes this tab's topics again.
@@ -146,8 +171,11 @@
     var thisChannel = channel;
     channel.join().then(
       function (res) {
-        log('sync', 'joined: connId ' + short(res.self.connId) + ', epoch ' + res.self.epoch + ', ' + res.snapshot.connections.length + ' connection(s)');
-        if (thisChannel === channel) els.chatText.focus();
+        log('sync', 'joined: connId ' + short(res.self.connId) + ', epoch ' + res.self.epoch + ', ' + snapshotText(res.snapshot));
+        if (thisChannel !== channel) return;
+        els.chatText.focus();
+        // Count only: no list comes with the join; show the first page as a picture.
+        if (thisChannel.eventsMode === 'count') loadNextPage();
       },
       function (err) {
         if (thisChannel !== channel) return;
@@ -197,6 +225,9 @@
     els.topic.disabled = !active;
     els.topicSubscribe.disabled = !active;
     els.emitSelf.disabled = !active;
+    els.botsSet.disabled = !active;
+    els.botsRemove.disabled = !active;
+    els.eventsMode.disabled = active;
     if (!active) setConn('idle', 'Not connected');
     updateFacts();
   }
@@ -263,9 +294,7 @@
     };
     ch.on('change', function () {
       if (!mine()) return;
-      renderMembers();
-      renderOwnState();
-      updateFacts();
+      scheduleRender();
     });
     ch.on('status', function () {
       if (mine()) updateFacts();
@@ -280,7 +309,10 @@
         stale_epoch: 'stale epoch: resynced',
         resync: 'the server asked for a resync: resynced',
       }[info.reason];
-      log('sync', text + ' <seq ' + info.snapshot.seq + ', ' + info.snapshot.connections.length + ' conn>');
+      log('sync', text + ' <seq ' + info.snapshot.seq + ', ' + snapshotText(info.snapshot) + '>');
+    });
+    ch.on('count', function () {
+      if (mine()) updateBigRoom();
     });
     ch.on('join', function (e) {
       if (mine()) log('join', who(e) + (e.userJoined ? ' joined' : ' opened another connection') + stateText(e.state) + seqText(e));
@@ -350,7 +382,27 @@
 
   // --- members --------------------------------------------------------------------------
 
+  /** scheduleRender coalesces the re-renders of a burst of changes (a big room's batch). */
+  var renderTimer = null;
+  function scheduleRender() {
+    if (renderTimer !== null) return;
+    renderTimer = setTimeout(function () {
+      renderTimer = null;
+      renderMembers();
+      renderOwnState();
+      updateFacts();
+    }, 30);
+  }
+
+  function snapshotText(snap) {
+    if (snap.count && snap.connections.length === 0) return 'count ' + snap.count.connections + ' connection(s), no list';
+    var text = snap.connections.length + ' connection(s)';
+    if (snap.next !== undefined) text += ' (a page of ' + snap.count.connections + (snap.truncated ? ', truncated' : '') + ')';
+    return text;
+  }
+
   function renderMembers() {
+    updateBigRoom();
     var list = els.members;
     list.textContent = '';
     if (!channel || channel.status === 'idle' || channel.status === 'left') {
@@ -363,13 +415,16 @@
     users.sort(function (a, b) {
       return (b.userId === me) - (a.userId === me) || a.userId.localeCompare(b.userId);
     });
+    var people = channel.complete ? users.length : channel.count.members;
+    var connections = channel.complete ? channel.members.size : channel.count.connections;
     els.memberCount.textContent =
-      users.length + (users.length === 1 ? ' person' : ' people') + ' · ' + channel.members.size + (channel.members.size === 1 ? ' connection' : ' connections');
+      people + (people === 1 ? ' person' : ' people') + ' · ' + connections + (connections === 1 ? ' connection' : ' connections');
     if (users.length === 0) {
-      list.appendChild(el('li', 'empty', 'Nobody here yet.'));
+      list.appendChild(el('li', 'empty', channel.complete ? 'Nobody here yet.' : 'No list in count mode: load a page.'));
       return;
     }
-    users.forEach(function (u) {
+    var hidden = Math.max(0, users.length - MAX_RENDERED);
+    users.slice(0, MAX_RENDERED).forEach(function (u) {
       var status = typeof u.state.status === 'string' ? u.state.status : 'available';
       var li = el('li', 'member' + (u.userId === me ? ' me' : ''));
       li.setAttribute('data-user', u.userId);
@@ -408,6 +463,79 @@
       li.appendChild(conns);
       list.appendChild(li);
     });
+    if (hidden > 0) list.appendChild(el('li', 'empty more', '… and ' + hidden + ' more listed'));
+  }
+
+  // --- big room -------------------------------------------------------------------------
+
+  function updateBigRoom() {
+    var ch = channel;
+    var joined = ch && ch.status === 'joined';
+    $('big-count').textContent = joined ? ch.count.members + ' people · ' + ch.count.connections + ' conn' : '–';
+    $('big-listed').textContent = joined ? ch.members.size + (ch.complete ? ' (all)' : ' of ' + ch.count.connections) : '–';
+    $('big-mode').textContent = ch ? ch.eventsMode : '–';
+    els.paging.hidden = !joined || ch.complete;
+    if (joined && !ch.complete) {
+      els.pagingText.textContent =
+        'Listing ' + ch.members.size + ' of ' + ch.count.connections + ' connections' + (ch.eventsMode === 'count' ? ' (a picture: count mode gets no events)' : ' (kept live by events)');
+    }
+  }
+
+  els.loadMore.addEventListener('click', loadNextPage);
+
+  function loadNextPage() {
+    var ch = channel;
+    if (!ch || ch.status !== 'joined') return;
+    els.loadMore.disabled = true;
+    ch.loadMore().then(
+      function (page) {
+        els.loadMore.disabled = false;
+        if (page && ch === channel) {
+          log('sync', 'presence:members page: ' + page.connections.length + ' connection(s) at seq ' + page.seq + (page.next ? '' : ', the last'));
+        }
+      },
+      function (err) {
+        els.loadMore.disabled = false;
+        if (ch === channel) log('error', 'presence:members: ' + describe(err));
+      },
+    );
+  }
+
+  els.botsForm.addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    setBots(Math.max(0, Math.min(500, Math.floor(Number(els.botCount.value) || 0))));
+  });
+  els.botsRemove.addEventListener('click', function () {
+    setBots(0);
+  });
+
+  /** setBots asks the demo server for `count` bots in this room (it joins them to RTM_SERVER_URL). */
+  function setBots(count) {
+    if (!channel) return;
+    var roomId = channel.roomId;
+    els.botsSet.disabled = true;
+    els.botsRemove.disabled = true;
+    log('conn', 'asking the demo server for ' + count + ' bot(s) in ' + q(roomId));
+    fetch('/api/bots', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ room: roomId, count: count }) })
+      .then(function (r) {
+        return r.json().then(function (body) {
+          return { status: r.status, body: body };
+        });
+      })
+      .then(function (res) {
+        var b = res.body || {};
+        if (typeof b.bots === 'number') $('big-bots').textContent = String(b.bots);
+        if (res.status === 200) log('conn', b.bots + ' bot(s) in ' + q(roomId) + ' (on ' + b.server + ')');
+        else log('error', 'bots: ' + (b.message || 'HTTP ' + res.status));
+      })
+      .catch(function (err) {
+        log('error', 'bots: ' + err.message);
+      })
+      .then(function () {
+        var active = channel !== null;
+        els.botsSet.disabled = !active;
+        els.botsRemove.disabled = !active;
+      });
   }
 
   function updateFacts() {

@@ -12,6 +12,11 @@
 // /api/emit forward to the server's HTTP API (POST /v1/topics/{topic}/publish, POST
 // /v1/sockets/{socketId}/emit) with the API token, which stays here: it is never sent to
 // the page, and the calls only ever go to RTM_SERVER_URL, whatever the page asks.
+//
+// For the Big room panel it runs bots: POST /api/bots { room, count } brings the room's
+// bots to `count` (at most 500 in all; 0 removes them). Each bot is the SDK itself (the
+// ES module in dist/) joined to RTM_SERVER_URL with events "none", so the bots cost the
+// server no event traffic.
 import { createReadStream, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, extname, join, normalize, sep } from 'node:path';
@@ -24,6 +29,7 @@ const host = process.env.HOST || undefined;
 const rtmServer = (process.env.RTM_SERVER_URL || 'http://localhost:3000').replace(/\/+$/, '');
 const apiToken = process.env.API_TOKEN || '';
 const MAX_BODY = 256 * 1024;
+const MAX_BOTS = 500;
 
 const types = {
   '.html': 'text/html; charset=utf-8',
@@ -125,9 +131,9 @@ async function serveApi(req, res, pathname) {
     sendJSON(res, 200, { server: rtmServer, apiToken: apiToken !== '' });
     return;
   }
-  const routes = { '/api/publish': publishPath, '/api/emit': emitPath };
+  const routes = { '/api/publish': publishPath, '/api/emit': emitPath, '/api/bots': null };
   const route = routes[pathname];
-  if (!route) {
+  if (route === undefined) {
     sendJSON(res, 404, { message: 'not found' });
     return;
   }
@@ -145,6 +151,10 @@ async function serveApi(req, res, pathname) {
     input = JSON.parse(await readBody(req));
   } catch {
     sendJSON(res, 400, { message: 'the body must be JSON' });
+    return;
+  }
+  if (pathname === '/api/bots') {
+    await serveBots(res, input);
     return;
   }
   const call = input && typeof input === 'object' ? route(input) : null;
@@ -181,6 +191,68 @@ function emitPath(input) {
   return { path: `/v1/sockets/${encodeURIComponent(input.socketId)}/emit`, body: { event: input.event, data: input.data ?? null } };
 }
 
+// --- bots for the Big room panel ----------------------------------------------------------
+
+/** The running bots by room: their clients and channels. */
+const bots = new Map();
+let botCounter = 0;
+let sdkModule = null;
+
+function botTotal() {
+  let n = 0;
+  for (const list of bots.values()) n += list.length;
+  return n;
+}
+
+/** serveBots brings the bots of input.room to input.count, a few joins at a time. */
+async function serveBots(res, input) {
+  const room = input && typeof input.room === 'string' ? input.room : '';
+  const count = input ? Number(input.count) : NaN;
+  if (!room || !Number.isInteger(count) || count < 0) {
+    sendJSON(res, 400, { message: 'room and count (an integer >= 0) are required' });
+    return;
+  }
+  const list = bots.get(room) ?? [];
+  bots.set(room, list);
+  const want = Math.min(count, list.length + Math.max(0, MAX_BOTS - botTotal()));
+  while (list.length > want) {
+    const bot = list.pop();
+    bot.client.disconnect(); // leaves the room first
+  }
+  try {
+    sdkModule ??= await import('../dist/index.mjs');
+    while (list.length < want) {
+      const step = [];
+      for (let i = 0; i < 25 && list.length + step.length < want; i++) {
+        const client = new sdkModule.RealtimeClient(rtmServer, { transports: ['websocket'], ackTimeoutMs: 10_000 });
+        const id = ++botCounter;
+        const channel = client.presence(room, {
+          userId: `bot-${String(id).padStart(3, '0')}`,
+          state: { status: ['available', 'busy', 'away'][id % 3], bot: true },
+          events: 'none',
+          workerTimers: false,
+          resumeOnReload: false,
+        });
+        step.push({ client, channel });
+      }
+      const joined = await Promise.allSettled(step.map((b) => b.channel.join()));
+      joined.forEach((r, i) => {
+        if (r.status === 'fulfilled') list.push(step[i]);
+        else step[i].client.disconnect();
+      });
+      if (joined.every((r) => r.status === 'rejected')) {
+        throw joined[0].reason;
+      }
+    }
+  } catch (err) {
+    if (list.length === 0) bots.delete(room);
+    sendJSON(res, 502, { room, bots: list.length, message: `bots could not join on ${rtmServer}: ${err.message}` });
+    return;
+  }
+  if (list.length === 0) bots.delete(room);
+  sendJSON(res, 200, { room, bots: list.length, max: MAX_BOTS, server: rtmServer });
+}
+
 server.listen(port, host, () => {
   const addr = server.address();
   const shown = typeof addr === 'object' && addr ? addr.port : port;
@@ -189,5 +261,9 @@ server.listen(port, host, () => {
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => server.close(() => process.exit(0)));
+  process.on(signal, () => {
+    for (const list of bots.values()) for (const bot of list) bot.client.disconnect();
+    server.close(() => process.exit(0));
+    setTimeout(() => process.exit(0), 500).unref();
+  });
 }

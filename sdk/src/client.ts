@@ -2,7 +2,15 @@ import { io } from 'socket.io-client';
 import { Emitter } from './emitter.js';
 import { AckTimeoutError, RealtimeError } from './errors.js';
 import { PresenceChannel, type PresenceChannelOptions } from './presence.js';
-import type { ChatMessage, ClientToServerEvents, PresenceEvent, PresenceResync, TopicMessage } from './protocol.js';
+import type {
+  ChatMessage,
+  ClientToServerEvents,
+  PresenceBatch,
+  PresenceCountEvent,
+  PresenceEvent,
+  PresenceResync,
+  TopicMessage,
+} from './protocol.js';
 import { Topics } from './topics.js';
 
 /**
@@ -132,6 +140,10 @@ export interface RealtimeClientEvents {
   status: (status: ConnectionStatus) => void;
   /** A presence event of any room (channels apply them for you). */
   'presence:event': (event: PresenceEvent) => void;
+  /** Revision 3: the presence events of one server tick (channels in `batched` mode apply them). */
+  'presence:batch': (batch: PresenceBatch) => void;
+  /** Revision 3: a room's size (channels in `count` mode apply it). */
+  'presence:count': (count: PresenceCountEvent) => void;
   /** The server asks the room's sockets to sync (channels answer with `presence:sync`). */
   'presence:resync': (resync: PresenceResync) => void;
   /** A chat message of the room this client joined. */

@@ -3,16 +3,24 @@ import { Emitter } from './emitter.js';
 import { isRealtimeError, RealtimeError } from './errors.js';
 import { PresenceMembers } from './members.js';
 import type {
+  PresenceBatch,
   PresenceCount,
+  PresenceCountEvent,
+  PresenceCountSnapshot,
   PresenceEvent,
+  PresenceEventMode,
   PresenceHeartbeatAck,
   PresenceJoinAck,
   PresenceJoinPayload,
+  PresenceMembersPage,
+  PresenceMembersPayload,
   PresenceResync,
   PresenceSelf,
   PresenceSnapshot,
+  PresenceSnapshotMode,
   PresenceState,
   PresenceStatePatch,
+  PresenceSyncPayload,
 } from './protocol.js';
 import {
   heldElsewhere,
@@ -64,6 +72,26 @@ export interface PresenceChannelOptions {
    * connects).
    */
   reloadProbeMs?: number;
+  /**
+   * How the channel receives the room's events (protocol revision 3, for large rooms):
+   * - `each` (the default): one `presence:event` per event;
+   * - `batched`: the server's `presence:batch` once per tick, applied event by event exactly
+   *   like `each` (same `join`/`update`/`leave` events, same seq-gap recovery);
+   * - `count`: only the room's size, at most once per tick: {@link PresenceChannel.count}
+   *   and the `count` event, no member list kept live;
+   * - `none`: present and seen by everyone, but no events at all.
+   */
+  events?: PresenceEventMode;
+  /**
+   * What the snapshot of the join (and of every sync) holds (protocol revision 3):
+   * `full` every connection, `count` only the room's size (no member list), `page` the
+   * first page of {@link pageSize} connections (load more with
+   * {@link PresenceChannel.loadMore} or {@link PresenceChannel.loadAll}). Default `count`
+   * when `events` is `count` or `none`, else `full`.
+   */
+  snapshot?: PresenceSnapshotMode;
+  /** Connections per page: of a `page` snapshot and of each `loadMore`, 1 to 1000. Default 100. */
+  pageSize?: number;
 }
 
 /**
@@ -92,6 +120,10 @@ export type PresenceSyncReason = 'join' | 'resume' | 'rejoin' | 'gap' | 'stale_e
 /** Argument of the `sync` event. */
 export interface PresenceSyncInfo {
   reason: PresenceSyncReason;
+  /**
+   * The snapshot that replaced the view. A count snapshot comes with empty `members` and
+   * `connections` and its `count`; a page with `count` and `next`.
+   */
   snapshot: PresenceSnapshot;
   self: PresenceSelf;
 }
@@ -99,6 +131,7 @@ export interface PresenceSyncInfo {
 /** Result of {@link PresenceChannel.join}. */
 export interface PresenceJoinResult {
   self: PresenceSelf;
+  /** The join's snapshot (in count mode: empty lists and `count`; a page: `count` and `next`). */
   snapshot: PresenceSnapshot;
   /** True when the join resumed the connection held before a reconnect or a page reload. */
   resumed: boolean;
@@ -131,7 +164,12 @@ export interface PresenceChannelEvents {
   error: (error: RealtimeError) => void;
   /** The channel's status changed. */
   status: (status: PresenceChannelStatus) => void;
-  /** The member view changed (after `sync`, `join`, `update` and `leave`): re-render here. */
+  /** The room's size changed ({@link PresenceChannel.count}), in every events mode that reports it. */
+  count: (count: PresenceCount) => void;
+  /**
+   * The member view changed (after `sync`, `join`, `update`, `leave`, a page merged, and
+   * a `count` change): re-render here.
+   */
   change: () => void;
 }
 
@@ -147,6 +185,8 @@ const PERMANENT_JOIN_ERRORS = new Set<string>([
   'unauthorized',
   'already_joined',
 ]);
+/** Delay before a page load that failed is tried again (background paging). */
+const PAGE_RETRY_MS = 2000;
 /** Heartbeat failures counted as missed heartbeats. */
 const MISSED_HEARTBEAT_ERRORS = new Set<string>(['timeout', 'unavailable', 'internal', 'rate_limited']);
 
@@ -221,6 +261,29 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   /** A `presence:resync` came while a join or sync was in flight: sync once it is done. */
   private resyncPending = false;
 
+  // Large rooms (protocol revision 3).
+  private readonly eventMode: PresenceEventMode;
+  private readonly snapshotMode: PresenceSnapshotMode;
+  private readonly pageSize: number | undefined;
+  /** Whether the members view lists the whole room. */
+  private completeValue = false;
+  /** Whether the view came from a snapshot with lists (not a count snapshot). */
+  private listed = false;
+  /** The `after` of the next page, once a page was loaded (null: the last was). */
+  private nextAfter: string | null = null;
+  private pagesLoaded = 0;
+  /** Pages the application asked for (restored after a sync); Infinity: all of them. */
+  private pagesWanted = 0;
+  /** Bumped whenever a snapshot replaces the view: a page read for an older view is dropped. */
+  private viewGen = 0;
+  /** The seq of the last event applied per connId while the view is incomplete. */
+  private readonly touched = new Map<string, number>();
+  /** Page loads run one at a time. */
+  private pageChain: Promise<unknown> = Promise.resolve();
+  private pageRetryTimer: number | undefined;
+  /** A `presence:count` that came while a join or sync was in flight. */
+  private heldCount: PresenceCountEvent | null = null;
+
   // Page reloads (see reload.ts).
   private readonly store: StorageLike | null;
   private readonly storeKey: string;
@@ -256,11 +319,16 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.store = (options.resumeOnReload ?? true) ? sessionStore() : null;
     this.storeKey = recordKey(client.url, roomId);
     this.reloadProbeMs = positive(options.reloadProbeMs, 250);
+    this.eventMode = options.events ?? 'each';
+    this.snapshotMode = options.snapshot ?? (this.eventMode === 'count' || this.eventMode === 'none' ? 'count' : 'full');
+    this.pageSize = options.pageSize;
 
     client.on('connect', () => this.onConnect());
     client.on('disconnect', () => this.onDisconnect());
     client.on('presence:event', (e: PresenceEvent) => this.onEvent(e));
     client.on('presence:resync', (r: PresenceResync) => this.onResync(r));
+    if (this.eventMode === 'batched') client.on('presence:batch', (b: PresenceBatch) => this.onBatch(b));
+    if (this.eventMode === 'count') client.on('presence:count', (c: PresenceCountEvent) => this.onCount(c));
     client.on('connect_error', (err) => this.onConnectFailed(err));
     client.on('reconnect_failed', () =>
       this.onConnectFailed(new RealtimeError('connect_failed', 'reconnection gave up')),
@@ -295,6 +363,20 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   /** The room's size, as of the last snapshot or event. */
   get count(): PresenceCount {
     return { ...this.countValue };
+  }
+
+  /** The events mode this channel joins with (see {@link PresenceChannelOptions.events}). */
+  get eventsMode(): PresenceEventMode {
+    return this.eventMode;
+  }
+
+  /**
+   * Whether {@link members} lists the whole room: true after a full snapshot, false after
+   * a count snapshot, a page snapshot or a truncated full snapshot until the last page is
+   * loaded ({@link loadMore}, {@link loadAll}).
+   */
+  get complete(): boolean {
+    return this.completeValue;
   }
 
   /** This connection's own state, with the patches not yet acknowledged applied. */
@@ -407,6 +489,40 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   }
 
   /**
+   * loadMore loads the next page of the room's connections with `presence:members` (of
+   * `pageSize`) and merges it into {@link members}: each page was read at its seq, and the
+   * events applied since then win over its listing. It resolves with the page, or null when
+   * nothing was merged: the view is already complete, or a sync replaced the view meanwhile
+   * (the channel then loads again the pages it had). It rejects with `not_joined` when the
+   * channel is not joined, and with the server's error. In `count` and `none` mode the pages
+   * are a picture of the room at their seq: no events keep them live; in `count` mode, once
+   * the count changes, the view is no longer complete and the next loadMore starts a new
+   * picture from the first page.
+   */
+  loadMore(): Promise<PresenceMembersPage | null> {
+    if (this.statusValue !== 'joined') {
+      return Promise.reject(new RealtimeError('not_joined', `room ${this.roomId}: loadMore needs a joined channel`));
+    }
+    if (this.completeValue) return Promise.resolve(null);
+    this.pagesWanted = Math.max(this.pagesWanted, this.pagesLoaded + 1);
+    return this.queuePage();
+  }
+
+  /**
+   * loadAll loads every page still missing (see {@link loadMore}) and resolves once the view
+   * is complete. After a sync replaced the view, the channel loads all pages again.
+   */
+  async loadAll(): Promise<void> {
+    this.pagesWanted = Infinity;
+    while (!this.completeValue) {
+      if (this.statusValue !== 'joined') {
+        throw new RealtimeError('not_joined', `room ${this.roomId}: loadAll needs a joined channel`);
+      }
+      await this.queuePage();
+    }
+  }
+
+  /**
    * heartbeatNow sends a heartbeat at once (and restarts the schedule). The channel calls it
    * when a hidden tab is shown again.
    */
@@ -467,6 +583,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     const desired = this.state;
     const payload: PresenceJoinPayload = { roomId: this.roomId, userId: this.userId };
     if (resume) payload.resume = resume;
+    if (this.eventMode !== 'each') payload.events = this.eventMode;
+    if (this.snapshotMode !== 'full') payload.snapshot = this.snapshotMode;
+    if (this.snapshotMode === 'page' && this.pageSize !== undefined) payload.pageSize = this.pageSize;
     if (kind === 'resume') {
       if (sentPatch) payload.state = sentPatch;
     } else if (Object.keys(desired).length > 0) {
@@ -496,7 +615,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.hold(ack.self.connId);
     // Patches made while the join was in flight are still to be sent.
     const newer = this.pendingPatch !== sentPatch ? this.pendingPatch : null;
-    const mine = ack.snapshot.connections.find((c) => c.connId === ack.self.connId);
+    const mine = listOf(ack.snapshot)?.find((c) => c.connId === ack.self.connId);
     this.baseState = mine ? { ...(mine.state ?? {}) } : desired;
     // A resume the server could not honour became a fresh connection that got only the
     // patch as its state: bring it to the state the channel wants.
@@ -508,11 +627,11 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.gapSyncs = 0;
     this.setStatus('joined');
     const reason = kind === 'resume' || kind === 'reload' ? (resumed ? 'resume' : 'join') : kind;
-    this.applySnapshot(ack.snapshot, reason);
+    const snapshot = this.applySnapshot(ack.snapshot, reason);
     this.persist();
     const waiter = this.joinWaiter;
     this.joinWaiter = null;
-    waiter?.resolve({ self: { ...this.selfValue }, snapshot: ack.snapshot, resumed });
+    waiter?.resolve({ self: { ...this.selfValue }, snapshot, resumed });
     if (this.statusValue !== 'joined') return;
     this.scheduleHeartbeat(this.intervalMs);
     if (this.pendingPatch) {
@@ -566,6 +685,8 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.selfValue = null;
     this.seqValue = 0;
     this.countValue = { connections: 0, members: 0 };
+    this.resetPaging();
+    this.heldCount = null;
     this.missed = 0;
     this.missedReported = false;
     this.members.clear();
@@ -584,13 +705,38 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
 
   // --- the view --------------------------------------------------------------------------
 
-  private applySnapshot(snapshot: PresenceSnapshot, reason: PresenceSyncReason): void {
-    this.members.replace(snapshot.connections);
+  private applySnapshot(raw: PresenceSnapshot | PresenceCountSnapshot, reason: PresenceSyncReason): PresenceSnapshot {
+    const connections = listOf(raw);
+    let snapshot: PresenceSnapshot;
+    const before = this.countValue;
+    this.resetPaging();
+    if (connections) {
+      snapshot = raw as PresenceSnapshot;
+      this.listed = true;
+      this.members.replace(connections);
+      const count = snapshot.count ?? { connections: connections.length, members: (snapshot.members ?? []).length };
+      this.countValue = { connections: count.connections, members: count.members };
+      if (snapshot.next !== undefined) {
+        // A page snapshot, or a full snapshot the server truncated: page on from there
+        // (all of it for a truncated full snapshot).
+        this.pagesLoaded = 1;
+        this.nextAfter = snapshot.next;
+        this.completeValue = snapshot.next === null;
+        if (snapshot.truncated) this.pagesWanted = Infinity;
+      } else {
+        this.completeValue = true;
+      }
+    } else {
+      const c = (raw as PresenceCountSnapshot).count ?? { connections: 0, members: 0 };
+      snapshot = { roomId: raw.roomId, seq: raw.seq, members: [], connections: [], count: { ...c } };
+      this.members.clear();
+      this.countValue = { connections: c.connections, members: c.members };
+    }
     this.seqValue = snapshot.seq;
-    this.countValue = { connections: snapshot.connections.length, members: snapshot.members.length };
+    const countChanged = !sameCount(before, this.countValue);
     const self = this.selfValue;
-    if (self) {
-      const mine = snapshot.connections.find((c) => c.connId === self.connId);
+    if (self && connections) {
+      const mine = connections.find((c) => c.connId === self.connId);
       if (mine) {
         self.epoch = Math.max(self.epoch, mine.epoch);
         this.baseState = { ...(mine.state ?? {}) };
@@ -598,15 +744,163 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     }
     this.buffer = this.buffer.filter((e) => e.seq > snapshot.seq);
     this.buffering = false;
+    const held = this.heldCount;
+    this.heldCount = null;
     this.dispatch('sync', { reason, snapshot, self: { ...(self ?? { connId: '', epoch: 0 }) } });
+    if (countChanged) this.dispatch('count', { ...this.countValue });
     this.dispatch('change');
     this.persist();
     if (this.resyncPending && this.statusValue === 'joined') {
       this.resyncPending = false;
       void this.sync('resync');
-      return;
+      return snapshot;
+    }
+    if (held) this.applyCount(held);
+    this.drain();
+    this.resumePaging();
+    return snapshot;
+  }
+
+  /** syncPayload asks `presence:sync` for a snapshot of the channel's snapshot mode. */
+  private syncPayload(): PresenceSyncPayload {
+    if (this.snapshotMode === 'count') return { snapshot: 'count' };
+    if (this.snapshotMode === 'page') {
+      return this.pageSize !== undefined ? { snapshot: 'page', pageSize: this.pageSize } : { snapshot: 'page' };
+    }
+    return {};
+  }
+
+  // --- large rooms: batches, counts, pages -----------------------------------------------
+
+  /** onBatch applies a `presence:batch` event by event, as if each had come alone. */
+  private onBatch(b: PresenceBatch): void {
+    if (!b || b.roomId !== this.roomId || !this.wanted || !Array.isArray(b.events)) return;
+    if (!this.buffering && this.statusValue !== 'joined') return;
+    for (const e of b.events) {
+      if (e && e.roomId === this.roomId && this.buffer.length < MAX_BUFFERED) this.buffer.push(e);
     }
     this.drain();
+  }
+
+  /** onCount applies a `presence:count`; counts skip seqs by design, so no gap is looked for. */
+  private onCount(c: PresenceCountEvent): void {
+    if (!c || c.roomId !== this.roomId || !this.wanted || !c.count) return;
+    if (this.buffering) {
+      if (!this.heldCount || c.seq > this.heldCount.seq) this.heldCount = c;
+      return;
+    }
+    if (this.statusValue === 'joined') this.applyCount(c);
+  }
+
+  private applyCount(c: PresenceCountEvent): void {
+    if (c.seq <= this.seqValue) return;
+    this.seqValue = c.seq;
+    if (!this.setCount(c.count)) return;
+    if (this.pagesLoaded > 0 && !this.liveEvents()) {
+      // The room changed since the pages were read: the next loadMore starts a new picture.
+      this.viewGen++;
+      this.completeValue = false;
+      this.pagesLoaded = 0;
+      this.nextAfter = null;
+    }
+    this.dispatch('change');
+  }
+
+  /** liveEvents reports whether events keep the member list live (`each`, `batched`). */
+  private liveEvents(): boolean {
+    return this.eventMode === 'each' || this.eventMode === 'batched';
+  }
+
+  /** setCount sets the room's size and emits `count` when it changed; it reports whether it did. */
+  private setCount(count: PresenceCount): boolean {
+    if (sameCount(this.countValue, count)) return false;
+    this.countValue = { connections: count.connections, members: count.members };
+    this.dispatch('count', { ...this.countValue });
+    return true;
+  }
+
+  private resetPaging(): void {
+    this.viewGen++;
+    this.listed = false;
+    this.completeValue = false;
+    this.nextAfter = null;
+    this.pagesLoaded = 0;
+    this.touched.clear();
+    if (this.pageRetryTimer !== undefined) this.scheduler.clearTimeout(this.pageRetryTimer);
+    this.pageRetryTimer = undefined;
+    if (this.statusValue !== 'joined' || !this.wanted) this.pagesWanted = 0;
+  }
+
+  /** queuePage loads the next page once the loads before it are done. */
+  private queuePage(): Promise<PresenceMembersPage | null> {
+    const run = () => this.loadPage();
+    const result = this.pageChain.then(run, run);
+    this.pageChain = result.catch(() => undefined);
+    return result;
+  }
+
+  private async loadPage(): Promise<PresenceMembersPage | null> {
+    if (this.completeValue) return null;
+    if (this.statusValue !== 'joined') {
+      throw new RealtimeError('not_joined', `room ${this.roomId}: loading members needs a joined channel`);
+    }
+    const view = this.viewGen;
+    const payload: PresenceMembersPayload = {};
+    if (this.pagesLoaded > 0 && this.nextAfter) payload.after = this.nextAfter;
+    if (this.pageSize !== undefined) payload.limit = this.pageSize;
+    const ack = await this.client.emit('presence:members', payload, { timeoutMs: this.ackTimeoutMs });
+    if (view !== this.viewGen || this.statusValue !== 'joined') return null;
+    this.mergePage(ack.page);
+    return ack.page;
+  }
+
+  /**
+   * mergePage adds a page's connections to the view, except those an event newer than the
+   * page already decided (updated, removed or added).
+   */
+  private mergePage(page: PresenceMembersPage): void {
+    // Without events, a first page starts a new picture of the room.
+    if (this.pagesLoaded === 0 && !this.liveEvents()) this.members.clear();
+    for (const c of page.connections ?? []) {
+      const decided = this.touched.get(c.connId);
+      if (decided !== undefined && decided > page.seq) continue;
+      this.members.set(c);
+    }
+    this.pagesLoaded++;
+    this.nextAfter = page.next ?? null;
+    if (this.nextAfter === null) {
+      this.completeValue = true;
+      this.touched.clear();
+    }
+    // Without events (count, none) the page's count is as good as any: take it when newer.
+    if (!this.liveEvents() && page.count && page.seq > this.seqValue) {
+      this.seqValue = page.seq;
+      this.setCount(page.count);
+    }
+    this.dispatch('change');
+  }
+
+  /** resumePaging loads, in the background, the pages wanted and not yet in the view. */
+  private resumePaging(): void {
+    if (this.completeValue || !this.listed || this.pagesLoaded >= this.pagesWanted) return;
+    if (this.statusValue !== 'joined' || this.buffering) return;
+    const view = this.viewGen;
+    this.queuePage().then(
+      () => {
+        if (view === this.viewGen) this.resumePaging();
+      },
+      (raw: unknown) => {
+        if (view !== this.viewGen || this.statusValue !== 'joined') return;
+        const err = toRealtimeError(raw);
+        if (err.code === 'disconnected') return; // the resume's snapshot pages again
+        this.dispatch('error', err);
+        if (err.code === 'not_joined') return; // the heartbeat finds out and re-joins
+        this.pageRetryTimer = this.scheduler.setTimeout(() => {
+          this.pageRetryTimer = undefined;
+          if (view === this.viewGen) this.resumePaging();
+        }, PAGE_RETRY_MS);
+      },
+    );
   }
 
   private onEvent(e: PresenceEvent): void {
@@ -656,7 +950,8 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
 
   private apply(e: PresenceEvent): void {
     this.seqValue = e.seq;
-    if (e.count) this.countValue = { connections: e.count.connections, members: e.count.members };
+    if (!this.completeValue) this.touched.set(e.connId, e.seq);
+    if (e.count) this.setCount(e.count);
     const existing = this.members.get(e.connId);
     switch (e.type) {
       case 'join':
@@ -707,7 +1002,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     const gen = this.gen;
     this.buffering = true;
     try {
-      const ack = await this.client.emit('presence:sync', {}, { timeoutMs: this.ackTimeoutMs });
+      const ack = await this.client.emit('presence:sync', this.syncPayload(), { timeoutMs: this.ackTimeoutMs });
       if (gen !== this.gen) return;
       this.applySnapshot(ack.snapshot, reason);
     } catch (raw) {
@@ -987,6 +1282,16 @@ function dropUndefined(patch: PresenceStatePatch): PresenceStatePatch {
   const out: PresenceStatePatch = {};
   for (const [k, v] of Object.entries(patch)) if (v !== undefined) out[k] = v;
   return out;
+}
+
+/** listOf returns a snapshot's connections, or undefined for a count snapshot. */
+function listOf(s: PresenceSnapshot | PresenceCountSnapshot): PresenceSnapshot['connections'] | undefined {
+  const list = (s as Partial<PresenceSnapshot>).connections;
+  return Array.isArray(list) ? list : undefined;
+}
+
+function sameCount(a: PresenceCount, b: PresenceCount): boolean {
+  return a.connections === b.connections && a.members === b.members;
 }
 
 function positive(value: number | undefined, fallback: number): number {

@@ -78,6 +78,59 @@ export interface PresenceSnapshot {
   /** Each userId once, however many connections it has. */
   members: string[];
   connections: PresenceConnection[];
+  /** The room's size (revision 3: on a page snapshot or a truncated full snapshot). */
+  count?: PresenceCount;
+  /**
+   * Revision 3, on a page snapshot or a truncated full snapshot: the connId to pass as
+   * `after` to `presence:members` for the next page, null on the last page.
+   */
+  next?: string | null;
+  /** Revision 3: the server capped this full snapshot (PRESENCE_MAX_SNAPSHOT); page on from `next`. */
+  truncated?: true;
+}
+
+/**
+ * A snapshot in count mode (revision 3, `snapshot: "count"`): the room's seq and size,
+ * without members or connections.
+ */
+export interface PresenceCountSnapshot {
+  roomId: string;
+  /** The seq of the last event the count reflects. */
+  seq: number;
+  count: PresenceCount;
+}
+
+/**
+ * How a socket receives the room's presence events (revision 3, `events` of
+ * `presence:join`): `each` one `presence:event` per event (the default); `batched` one
+ * `presence:batch` per server tick; `count` at most one `presence:count` per tick;
+ * `none` no events at all (nor `presence:resync`).
+ */
+export type PresenceEventMode = 'each' | 'batched' | 'count' | 'none';
+
+/**
+ * What the snapshot of a join or sync holds (revision 3): `full` every connection (the
+ * default), `count` only seq and counts, `page` the first page of `pageSize` connections.
+ */
+export type PresenceSnapshotMode = 'full' | 'count' | 'page';
+
+/**
+ * A page of the room's connections (revision 3): a `presence:members` answer, a page
+ * snapshot, or a truncated full snapshot. It was read at its `seq`: events with a higher
+ * seq override its listing.
+ */
+export interface PresenceMembersPage {
+  roomId: string;
+  seq: number;
+  count: PresenceCount;
+  /** Each user of the page once. */
+  members: string[];
+  /** The page's connections, in byte order of connId. */
+  connections: PresenceConnection[];
+  /** The connId to pass as `after` for the next page; null on the last page. */
+  next: string | null;
+  /** Set on a full snapshot the server capped (PRESENCE_MAX_SNAPSHOT). */
+  truncated?: true;
 }
 
 /** Payload of `presence:join`. */
@@ -87,10 +140,20 @@ export interface PresenceJoinPayload {
   state?: PresenceState | null;
   /** Take over a connection this client held on a previous socket. */
   resume?: PresenceSelf;
+  /** Revision 3: how the socket receives the room's events (default `each`). */
+  events?: PresenceEventMode;
+  /** Revision 3: what the ack's snapshot holds (default `full`). */
+  snapshot?: PresenceSnapshotMode;
+  /** Revision 3: the size of a page snapshot, 1 to 1000 (default 100). */
+  pageSize?: number;
 }
 
-/** Successful acknowledgement of `presence:join`. */
-export type PresenceJoinAck = AckSuccess<{ self: PresenceSelf; snapshot: PresenceSnapshot }>;
+/**
+ * Successful acknowledgement of `presence:join`: a {@link PresenceCountSnapshot} when the
+ * join asked for `snapshot: "count"`, else a {@link PresenceSnapshot} (a page, with `next`
+ * and `count`, when it asked for `snapshot: "page"` or the server truncated it).
+ */
+export type PresenceJoinAck = AckSuccess<{ self: PresenceSelf; snapshot: PresenceSnapshot | PresenceCountSnapshot }>;
 
 /** Payload of `presence:heartbeat`. */
 export interface PresenceHeartbeatPayload {
@@ -101,11 +164,25 @@ export interface PresenceHeartbeatPayload {
 /** Successful acknowledgement of `presence:heartbeat`. */
 export type PresenceHeartbeatAck = AckSuccess<{ epoch: number; changed: boolean }>;
 
-/** Payload of `presence:sync` (none, or an empty object). */
-export type PresenceSyncPayload = Record<string, never>;
+/** Payload of `presence:sync` (none, an empty object, or revision 3's snapshot mode). */
+export interface PresenceSyncPayload {
+  snapshot?: PresenceSnapshotMode;
+  pageSize?: number;
+}
 
-/** Successful acknowledgement of `presence:sync`. */
-export type PresenceSyncAck = AckSuccess<{ snapshot: PresenceSnapshot }>;
+/** Successful acknowledgement of `presence:sync` (the snapshot as for the join). */
+export type PresenceSyncAck = AckSuccess<{ snapshot: PresenceSnapshot | PresenceCountSnapshot }>;
+
+/** Payload of `presence:members` (revision 3). */
+export interface PresenceMembersPayload {
+  /** The `next` of the previous page; absent for the first page. */
+  after?: string;
+  /** 1 to 1000, default 100. */
+  limit?: number;
+}
+
+/** Successful acknowledgement of `presence:members` (revision 3). */
+export type PresenceMembersAck = AckSuccess<{ page: PresenceMembersPage }>;
 
 /** Payload of `presence:leave` (none, or an empty object). */
 export type PresenceLeavePayload = Record<string, never>;
@@ -140,6 +217,25 @@ export interface PresenceEvent {
   userJoined?: boolean;
   /** On `leave`: this was the user's last connection in the room. */
   userLeft?: boolean;
+  count: PresenceCount;
+}
+
+/**
+ * `presence:batch` (revision 3, events mode `batched`): the events of one server tick, in
+ * seq order, exactly those a member in mode `each` gets.
+ */
+export interface PresenceBatch {
+  roomId: string;
+  events: PresenceEvent[];
+}
+
+/**
+ * `presence:count` (revision 3, events mode `count`): at most one per server tick, the
+ * room's size after the event of `seq`.
+ */
+export interface PresenceCountEvent {
+  roomId: string;
+  seq: number;
   count: PresenceCount;
 }
 
@@ -249,6 +345,7 @@ export interface ClientToServerEvents {
   'presence:heartbeat': [PresenceHeartbeatPayload | undefined, PresenceHeartbeatAck];
   'presence:sync': [PresenceSyncPayload | undefined, PresenceSyncAck];
   'presence:leave': [PresenceLeavePayload | undefined, PresenceLeaveAck];
+  'presence:members': [PresenceMembersPayload | undefined, PresenceMembersAck];
   'chat:message': [ChatMessagePayload, ChatMessageAck];
   'topic:subscribe': [TopicSubscribePayload, TopicSubscribeAck];
   'topic:unsubscribe': [TopicUnsubscribePayload, TopicUnsubscribeAck];
@@ -257,6 +354,8 @@ export interface ClientToServerEvents {
 /** Server-to-client events and their payloads. */
 export interface ServerToClientEvents {
   'presence:event': PresenceEvent;
+  'presence:batch': PresenceBatch;
+  'presence:count': PresenceCountEvent;
   'presence:resync': PresenceResync;
   'chat:message': ChatMessage;
   'topic:message': TopicMessage;

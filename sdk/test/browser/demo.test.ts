@@ -225,3 +225,54 @@ it('the Topics panel: two pages subscribe, a publish and an emit through the dem
     await server.stop();
   }
 });
+
+it('the Big room panel: 300 bots from the demo server; a count page and a paged batched page show the live count and a first page', async () => {
+  const bigDemo = await startDemo({ RTM_SERVER_URL: serverUrl });
+  const bigRoom = `big-${Date.now().toString(36)}`;
+  const open = async (userId: string, mode: 'count' | 'batched') => {
+    const context = await browser!.newContext({ viewport: { width: 1440, height: 900 }, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    page.on('pageerror', (err) => pageErrors.push(`${userId}: ${err.message}`));
+    await page.goto(bigDemo.url);
+    await page.fill('#server-url', serverUrl);
+    await page.fill('#room', bigRoom);
+    await page.fill('#user', userId);
+    await page.selectOption('#events-mode', mode);
+    await page.click('#join');
+    // A first page is in connId order: it need not list this member.
+    await expect.poll(() => page.textContent('#fact-status')).toBe('joined');
+    return page;
+  };
+  try {
+    const counter = await open('counter', 'count');
+    expect(await counter.textContent('#big-mode')).toBe('count');
+    await counter.fill('#bot-count', '300');
+    await counter.click('#bots-set');
+    await expect.poll(() => counter.textContent('#big-bots'), { timeout: 45_000 }).toBe('300');
+    await expect.poll(() => counter.textContent('#big-count'), { timeout: 10_000 }).toBe('301 people · 301 conn');
+    // The count page listed itself only; the count changed, so a new picture is one click away.
+    await expect.poll(() => counter.textContent('#paging-text')).toContain('Listing 1 of 301');
+    await counter.click('#load-more');
+    await expect.poll(() => counter.$$eval('#members li[data-user]', (li) => li.length)).toBe(50);
+    await expect.poll(() => counter.textContent('#big-listed')).toBe('50 of 301');
+
+    const pager = await open('pager', 'batched');
+    await expect.poll(() => pager.textContent('#big-count')).toBe('302 people · 302 conn');
+    expect(await pager.$$eval('#members li[data-user]', (li) => li.length)).toBe(50);
+    expect(await pager.textContent('#member-count')).toBe('302 people · 302 connections');
+    await pager.click('#load-more');
+    await expect.poll(() => pager.textContent('#big-listed')).toBe('100 of 302');
+    await pager.screenshot({ path: join(tmpdir(), 'rtm-demo-big-room.png') });
+    await expect.poll(() => counter.textContent('#big-count')).toBe('302 people · 302 conn');
+
+    // The bots leave: the count follows on both pages, the batched page's list too.
+    await pager.click('#bots-remove');
+    await expect.poll(() => pager.textContent('#big-bots'), { timeout: 30_000 }).toBe('0');
+    await expect.poll(() => counter.textContent('#big-count'), { timeout: 10_000 }).toBe('2 people · 2 conn');
+    await expect.poll(() => pager.textContent('#big-count'), { timeout: 10_000 }).toBe('2 people · 2 conn');
+    await expect.poll(() => pager.$$eval('#members li[data-user]', (li) => li.length)).toBeLessThanOrEqual(2);
+    expect(pageErrors).toEqual([]);
+  } finally {
+    bigDemo.stop();
+  }
+});
