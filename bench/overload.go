@@ -192,6 +192,7 @@ type OverloadReport struct {
 	Recovered               bool               `json:"recovered"`
 	RecoveryMs              float64            `json:"recovery_ms"`
 	Server                  *ServerFigures     `json:"server,omitempty"`
+	ServerCPUMicrosPerDel   float64            `json:"server_cpu_us_per_delivery"`
 	BenchCPU                float64            `json:"bench_cpu_percent_load"`
 	Checks                  []string           `json:"failed_checks"`
 }
@@ -260,6 +261,9 @@ func runOverload(c *config) (*OverloadReport, error) {
 	if end != nil {
 		f := serverFigures(target, base, begin, end)
 		rep.Server = &f
+		if begin != nil {
+			rep.ServerCPUMicrosPerDel = cpuMicrosPerDelivery(end.M["process_cpu_seconds_total"]-begin.M["process_cpu_seconds_total"], rep.Deliveries)
+		}
 	}
 	rep.Checks = rep.check()
 	return rep, ctx.Err()
@@ -528,7 +532,7 @@ func (rep *OverloadReport) writeTable(w *os.File) {
 		fmt.Fprintf(w, "recovery: NOT within %.0f ms\n", rep.RecoveryMs)
 	}
 	if s := rep.Server; s != nil {
-		fmt.Fprintf(w, "server: CPU %.0f%% during the load, RSS %s, goroutines %.0f\n", s.CPUPercent, mib(s.RSSBytes), s.Goroutines)
+		fmt.Fprintf(w, "server: CPU %.0f%% during the load (%.2f us per delivery), RSS %s, goroutines %.0f\n", s.CPUPercent, rep.ServerCPUMicrosPerDel, mib(s.RSSBytes), s.Goroutines)
 	}
 	fmt.Fprintf(w, "bench CPU during the load: %.0f%%\n", rep.BenchCPU)
 	for _, c := range rep.Checks {
