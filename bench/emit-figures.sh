@@ -139,20 +139,21 @@ for eio in $EIOS; do
 	fi
 done
 
-# One line per run: offered and delivered deliveries/s, missing, CPU per
-# delivery, server RSS, bench CPU.
+# One line per run: offered and delivered deliveries/s (during the load),
+# deliveries after the stop, missing, server CPU per delivery from the load's
+# start until drained and during the load only, server RSS, bench CPU.
 {
-	printf 'run\tvia\tjoined\toffered/s\tdelivered/s\tmissing (overload: seq gaps)\tus/delivery\tserver CPU s\tRSS MiB\tbench CPU %%\tchecks\n'
+	printf 'run\tvia\tjoined\toffered/s\tdelivered/s\tafter stop\tmissing (overload: seq gaps)\tus/delivery until drained\tus/delivery load\tRSS MiB\tbench CPU %%\tchecks\n'
 	for f in "$OUT"/emit-*.json; do
 		jq -r --arg n "$(basename "$f" .json)" '[$n, .via, .members_joined, (.offered_deliveries_per_second|round),
-			(.deliveries_per_second_load|round), .missing_deliveries, (.server_cpu_us_per_delivery*100|round/100),
-			(.server_cpu_seconds_load*100|round/100), (.server_rss_bytes/1048576|round), (.bench_cpu_percent_load|round),
-			(.failed_checks|length)] | @tsv' "$f" || true
+			(.deliveries_per_second_load|round), .deliveries_after_stop, .missing_deliveries,
+			(.server_cpu_us_per_delivery*100|round/100), (.server_cpu_us_per_delivery_load*100|round/100),
+			(.server_rss_bytes/1048576|round), (.bench_cpu_percent_load|round), (.failed_checks|length)] | @tsv' "$f" || true
 	done
 	for f in "$OUT"/overload-*.json; do
 		jq -r --arg n "$(basename "$f" .json)" '[$n, "presence", .joins_ok, (.offered_deliveries_per_second|round),
-			(.deliveries_per_second_load|round), .seq_gaps, (.server_cpu_us_per_delivery*100|round/100),
-			(.server.cpu_percent_steady*.load_seconds/100*100|round/100), (.server.rss_bytes/1048576|round),
-			(.bench_cpu_percent_load|round), (.failed_checks|length)] | @tsv' "$f" || true
+			(.deliveries_per_second_load|round), .deliveries_after_stop, .seq_gaps,
+			(.server_cpu_us_per_delivery_until_drained*100|round/100), (.server_cpu_us_per_delivery*100|round/100),
+			(.server.rss_bytes/1048576|round), (.bench_cpu_percent_load|round), (.failed_checks|length)] | @tsv' "$f" || true
 	done
 } | tee "$OUT/summary.tsv"

@@ -193,8 +193,11 @@ type OverloadReport struct {
 	RecoveryMs              float64            `json:"recovery_ms"`
 	Server                  *ServerFigures     `json:"server,omitempty"`
 	ServerCPUMicrosPerDel   float64            `json:"server_cpu_us_per_delivery"`
-	BenchCPU                float64            `json:"bench_cpu_percent_load"`
-	Checks                  []string           `json:"failed_checks"`
+	// ServerCPUMicrosPerDelAll counts from the load's start to the end of
+	// the drain (recovery probes included), over every delivery since.
+	ServerCPUMicrosPerDelAll float64  `json:"server_cpu_us_per_delivery_until_drained"`
+	BenchCPU                 float64  `json:"bench_cpu_percent_load"`
+	Checks                   []string `json:"failed_checks"`
 }
 
 // runOverload performs the overload scenario against c.targets[0].
@@ -237,6 +240,7 @@ func runOverload(c *config) (*OverloadReport, error) {
 	case <-time.After(c.drain):
 	}
 	d2 := o.delivered.Load()
+	drained, _ := scrape(target)
 	stopLive()
 	disc := o.disconnected.Load()
 	o.closeAll()
@@ -262,7 +266,10 @@ func runOverload(c *config) (*OverloadReport, error) {
 		f := serverFigures(target, base, begin, end)
 		rep.Server = &f
 		if begin != nil {
-			rep.ServerCPUMicrosPerDel = cpuMicrosPerDelivery(end.M["process_cpu_seconds_total"]-begin.M["process_cpu_seconds_total"], rep.Deliveries)
+			rep.ServerCPUMicrosPerDel = cpuMicrosPerDelivery(cpuDelta(begin, end), rep.Deliveries)
+			if drained != nil {
+				rep.ServerCPUMicrosPerDelAll = cpuMicrosPerDelivery(cpuDelta(begin, drained), d2-d0)
+			}
 		}
 	}
 	rep.Checks = rep.check()
@@ -532,7 +539,7 @@ func (rep *OverloadReport) writeTable(w *os.File) {
 		fmt.Fprintf(w, "recovery: NOT within %.0f ms\n", rep.RecoveryMs)
 	}
 	if s := rep.Server; s != nil {
-		fmt.Fprintf(w, "server: CPU %.0f%% during the load (%.2f us per delivery), RSS %s, goroutines %.0f\n", s.CPUPercent, rep.ServerCPUMicrosPerDel, mib(s.RSSBytes), s.Goroutines)
+		fmt.Fprintf(w, "server: CPU %.0f%% during the load (%.2f us per delivery; %.2f us until drained), RSS %s, goroutines %.0f\n", s.CPUPercent, rep.ServerCPUMicrosPerDel, rep.ServerCPUMicrosPerDelAll, mib(s.RSSBytes), s.Goroutines)
 	}
 	fmt.Fprintf(w, "bench CPU during the load: %.0f%%\n", rep.BenchCPU)
 	for _, c := range rep.Checks {
