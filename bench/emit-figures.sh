@@ -154,6 +154,6 @@ done
 		jq -r --arg n "$(basename "$f" .json)" '[$n, "presence", .joins_ok, (.offered_deliveries_per_second|round),
 			(.deliveries_per_second_load|round), .deliveries_after_stop, .seq_gaps,
 			(.server_cpu_us_per_delivery_until_drained*100|round/100), (.server_cpu_us_per_delivery*100|round/100),
-			(.server.rss_bytes/1048576|round), (.bench_cpu_percent_load|round), (.failed_checks|length)] | @tsv' "$f" || true
+			((.server.rss_bytes // 0)/1048576|round), (.bench_cpu_percent_load|round), (.failed_checks|length)] | @tsv' "$f" || true
 	done
 } | tee "$OUT/summary.tsv"
