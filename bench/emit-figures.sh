@@ -12,7 +12,7 @@
 # Environment: PREV_BIN (required: a build of the previous main), NEW_BIN (a
 # server binary; default: build this checkout), REDIS_PORT (6392), PORT
 # (3501: the nodes listen on PORT and PORT+1), OUT (/tmp/rtm-emit-results),
-# EIOS ("4 3"), RATES (messages/s, "200 500"), MEMBERS (1000), RAMP (10s),
+# EIOS ("4 3"), RATES (messages/s, "200 500"; empty: no emit run), MEMBERS (1000), RAMP (10s),
 # DURATION (20s), OVERLOAD (500000 deliveries/s offered; empty: skip),
 # SERVER_CPUS and BENCH_CPUS (taskset CPU lists for the nodes and for the
 # generator and Redis; empty: no pinning). Every run is bounded in time; the
@@ -25,7 +25,7 @@ REDIS_PORT=${REDIS_PORT:-6392}
 PORT=${PORT:-3501}
 OUT=${OUT:-/tmp/rtm-emit-results}
 EIOS=${EIOS:-4 3}
-RATES=${RATES:-200 500}
+RATES=${RATES-200 500}
 MEMBERS=${MEMBERS:-1000}
 RAMP=${RAMP:-10s}
 DURATION=${DURATION:-20s}
