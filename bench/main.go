@@ -56,6 +56,10 @@ type config struct {
 	probeOK       time.Duration
 	recoveryLimit time.Duration
 
+	// -scenario emit (see emit.go).
+	emitVia string
+	msgRate float64 // messages per second into the room
+
 	// Redis helpers (no sockets).
 	luaFile      string
 	prefix       string
@@ -131,7 +135,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&c.smoke, "smoke", false, "smoke test: 50 connections for 5 s within the default rate limits; exit 1 on any error or missing event")
 	fs.StringVar(&c.scenario, "scenario", envStr("SCENARIO", ""),
-		"scenario: empty for the rooms/users load, or overload: -members in one room on one node, each patching every -patch-every (env SCENARIO)")
+		"scenario: empty for the rooms/users load; overload: -members in one room on one node, each patching every -patch-every; emit: -members over the -target nodes in one room, -msg-rate messages/s into it (env SCENARIO)")
 	fs.IntVar(&c.members, "members", envInt("MEMBERS", 1000), "overload: members of the one room (env MEMBERS)")
 	fs.DurationVar(&c.patchEvery, "patch-every", envDur("PATCH_EVERY", 500*time.Millisecond),
 		"overload: time between two patches of one member (env PATCH_EVERY)")
@@ -140,8 +144,11 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&c.probeOK, "probe-ok", 50*time.Millisecond,
 		"overload: the node has recovered once a fresh join and heartbeat are each acked within this")
 	fs.DurationVar(&c.recoveryLimit, "recovery-limit", time.Minute, "overload: give up waiting for recovery after this long")
+	fs.StringVar(&c.emitVia, "emit-via", envStr("EMIT_VIA", "auto"),
+		"emit: auto, topic (subscribe to a topic, publish with rtm/emitter through -redis) or chat (join a presence room, members send chat:message) (env EMIT_VIA)")
+	fs.Float64Var(&c.msgRate, "msg-rate", envFloat("MSG_PER_SEC", 0), "emit: messages per second into the room (env MSG_PER_SEC)")
 	fs.StringVar(&c.luaFile, "lua", "presence_lua.go", "the server's presence_lua.go, for -beat-cmd")
-	fs.StringVar(&c.prefix, "prefix", "prs:", "the server's PRESENCE_PREFIX, for -seed and -beat-cmd")
+	fs.StringVar(&c.prefix, "prefix", "prs:", "the server's PRESENCE_PREFIX, for -seed, -beat-cmd and the emitter of -scenario emit")
 	fs.IntVar(&c.seed, "seed", 0, "write this many connections straight into -redis (spread over -rooms, key layout of presence_lua.go) and exit")
 	fs.DurationVar(&c.seedLookback, "seed-lookback", time.Hour, "deadline of seeded connections, from now")
 	fs.StringVar(&c.seedSID, "seed-sid", "bench-seed", "owner sid of seeded connections")
@@ -208,8 +215,12 @@ func (c *config) validate() error {
 		case c.probeOK <= 0 || c.recoveryLimit <= 0:
 			return errors.New("-probe-ok and -recovery-limit must be positive")
 		}
+	case "emit":
+		if err := c.validateEmit(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-scenario %q: want overload or nothing", c.scenario)
+		return fmt.Errorf("-scenario %q: want overload, emit or nothing", c.scenario)
 	}
 	if c.redisAddr != "" {
 		if err := checkLoopback("tcp://" + c.redisAddr); err != nil {
@@ -305,6 +316,9 @@ func main() {
 		return
 	case c.scenario == "overload":
 		mainOverload(c)
+		return
+	case c.scenario == "emit":
+		mainEmit(c)
 		return
 	}
 	rep, err := run(c)

@@ -192,8 +192,12 @@ type OverloadReport struct {
 	Recovered               bool               `json:"recovered"`
 	RecoveryMs              float64            `json:"recovery_ms"`
 	Server                  *ServerFigures     `json:"server,omitempty"`
-	BenchCPU                float64            `json:"bench_cpu_percent_load"`
-	Checks                  []string           `json:"failed_checks"`
+	ServerCPUMicrosPerDel   float64            `json:"server_cpu_us_per_delivery"`
+	// ServerCPUMicrosPerDelAll counts from the load's start to the end of
+	// the drain (recovery probes included), over every delivery since.
+	ServerCPUMicrosPerDelAll float64  `json:"server_cpu_us_per_delivery_until_drained"`
+	BenchCPU                 float64  `json:"bench_cpu_percent_load"`
+	Checks                   []string `json:"failed_checks"`
 }
 
 // runOverload performs the overload scenario against c.targets[0].
@@ -236,6 +240,7 @@ func runOverload(c *config) (*OverloadReport, error) {
 	case <-time.After(c.drain):
 	}
 	d2 := o.delivered.Load()
+	drained, _ := scrape(target)
 	stopLive()
 	disc := o.disconnected.Load()
 	o.closeAll()
@@ -260,6 +265,12 @@ func runOverload(c *config) (*OverloadReport, error) {
 	if end != nil {
 		f := serverFigures(target, base, begin, end)
 		rep.Server = &f
+		if begin != nil {
+			rep.ServerCPUMicrosPerDel = cpuMicrosPerDelivery(cpuDelta(begin, end), rep.Deliveries)
+			if drained != nil {
+				rep.ServerCPUMicrosPerDelAll = cpuMicrosPerDelivery(cpuDelta(begin, drained), d2-d0)
+			}
+		}
 	}
 	rep.Checks = rep.check()
 	return rep, ctx.Err()
@@ -528,7 +539,7 @@ func (rep *OverloadReport) writeTable(w *os.File) {
 		fmt.Fprintf(w, "recovery: NOT within %.0f ms\n", rep.RecoveryMs)
 	}
 	if s := rep.Server; s != nil {
-		fmt.Fprintf(w, "server: CPU %.0f%% during the load, RSS %s, goroutines %.0f\n", s.CPUPercent, mib(s.RSSBytes), s.Goroutines)
+		fmt.Fprintf(w, "server: CPU %.0f%% during the load (%.2f us per delivery; %.2f us until drained), RSS %s, goroutines %.0f\n", s.CPUPercent, rep.ServerCPUMicrosPerDel, rep.ServerCPUMicrosPerDelAll, mib(s.RSSBytes), s.Goroutines)
 	}
 	fmt.Fprintf(w, "bench CPU during the load: %.0f%%\n", rep.BenchCPU)
 	for _, c := range rep.Checks {
