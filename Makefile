@@ -14,7 +14,10 @@ SMOKE_PORT ?= 0
 # test's default, the number of cores. Many tests bound times of a second
 # or two, so more than that starves them on a small or busy machine.
 GOTEST_PARALLEL ?=
-CHROMIUM_PATH ?= /usr/bin/chromium
+# Chromium for the SDK's browser tests: the first one installed, else the
+# one deps-system installs (Debian's package; on Ubuntu, whose chromium is a
+# snap, the snap's binary).
+CHROMIUM_PATH ?= $(or $(firstword $(wildcard /usr/bin/chromium /usr/bin/chromium-browser /snap/bin/chromium)),$(if $(shell grep -qs '^ID=ubuntu' /etc/os-release && echo y),/snap/bin/chromium,/usr/bin/chromium))
 export CHROMIUM_PATH
 
 .PHONY: test run deps deps-system deps-node deps-conformance check go-test sdk-test sdk-unit sdk-integration sdk-browser smoke build fuzz mutants bench clean
@@ -42,7 +45,7 @@ deps-system:
 	@missing=; \
 	{ command -v redis-server && command -v redis-cli; } >/dev/null || missing="$$missing redis-server"; \
 	command -v "$$($(GO) env CC)" >/dev/null || missing="$$missing gcc libc6-dev"; \
-	[ -x "$(CHROMIUM_PATH)" ] || missing="$$missing chromium"; \
+	[ -x "$(CHROMIUM_PATH)" ] || missing="$$missing $(if $(findstring /snap/,$(CHROMIUM_PATH)),chromium-browser,chromium)"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
