@@ -60,6 +60,19 @@ type config struct {
 	emitVia string
 	msgRate float64 // messages per second into the room
 
+	// -scenario bigroom (see bigroom.go).
+	joinRate       float64 // joins per second
+	bigEvents      string  // the join's events option; "": not sent
+	bigSnapshot    string  // the join's snapshot option; "": not sent
+	pageSize       int
+	oldShare       float64 // share of members that send no option
+	otherRooms     int
+	otherUsers     int // per other room
+	otherHBEvery   time.Duration
+	baseline       time.Duration
+	convergeWithin time.Duration
+	settle         time.Duration
+
 	// Redis helpers (no sockets).
 	luaFile      string
 	prefix       string
@@ -135,8 +148,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines")
 	fs.BoolVar(&c.smoke, "smoke", false, "smoke test: 50 connections for 5 s within the default rate limits; exit 1 on any error or missing event")
 	fs.StringVar(&c.scenario, "scenario", envStr("SCENARIO", ""),
-		"scenario: empty for the rooms/users load; overload: -members in one room on one node, each patching every -patch-every; emit: -members over the -target nodes in one room, -msg-rate messages/s into it (env SCENARIO)")
-	fs.IntVar(&c.members, "members", envInt("MEMBERS", 1000), "overload: members of the one room (env MEMBERS)")
+		"scenario: empty for the rooms/users load; overload: -members in one room on one node, each patching every -patch-every; emit: -members over the -target nodes in one room, -msg-rate messages/s into it; bigroom: -members join one room over the -target nodes at -join-rate while -other-rooms heartbeat (env SCENARIO)")
+	fs.IntVar(&c.members, "members", envInt("MEMBERS", 1000), "overload, emit, bigroom: members of the one room (env MEMBERS)")
 	fs.DurationVar(&c.patchEvery, "patch-every", envDur("PATCH_EVERY", 500*time.Millisecond),
 		"overload: time between two patches of one member (env PATCH_EVERY)")
 	fs.Float64Var(&c.offered, "offered", envFloat("OFFERED_DELIVERIES", 0),
@@ -147,6 +160,24 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.emitVia, "emit-via", envStr("EMIT_VIA", "auto"),
 		"emit: auto, topic (subscribe to a topic, publish with rtm/emitter through -redis) or chat (join a presence room, members send chat:message) (env EMIT_VIA)")
 	fs.Float64Var(&c.msgRate, "msg-rate", envFloat("MSG_PER_SEC", 0), "emit: messages per second into the room (env MSG_PER_SEC)")
+	fs.Float64Var(&c.joinRate, "join-rate", envFloat("JOIN_RATE", 500), "bigroom: joins per second into the room (env JOIN_RATE)")
+	fs.StringVar(&c.bigEvents, "events", envStr("JOIN_EVENTS", ""),
+		"bigroom: the members' join option events: each, batched, count, none, or empty to send none (env JOIN_EVENTS)")
+	fs.StringVar(&c.bigSnapshot, "snapshot", envStr("JOIN_SNAPSHOT", ""),
+		"bigroom: the members' join option snapshot: full, count, page, or empty to send none (env JOIN_SNAPSHOT)")
+	fs.IntVar(&c.pageSize, "page-size", envInt("PAGE_SIZE", 0), "bigroom: pageSize of -snapshot page, 1..1000; 0: the server's default (env PAGE_SIZE)")
+	fs.Float64Var(&c.oldShare, "old-share", envFloat("OLD_SHARE", 0),
+		"bigroom: share of the members, 0..1, that join old-style (no -events, -snapshot or -page-size) (env OLD_SHARE)")
+	fs.IntVar(&c.otherRooms, "other-rooms", envInt("OTHER_ROOMS", 100), "bigroom: small rooms heartbeating beside the big one (env OTHER_ROOMS)")
+	fs.IntVar(&c.otherUsers, "other-users", envInt("OTHER_USERS", 2), "bigroom: users (one connection each) per other room (env OTHER_USERS)")
+	fs.DurationVar(&c.otherHBEvery, "other-hb-every", envDur("OTHER_HB_EVERY", time.Second),
+		"bigroom: each other room's connection heartbeats this often; members heartbeat every -hb-interval (env OTHER_HB_EVERY)")
+	fs.DurationVar(&c.baseline, "baseline", envDur("BASELINE", 10*time.Second),
+		"bigroom: the other rooms heartbeat alone this long before the ramp; 0: as long as the ramp (-members / -join-rate) (env BASELINE)")
+	fs.DurationVar(&c.convergeWithin, "converge-within", envDur("CONVERGE_WITHIN", 10*time.Second),
+		"bigroom: after the last join, wait at most this long for every member's view of the room's size (env CONVERGE_WITHIN)")
+	fs.DurationVar(&c.settle, "settle", envDur("SETTLE", 3*time.Second),
+		"bigroom: the nodes' CPU and RSS are read this long after the ramp's end (env SETTLE)")
 	fs.StringVar(&c.luaFile, "lua", "presence_lua.go", "the server's presence_lua.go, for -beat-cmd")
 	fs.StringVar(&c.prefix, "prefix", "prs:", "the server's PRESENCE_PREFIX, for -seed, -beat-cmd and the emitter of -scenario emit")
 	fs.IntVar(&c.seed, "seed", 0, "write this many connections straight into -redis (spread over -rooms, key layout of presence_lua.go) and exit")
@@ -219,8 +250,12 @@ func (c *config) validate() error {
 		if err := c.validateEmit(); err != nil {
 			return err
 		}
+	case "bigroom":
+		if err := c.validateBigroom(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-scenario %q: want overload, emit or nothing", c.scenario)
+		return fmt.Errorf("-scenario %q: want overload, emit, bigroom or nothing", c.scenario)
 	}
 	if c.redisAddr != "" {
 		if err := checkLoopback("tcp://" + c.redisAddr); err != nil {
@@ -319,6 +354,9 @@ func main() {
 		return
 	case c.scenario == "emit":
 		mainEmit(c)
+		return
+	case c.scenario == "bigroom":
+		mainBigroom(c)
 		return
 	}
 	rep, err := run(c)
