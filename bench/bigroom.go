@@ -975,7 +975,7 @@ func (b *bigRun) views() (vs []viewResult, none int) {
 	return vs, none
 }
 
-// converged waits until every listening member's view equals final or
+// waitConverged waits until every listening member's view equals final or
 // deadline passes.
 func (b *bigRun) waitConverged(ctx context.Context, final int64, deadline time.Time) {
 	for ctx.Err() == nil && time.Now().Before(deadline) {
