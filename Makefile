@@ -30,6 +30,12 @@ ifeq ($(NODE_BIN),nodeenv-failed)
 $(error could not provide Node >= 20.19: see the nodeenv message above)
 endif
 export PATH := $(if $(NODE_BIN),$(NODE_BIN):)$(PATH)
+# Node's official builds trust only their own CA list; the machine's bundle
+# too (a proxy's CA that apt and go already trust), as Debian's node does.
+SYSTEM_CA := $(wildcard /etc/ssl/certs/ca-certificates.crt)
+ifneq ($(and $(NODE_BIN),$(SYSTEM_CA)),)
+export NODE_EXTRA_CA_CERTS ?= $(SYSTEM_CA)
+endif
 endif
 
 test: deps build
