@@ -649,13 +649,7 @@ func mainEmit(c *config) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	if c.jsonOut {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	} else {
-		rep.writeTable(os.Stdout)
-	}
+	printReport(c.jsonOut, rep)
 	if len(rep.Checks) > 0 {
 		os.Exit(1)
 	}

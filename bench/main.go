@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -385,14 +386,20 @@ func mainOverload(c *config) {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	if c.jsonOut {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(rep)
-	} else {
-		rep.writeTable(os.Stdout)
-	}
+	printReport(c.jsonOut, rep)
 	if len(rep.Checks) > 0 {
 		os.Exit(1)
 	}
+}
+
+// printReport writes a scenario's report to stdout: indented JSON with
+// -json, else its table.
+func printReport(jsonOut bool, rep interface{ writeTable(io.Writer) }) {
+	if jsonOut {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+		return
+	}
+	rep.writeTable(os.Stdout)
 }

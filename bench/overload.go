@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -520,7 +521,7 @@ func (rep *OverloadReport) check() []string {
 }
 
 // writeTable prints the report for people.
-func (rep *OverloadReport) writeTable(w *os.File) {
+func (rep *OverloadReport) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "\noverload report %s: %s, EIO=%d, one room of %d members, a patch per member every %.0f ms for %.1f s\n",
 		rep.Date, rep.Target, rep.EIO, rep.Members, rep.PatchEveryMs, rep.LoadSeconds)
 	fmt.Fprintf(w, "offered: %.0f patches/s, %.0f deliveries/s\n", rep.OfferedPatchesPerSec, rep.OfferedDeliveriesPerSec)
