@@ -3,6 +3,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RealtimeClient, type PresenceChannel } from '../../src/index.js';
 import { SERVER_ENV, startServer, type RunningServer } from '../support/server.js';
+import { unique, waitFor as waitWithin } from '../support/wait.js';
 
 const clients: RealtimeClient[] = [];
 
@@ -10,19 +11,11 @@ afterEach(() => {
   for (const c of clients.splice(0)) c.disconnect();
 });
 
-let roomCounter = 0;
-function room(name: string): string {
-  return `${name}-${process.pid}-${Date.now().toString(36)}-${++roomCounter}`;
-}
+const room = unique;
 
-async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** waitFor allows 15 s: a room of a hundred members fills more slowly on a busy machine. */
+function waitFor<T>(what: string, check: () => T | undefined | null | false): Promise<T> {
+  return waitWithin(what, check, 15_000);
 }
 
 function client(url: string): RealtimeClient {

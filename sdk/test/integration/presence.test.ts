@@ -5,6 +5,7 @@ import { io } from 'socket.io-client';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RealtimeClient, type PresenceChannel, type PresenceEvent, type PresenceSyncInfo } from '../../src/index.js';
 import { SERVER_ENV, startRedis, startServer, type RunningRedis, type RunningServer } from '../support/server.js';
+import { unique, waitFor, sleep } from '../support/wait.js';
 
 const url = inject('serverUrl');
 const clients: RealtimeClient[] = [];
@@ -15,25 +16,7 @@ afterEach(() => {
   for (const s of rawSockets.splice(0)) s.close();
 });
 
-let roomCounter = 0;
-function room(name: string): string {
-  return `${name}-${process.pid}-${Date.now().toString(36)}-${++roomCounter}`;
-}
-
-/** waitFor polls `check` until it returns a truthy value. */
-async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+const room = unique;
 
 /** RawSocket is the part of a socket.io-client socket the tests drive directly. */
 interface RawSocket {

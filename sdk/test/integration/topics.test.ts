@@ -4,6 +4,7 @@ import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { RealtimeClient, type RealtimeError, type TopicMessage, type TopicSubscription } from '../../src/index.js';
 import { SERVER_ENV, startRedis, startServer, type RunningRedis, type RunningServer } from '../support/server.js';
+import { unique, waitFor, sleep } from '../support/wait.js';
 
 const API_TOKEN = 'sdk-integration-api-token';
 const clients: RealtimeClient[] = [];
@@ -11,26 +12,6 @@ const clients: RealtimeClient[] = [];
 afterEach(() => {
   for (const c of clients.splice(0)) c.disconnect();
 });
-
-let counter = 0;
-function unique(name: string): string {
-  return `${name}-${process.pid}-${Date.now().toString(36)}-${++counter}`;
-}
-
-/** waitFor polls `check` until it returns a truthy value. */
-async function waitFor<T>(what: string, check: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** post sends a backend call to the HTTP API and returns its status and JSON body. */
 async function post(base: string, path: string, body: unknown, token: string | null = API_TOKEN) {
