@@ -32,6 +32,7 @@ type Broadcast struct {
 	rooms         []string
 	exceptRooms   []string
 	exceptSockets []string
+	recorded      bool // see Recorded (history.go)
 	err           error
 }
 
@@ -116,6 +117,9 @@ func (b Broadcast) Emit(ctx context.Context, event string, data any) error {
 	raw, err := marshalData(data)
 	if err != nil {
 		return err
+	}
+	if b.recorded {
+		return b.emitRecorded(ctx, event, raw)
 	}
 	return b.publish(ctx, envelope{Event: event, Data: raw})
 }

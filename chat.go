@@ -64,7 +64,9 @@ func (c *Chat) handleMessage(ctx context.Context, s *Socket, raw json.RawMessage
 		return nil, err
 	}
 	msg := chatMessage{ID: newID(), RoomID: m.RoomID, UserID: m.UserID, ConnID: m.ConnID, Text: text, TS: m.TS}
-	if err := c.mc.EmitToRoom(ctx, m.RoomID, "chat:message", msg); err != nil {
+	// Recorded: the message takes its place in the room's sequence and
+	// history, so a client that comes back recovers it (PROTOCOL.md).
+	if err := c.mc.To(m.RoomID).Recorded().Emit(ctx, "chat:message", msg); err != nil {
 		return nil, err
 	}
 	return map[string]any{"id": msg.ID, "ts": msg.TS}, nil

@@ -93,6 +93,8 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 		{"presence-disconnect-grace-ms", "PRESENCE_DISCONNECT_GRACE_MS", "5000", "how long a dropped socket's connection waits for a resume; 0 removes at once", msTo(&c.Server.Presence.DisconnectGrace, 0)},
 		{"presence-max-snapshot", "PRESENCE_MAX_SNAPSHOT", "0", "most connections a full snapshot lists; a larger room answers the first page, marked truncated; 0: no cap", intTo(&c.Server.Presence.MaxSnapshot, 0, 1<<30)},
 		{"presence-batch-ms", "PRESENCE_BATCH_MS", "200", "tick of batched presence events and counts (the join's events option)", msTo(&c.Server.Presence.BatchInterval, 10)},
+		{"history-ttl-ms", "HISTORY_TTL_MS", "120000", "how long a room's events stay in its history, for clients that come back; 0: no history", msTo(&c.Server.Presence.History.TTL, 0)},
+		{"history-max", "HISTORY_MAX", "1000", "most events a room's history holds; 0: no history", intTo(&c.Server.Presence.History.Max, 0, 1<<20)},
 		{"presence-prefix", "PRESENCE_PREFIX", "prs:", "prefix of every Redis key", strTo(&c.Server.Presence.Prefix)},
 		{"jwt-secret", "JWT_SECRET", "", "HS256 secret; when set every handshake needs a token", parser{"string", func(v string) error {
 			c.Server.JWTSecret = []byte(v)
@@ -163,6 +165,9 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 			errUsage, lookback.Milliseconds(), ttl.Milliseconds())
 	}
 	c.Server.Presence.TTL, c.Server.Presence.ReaperLookback = ttl, lookback
+	if c.Server.Presence.History.TTL == 0 || c.Server.Presence.History.Max == 0 {
+		c.Server.Presence.History = HistoryOptions{TTL: -1, Max: -1} // 0 in the config means off
+	}
 	if c.Server.Presence.DisconnectGrace == 0 {
 		c.Server.Presence.DisconnectGrace = -1 // 0 in the config means at once
 	}

@@ -133,7 +133,7 @@ func FuzzStateMerge(f *testing.F) {
 		args := p.joinArgs(room, sid, connID, "", "u", `"u"`, st, 60000, 120000, p.opts.MaxStateBytes, "", "0", "full", 100, 0)
 		for _, fl := range initFields {
 			if fl.val != "" {
-				args = append(args, fl.key, fl.val)
+				args = beforeLast(args, fl.key, fl.val)
 			}
 		}
 		if _, err := p.do(ctx, joinScript, args...); err != nil {

@@ -103,7 +103,8 @@ const maxPendingBuffer = 4096
 // event (e) and data (d) and its target rooms: r alone, or rs, the targets
 // in this bucket, and a, every target in sorted order when they span
 // several buckets (see ownsLocked); xr and xs are the rooms and socket ids
-// excepted. k="disconnect" disconnects the targets instead.
+// excepted. k="disconnect" disconnects the targets instead. A recorded
+// module message (Broadcast.Recorded) has its position in hq and hs.
 type envelope struct {
 	Room          string          `json:"r,omitempty"`
 	Rooms         []string        `json:"rs,omitempty"`
@@ -116,6 +117,8 @@ type envelope struct {
 	Conn          string          `json:"c,omitempty"`
 	Kind          string          `json:"k,omitempty"`
 	Owner         string          `json:"o,omitempty"`
+	HistSeq       int64           `json:"hq,omitempty"` // a recorded module message's position (history.go)
+	HistSub       int64           `json:"hs,omitempty"`
 	Data          json.RawMessage `json:"d,omitempty"`
 
 	frame []byte // the Engine.IO message for the sockets: encoded once

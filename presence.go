@@ -42,6 +42,9 @@ type PresenceOptions struct {
 	// BatchInterval is the tick at which members that asked for batched
 	// events or counts receive them. Zero value: 200 ms.
 	BatchInterval time.Duration
+	// History bounds each room's history, from which returning clients
+	// recover what they missed (history.go).
+	History HistoryOptions
 }
 
 // withDefaults returns o with the zero values replaced by defaults.
@@ -60,6 +63,7 @@ func (o PresenceOptions) withDefaults() PresenceOptions {
 	def(&o.DisconnectGrace, 5*time.Second)
 	def(&o.OpTimeout, 3*time.Second)
 	def(&o.BatchInterval, 200*time.Millisecond)
+	o.History = o.History.withDefaults()
 	if o.MaxStateBytes == 0 {
 		o.MaxStateBytes = 4096
 	}
@@ -276,6 +280,10 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	if err != nil {
 		return nil, err
 	}
+	from, err := parseSince(o)
+	if err != nil {
+		return nil, err
+	}
 	st := stateJSON(fields)
 	if len(st) > p.opts.MaxStateBytes {
 		return nil, tooLarge(fmt.Sprintf("state is %d bytes; the limit is %d", len(st), p.opts.MaxStateBytes))
@@ -291,8 +299,11 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes, resumeID, resumeEpoch, snapMode, pageSize, p.opts.MaxSnapshot)
 	for _, f := range fields {
 		if resumeID != "" || f.val != "" { // a resume merges like a patch; a join drops nulls
-			args = append(args, f.key, f.val)
+			args = beforeLast(args, f.key, f.val)
 		}
+	}
+	if from != nil {
+		args[len(args)-1] = from.arg(p.historyArg())
 	}
 	p.hub.subscribe(s, room, mode)
 	if err := p.hub.ready(ctx, room); err != nil {
@@ -309,11 +320,15 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	}
 	var connID, epoch, snap string
 	var minSeq int64
-	if _, err := redis.Scan(reply, &connID, &epoch, &snap, &minSeq); err != nil {
+	jh, err := p.parseJoinHistory(reply)
+	if err == nil {
+		_, err = redis.Scan(reply, &connID, &epoch, &snap, &minSeq)
+	}
+	if err != nil {
 		p.hub.unsubscribe(s, room)
 		return nil, fmt.Errorf("presence join: %w", err)
 	}
-	p.hub.activate(s, room, connID, minSeq)
+	p.hub.activateWithHistory(s, room, connID, minSeq, jh)
 	if !p.conn(s).set(room, userID, connID) {
 		p.hub.unsubscribe(s, room) // the socket went away while joining
 		p.spawn(func() { p.disconnect(s, room, connID) })
@@ -323,7 +338,8 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	if reply[4] == int64(0) {
 		p.metrics.event("join", 1)
 	}
-	return json.RawMessage(`{"self":{"connId":"` + connID + `","epoch":` + epoch + `},"snapshot":` + snap + `}`), nil
+	return json.RawMessage(`{"self":{"connId":"` + connID + `","epoch":` + epoch + `},"snapshot":` + snap +
+		jh.ackFields() + `}`), nil
 }
 
 // parseResume reads the optional resume field. A connId that newID cannot
@@ -430,7 +446,7 @@ func (p *Presence) patch(ctx context.Context, s *Socket, room, connID string, ep
 	}
 	args := p.connArgs(room, s.id, connID, epoch, p.lookbackMs(), p.keyTTLMs(), p.opts.MaxStateBytes)
 	for _, f := range patch {
-		args = append(args, f.key, f.val)
+		args = beforeLast(args, f.key, f.val)
 	}
 	r, err := redis.Int64s(p.do(ctx, patchScript, args...))
 	if err != nil {

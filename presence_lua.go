@@ -43,6 +43,8 @@ import (
 //	ARGV[1] roomId      ARGV[2] roomId as JSON   ARGV[3] conn key prefix P{bk}{R}:c:
 //	ARGV[4] channel     ARGV[5] sid of the calling socket ("" for none)
 //
+// then the script's own ARGV, and last the history setting (see luaHistory;
+// the room's events go to its history as they are published),
 // and KEYS are always seq, conns, members, due, index, ids, then the
 // caller's connection key P{bk}{R}:c:<connId> (the seq key again for a
 // script without one; join adds the resumed connection's key). Events are published as
@@ -59,7 +61,7 @@ import (
 // connection's key, declared, exists nowhere yet: Redis answers TRYAGAIN).
 // So a script that fails that way has written nothing, and cluster.go
 // retries it as TRYAGAIN.
-const luaPrelude = `
+const luaPrelude = luaHistory + `
 local K = {seq = KEYS[1], conns = KEYS[2], members = KEYS[3], due = KEYS[4], index = KEYS[5], ids = KEYS[6],
   conn = KEYS[7]}
 local room, roomj, cprefix, channel, sid = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -85,8 +87,10 @@ local function emit(typ, cid, uj, st, ep, ts, extra)
   if ep then ev = ev .. ',"epoch":' .. ep end
   ev = ev .. ',"ts":' .. n(ts) .. extra ..
     ',"count":{"connections":' .. n(nc) .. ',"members":' .. n(nm) .. '}}'
-  redis.call('PUBLISH', channel, '{"r":' .. roomj .. ',"e":"presence:event","q":' .. n(seq) ..
-    ',"t":"' .. typ .. '","c":"' .. cid .. '","d":' .. ev .. '}')
+  local env = '{"r":' .. roomj .. ',"e":"presence:event","q":' .. n(seq) ..
+    ',"t":"' .. typ .. '","c":"' .. cid .. '","d":' .. ev .. '}'
+  redis.call('PUBLISH', channel, env)
+  hist_add(seq, 0, ts, env)
   return seq
 end
 
@@ -98,6 +102,7 @@ local function settle()
   else
     redis.call('DEL', K.seq, K.conns, K.members, K.due, K.ids)
     redis.call('ZREM', K.index, room)
+    hist_drop()
   end
 end
 
@@ -239,10 +244,14 @@ end
 //	ARGV[15] snapshot: "full", "count" (seq and counts only) or "page" (the
 //	         first ARGV[16] connections)
 //	ARGV[16] page size   ARGV[17] cap of a full snapshot's connections (0: none)
-//	ARGV[18..] state fields as pairs (key JSON, value JSON)
+//	ARGV[18..] state fields as pairs (key JSON, value JSON), then the history
+//	         setting (luaHistory)
 //	KEYS[7] the new connection's key  KEYS[8] the resumed one's (the new one's without a resume)
 //
-// Returns {connId, epoch, snapshot JSON, minSeq, resumed 0/1} or {"too_large"}.
+// Returns {connId, epoch, snapshot JSON, minSeq, resumed 0/1, history epoch
+// ("" when history is off), recovered (-1: no position given, 0, 1), the
+// envelopes replayed, and the room's position when the join ended (seq,
+// sub)} or {"too_large"}. See join_reply and luaHistory.
 // minSeq is the first seq the caller's socket must receive. A resume only
 // succeeds when the connection exists, belongs to the same user in this room and
 // its stored epoch equals the one presented; otherwise it is a fresh join.
@@ -252,8 +261,30 @@ local cid, uid, uj, st = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local lookback, keyttl, maxbytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local rcid, rep, snapmode, pagesize, cap = ARGV[13], ARGV[14], ARGV[15], tonumber(ARGV[16]), ARGV[17]
 local patch = {}
-for i = 18, #ARGV do patch[#patch + 1] = ARGV[i] end
+for i = 18, hist_argc do patch[#patch + 1] = ARGV[i] end
 local now = now_ms()
+
+-- join_reply ends the join: its reply with the history's epoch and, when the
+-- client gave the position it saw last (see luaHistory), what it missed
+-- since: recovered 1 and the envelopes, with a snapshot of counts only;
+-- else recovered 0 (-1 without a position) and the snapshot asked for.
+local function join_reply(cid, ep, minseq, resumed)
+  local hep, rec, replay, q = '', -1, {}, tonumber(redis.call('GET', K.seq) or '0')
+  local sub = 0
+  if hist_on then
+    hep = hist_epoch(false)
+    sub = hist_sub(q)
+  end
+  local sq, ss, sep = string.match(hist_rest, '^:(%d+):(%d+):(%d*)$')
+  if sq then
+    rec = 0
+    local r = hist_on and hist_since(tonumber(sq), tonumber(ss), sep)
+    if r then rec, replay = 1, r end
+  end
+  local snap
+  if rec == 1 then snap = count_snapshot() else snap = snapshot(snapmode, pagesize, cap) end
+  return {cid, ep, snap, minseq, resumed, hep, rec, replay, q, sub}
+end
 
 if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
   local ck = KEYS[8]
@@ -272,7 +303,7 @@ if rcid ~= '' and redis.call('HGET', K.conns, rcid) == uid then
       emit('update', rcid, h[2], newst, ep, now, '')
     end
     settle()
-    return {rcid, ep, snapshot(snapmode, pagesize, cap), n(minseq), 1}
+    return join_reply(rcid, ep, n(minseq), 1)
   end
 end
 
@@ -285,7 +316,7 @@ redis.call('ZADD', K.ids, 0, cid)
 local joined = redis.call('HINCRBY', K.members, uid, 1) == 1
 local seq = emit('join', cid, uj, st, '1', now, ',"userJoined":' .. tostring(joined))
 settle()
-return {cid, '1', snapshot(snapmode, pagesize, cap), n(seq), 0}
+return join_reply(cid, '1', n(seq), 0)
 `)
 
 // heartbeatScript refreshes a batch of connections (plain heartbeats, no
@@ -337,7 +368,7 @@ var patchScript = luaScript(7, luaPrelude+`
 local cid, ep = ARGV[6], tonumber(ARGV[7])
 local lookback, keyttl, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local patch = {}
-for i = 11, #ARGV do patch[#patch + 1] = ARGV[i] end
+for i = 11, hist_argc do patch[#patch + 1] = ARGV[i] end
 local ck = K.conn
 local h = redis.call('HMGET', ck, 'own', 'ep', 'uj')
 local cur = tonumber(h[2] or '0')

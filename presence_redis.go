@@ -69,7 +69,7 @@ func (p *Presence) script(s *redis.Script) *redis.Script {
 }
 
 // roomArgs returns the KEYS and the common ARGV of a room script, then
-// extra. The KEYS are the room's, then the keys of the connections conns
+// extra, then the history setting (luaHistory). The KEYS are the room's, then the keys of the connections conns
 // (the seq key when there are none: a script declares a fixed number).
 func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []any {
 	tag, b := p.roomTag(room), roomBucket(room)
@@ -82,7 +82,7 @@ func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []an
 		args = append(args, tag+"seq")
 	}
 	args = append(args, room, jsonString(room), tag+"c:", p.bucketChannel(b), sid)
-	return append(args, extra...)
+	return append(append(args, extra...), p.historyArg())
 }
 
 // connArgs returns the arguments of a script on the caller's connection
@@ -202,4 +202,11 @@ func (p *Presence) failure(err error) error {
 func (p *Presence) lookbackMs() int64 { return p.opts.ReaperLookback.Milliseconds() }
 func (p *Presence) keyTTLMs() int64 {
 	return p.opts.ReaperLookback.Milliseconds() + p.opts.TTL.Milliseconds()
+}
+
+// beforeLast inserts more into a script's arguments before the last one,
+// the history setting that roomArgs puts last.
+func beforeLast(args []any, more ...any) []any {
+	last := args[len(args)-1]
+	return append(append(args[:len(args)-1], more...), last)
 }

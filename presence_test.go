@@ -490,12 +490,12 @@ func TestJoinMinSeq(t *testing.T) {
 	events()
 	joinArgs := func(sid, cid, user, st, resumeID, resumeEpoch string, patch ...any) []any {
 		args := p.joinArgs("r", sid, cid, resumeID, user, jsonString(user), st, 60000, 120000, 4096, resumeID, resumeEpoch, "full", 100, 0)
-		return append(args, patch...)
+		return beforeLast(args, patch...)
 	}
 	call := func(args []any) (connID string, snapSeq, minSeq int64) {
 		t.Helper()
 		reply, err := redis.Values(p.do(ctx, joinScript, args...))
-		if err != nil || len(reply) != 5 {
+		if err != nil || len(reply) != 10 {
 			t.Fatalf("join script: got %v, %v", reply, err)
 		}
 		var epoch, snap string

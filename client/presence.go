@@ -79,6 +79,18 @@ type JoinRequest struct {
 	// "count" or "page" (the first PageSize connections).
 	Snapshot string `json:"snapshot,omitempty"`
 	PageSize int    `json:"pageSize,omitempty"`
+	// Since is the position the client saw last (revision 3, recovery):
+	// the server replays what the room sent after it when its history
+	// reaches back, and says so in JoinAck.Recovered.
+	Since *Since `json:"since,omitempty"`
+}
+
+// Since is a position in a room's sequence, within a history epoch: a
+// presence event's seq (Sub 0), or a recorded module message's seq and sub.
+type Since struct {
+	Seq   int64  `json:"seq"`
+	Sub   int64  `json:"sub,omitempty"`
+	Epoch string `json:"epoch"`
 }
 
 // Members returns a page of the room's connections (presence:members), in
@@ -105,6 +117,16 @@ func (c *Conn) Members(ctx context.Context, after string, limit int) (*Snapshot,
 type JoinAck struct {
 	Self     Self     `json:"self"`
 	Snapshot Snapshot `json:"snapshot"`
+	// History is there when the server keeps room histories: its epoch
+	// goes with the positions the client passes as JoinRequest.Since.
+	History *struct {
+		Epoch string `json:"epoch"`
+	} `json:"history,omitempty"`
+	// Recovered answers a join with Since: true when the Replayed events
+	// the room sent after that position came before the ack (the snapshot
+	// then holds counts only), false when the snapshot is a fresh one.
+	Recovered *bool `json:"recovered,omitempty"`
+	Replayed  int   `json:"replayed,omitempty"`
 }
 
 // HeartbeatRequest is the payload of presence:heartbeat. A nil Epoch is not
@@ -152,6 +174,11 @@ type ChatMessage struct {
 	ConnID string `json:"connId"`
 	Text   string `json:"text"`
 	TS     int64  `json:"ts"`
+	// Seq and Sub are the message's position in the room's sequence
+	// (revision 3): the seq of the presence event before it and its number
+	// after that event, from 1.
+	Seq int64 `json:"seq,omitempty"`
+	Sub int64 `json:"sub,omitempty"`
 }
 
 // empty is the payload of requests that carry none.

@@ -79,7 +79,7 @@ func TestPresenceHelpers(t *testing.T) {
 				func() (any, error) {
 					return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "ü", State: map[string]any{"city": "Zürich"}})
 				},
-				&JoinAck{Self{"c1", 1}, Snapshot{"r1", 3, []string{"ü"},
+				&JoinAck{Self: Self{"c1", 1}, Snapshot: Snapshot{"r1", 3, []string{"ü"},
 					[]Connection{{"c1", "ü", json.RawMessage(`{"city":"Zürich"}`), 1, 7}}, nil, nil, false}},
 			},
 			"join resume": {
@@ -89,7 +89,7 @@ func TestPresenceHelpers(t *testing.T) {
 				func() (any, error) {
 					return c.Join(ctx, JoinRequest{RoomID: "r1", UserID: "u", Resume: &Self{"c1", 4}})
 				},
-				&JoinAck{Self{"c1", 5}, Snapshot{"r1", 9, []string{}, []Connection{}, nil, nil, false}},
+				&JoinAck{Self: Self{"c1", 5}, Snapshot: Snapshot{"r1", 9, []string{}, []Connection{}, nil, nil, false}},
 			},
 			"heartbeat": {
 				eventHeartbeat, `{"ok":true,"epoch":5,"changed":true}`, `{"epoch":4,"patchState":{"typing":null}}`,
@@ -235,7 +235,7 @@ func TestParseEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (ChatMessage{"m7", "r1", "ü", "c9", "中文 👍", 1700000000002}); *cm != want {
+		if want := (ChatMessage{"m7", "r1", "ü", "c9", "中文 👍", 1700000000002, 0, 0}); *cm != want {
 			t.Errorf("chat message %+v; want %+v", *cm, want)
 		}
 

@@ -1,0 +1,145 @@
+package main
+
+// The room history scripts (issue 21: a client that comes back gets exactly
+// what it missed). Every event a room emits, and every module message sent
+// to it with Broadcast.Recorded, is appended to the room's history by the
+// same script call that publishes it, so the history holds exactly what the
+// room's sockets were sent, in the same order.
+//
+// Keys, in the room's slot (P{bk}{R}: as for the presence keys):
+//
+//	P{bk}{R}:h   stream  one entry per event, its ID the event's position
+//	                     <seq>-<sub>: a presence event is <seq>-0, the k-th module
+//	                     message after the presence event of seq is <seq>-<k>;
+//	                     fields t (Redis time, ms) and m (the envelope as published)
+//	P{bk}{R}:hm  hash    ep (the history's epoch), lq and ls (the position of the
+//	                     last module message: seq and sub)
+//
+// Bounds: the stream keeps at most the configured number of entries (XADD
+// MAXLEN) and drops entries older than the configured age at each append
+// (at most 8 per append, so it catches up with any rate it is fed at); both
+// keys expire when the room stays quiet (the stream after the age, the hash
+// after four times it), and a room that empties deletes both (settle).
+//
+// The epoch tells histories apart: a room that starts (its seq is 1 again),
+// or that has no hash (new, expired, or lost with Redis's data), gets a new
+// epoch and an empty stream. A client's position is only meaningful within
+// its epoch.
+//
+// The history setting travels as the last ARGV of every script that uses
+// it: "ttlms:max" ("0:0" when history is off); the join adds
+// ":seq:sub:epoch", the position its client says it saw last. KEYS[1] is
+// always the room's seq key, from which the history keys are derived (they
+// share its hash tag, so its slot).
+const luaHistory = `
+local hist_ttl, hist_max, hist_rest = string.match(ARGV[#ARGV] or '', '^(%d+):(%d+)(.*)$')
+-- hist_argc is the number of ARGV before the setting (none of the scripts'
+-- other trailing arguments, JSON values and keys, can look like one)
+local hist_argc = #ARGV - (hist_ttl and 1 or 0)
+hist_ttl, hist_max, hist_rest = tonumber(hist_ttl) or 0, tonumber(hist_max) or 0, hist_rest or ''
+local hist_on = hist_ttl > 0 and hist_max > 0
+local HS = string.sub(KEYS[1], 1, -4) .. 'h'
+local HM = HS .. 'm'
+
+local function hn(x) return string.format('%.0f', x) end
+
+-- hist_epoch returns the history's epoch. A history without one, or with
+-- fresh set, starts over: a new epoch and an empty stream.
+local function hist_epoch(fresh)
+  local old = redis.call('HGET', HM, 'ep')
+  local ep = old
+  if fresh or not ep then
+    local t = redis.call('TIME')
+    ep = t[1] .. string.format('%06d', tonumber(t[2]))
+    if ep == old then ep = ep .. '1' end
+    redis.call('DEL', HS, HM)
+    redis.call('HSET', HM, 'ep', ep)
+  end
+  redis.call('PEXPIRE', HM, 4 * hist_ttl)
+  return ep
+end
+
+-- hist_add appends envelope env at position q-s, time ts (ms), then trims
+-- the stream by length (MAXLEN) and age.
+local function hist_add(q, s, ts, env)
+  if not hist_on then return end
+  hist_epoch(q == 1 and s == 0) -- seq 1: the room started (over)
+  local id = hn(q) .. '-' .. hn(s)
+  local r = redis.pcall('XADD', HS, 'MAXLEN', hist_max, id, 't', hn(ts), 'm', env)
+  if type(r) == 'table' and r.err then -- the stream is ahead of the room's seq: lost data
+    hist_epoch(true)
+    redis.call('XADD', HS, 'MAXLEN', hist_max, id, 't', hn(ts), 'm', env)
+  end
+  for _ = 1, 8 do
+    local e = redis.call('XRANGE', HS, '-', '+', 'COUNT', 1)[1]
+    if not e or tonumber(e[2][2]) >= ts - hist_ttl then break end
+    redis.call('XDEL', HS, e[1])
+  end
+  redis.call('PEXPIRE', HS, hist_ttl)
+end
+
+-- hist_sub returns the sub of the current position: that of the last module
+-- message if it came after the presence event of seq q, else 0.
+local function hist_sub(q)
+  local h = redis.call('HMGET', HM, 'lq', 'ls')
+  if tonumber(h[1]) == q then return tonumber(h[2]) end
+  return 0
+end
+
+-- hist_drop deletes the history (the room is empty).
+local function hist_drop()
+  redis.call('DEL', HS, HM)
+end
+
+local function hist_pos(id)
+  local q, s = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(q), tonumber(s)
+end
+
+-- hist_since returns the envelopes after position (sq, ss) up to the
+-- current one, in order, or nil when the history cannot tell: history off,
+-- another epoch, entries after the position trimmed or expired, or a
+-- position the history never reached.
+local function hist_since(sq, ss, sep)
+  if not hist_on or redis.call('HGET', HM, 'ep') ~= sep then return nil end
+  local first = redis.call('XRANGE', HS, '-', '+', 'COUNT', 1)[1]
+  if not first then return nil end
+  local fq, fs = hist_pos(first[1])
+  if fq > sq or fq == sq and fs > ss + 1 then return nil end
+  local lq, ls = hist_pos(redis.call('XREVRANGE', HS, '+', '-', 'COUNT', 1)[1][1])
+  if lq < sq or lq == sq and ls < ss then return nil end
+  local out = {}
+  for i, e in ipairs(redis.call('XRANGE', HS, hn(sq) .. '-' .. hn(ss + 1), '+')) do out[i] = e[2][4] end
+  return out
+end
+`
+
+// recordScript publishes a module message to one room and appends it to the
+// room's history (Broadcast.Recorded): its position is the room's seq and
+// the next sub after it, and the message's data (a JSON object) gets them
+// as fields seq and sub.
+//
+//	KEYS[1] the room's seq key  KEYS[2] the history stream  KEYS[3] its hash
+//	ARGV[1] the channel  ARGV[2] the envelope up to its data, without the
+//	closing part: {"r":...,"e":...  ARGV[3] the data object without its
+//	closing brace ("{" for an empty object)  ARGV[4] the history setting
+//
+// Returns {seq, sub}.
+var recordScript = luaScript(3, luaHistory+`
+local q = tonumber(redis.call('GET', KEYS[1]) or '0')
+local s = 1
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if hist_on then
+  hist_epoch(false)
+  s = hist_sub(q) + 1
+  redis.call('HSET', HM, 'lq', hn(q), 'ls', hn(s))
+end
+local data = ARGV[3]
+if data ~= '{' then data = data .. ',' end
+local env = ARGV[2] .. ',"hq":' .. hn(q) .. ',"hs":' .. hn(s) .. ',"d":' .. data .. '"seq":' .. hn(q) ..
+  ',"sub":' .. hn(s) .. '}}'
+redis.call('PUBLISH', ARGV[1], env)
+hist_add(q, s, now, env)
+return {q, s}
+`)
