@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -117,15 +118,16 @@ type joinHistory struct {
 	end       position   // the room's position when the join ended
 }
 
-// parseJoinHistory reads reply[5:] of joinScript.
+// parseJoinHistory reads what luaRecovery returned after the snapshot:
+// reply[5:] of joinScript, reply[1:] of syncSinceScript.
 func (p *Presence) parseJoinHistory(reply []any) (*joinHistory, error) {
-	if len(reply) < 10 {
-		return nil, fmt.Errorf("presence join: short reply (%d)", len(reply))
+	if len(reply) != 5 {
+		return nil, fmt.Errorf("history: reply has %d values", len(reply))
 	}
 	jh := &joinHistory{}
 	var raw []any
-	if _, err := redis.Scan(reply[5:], &jh.epoch, &jh.recovered, &raw, &jh.end.seq, &jh.end.sub); err != nil {
-		return nil, fmt.Errorf("presence join: %w", err)
+	if _, err := redis.Scan(reply, &jh.epoch, &jh.recovered, &raw, &jh.end.seq, &jh.end.sub); err != nil {
+		return nil, fmt.Errorf("history: %w", err)
 	}
 	jh.replay = make([]envelope, 0, len(raw))
 	for _, r := range raw {
@@ -185,6 +187,80 @@ func (h *hub) activateWithHistory(s *Socket, room, connID string, minSeq int64, 
 		}
 		h.deliverLocked(room, s, m, e)
 	}
+}
+
+// hold makes s's live presence membership of room pending again: what
+// arrives is buffered until release. It reports whether s had one.
+func (h *hub) hold(s *Socket, room string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.rooms[room][s]
+	if m == nil || !m.presence || m.pending {
+		return false
+	}
+	m.pending = true
+	return true
+}
+
+// release ends a hold: it sends the events replayed (jh), then those
+// buffered meanwhile that come after the replay's end, or all of them
+// when nothing was replayed.
+func (h *hub) release(s *Socket, room string, jh *joinHistory) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.rooms[room][s]
+	if m == nil || !m.presence || !m.pending {
+		return
+	}
+	m.pending = false
+	buf := m.buf
+	m.buf = nil
+	for i := range jh.replay {
+		e := &jh.replay[i]
+		h.sendPresenceLocked(room, s, m, e)
+		m.lastSeq = max(m.lastSeq, e.Seq)
+	}
+	for i := range buf {
+		e := &buf[i]
+		if at, ok := e.position(); ok && jh.recovered == 1 && !at.after(jh.end) {
+			continue
+		}
+		h.deliverLocked(room, s, m, e)
+		if h.rooms[room][s] != m { // its leave ended the membership
+			return
+		}
+	}
+}
+
+// syncSince answers presence:sync with a position (the client's answer to
+// presence:resync, say): the events the room sent after it when the
+// history reaches back, before any later one, else a fresh snapshot.
+func (p *Presence) syncSince(ctx context.Context, s *Socket, room, connID string, from *since, snapMode string, pageSize int64) (any, error) {
+	held := p.hub.hold(s, room)
+	args := p.connArgs(room, s.id, connID, snapMode, pageSize, p.opts.MaxSnapshot)
+	args[len(args)-1] = from.arg(p.historyArg())
+	reply, err := redis.Values(p.do(ctx, syncSinceScript, args...))
+	jh := &joinHistory{recovered: 0}
+	var snap string
+	if err == nil {
+		if jh, err = p.parseJoinHistory(reply[1:]); err == nil {
+			snap, err = redis.String(reply[0], nil)
+		}
+	}
+	if held {
+		if err != nil {
+			jh = &joinHistory{}
+		}
+		p.hub.release(s, room, jh)
+	}
+	if errors.Is(err, redis.ErrNil) {
+		p.forget(s, room)
+		return nil, errNotJoined
+	}
+	if err != nil {
+		return nil, err
+	}
+	return json.RawMessage(`{"snapshot":` + snap + jh.ackFields() + `}`), nil
 }
 
 // Recorded makes the emit take part in its room's sequence: the message gets

@@ -143,3 +143,42 @@ redis.call('PUBLISH', ARGV[1], env)
 hist_add(q, s, now, env)
 return {q, s}
 `)
+
+// luaRecovery follows the room prelude (luaPrelude) in the scripts that
+// answer a client with the position it saw last: presence:join and
+// presence:sync.
+const luaRecovery = `
+-- recovery returns the snapshot, the history's epoch ('' when history is
+-- off), recovered (-1: the client gave no position; 0: the history cannot
+-- tell what it missed; 1: it can), the envelopes it missed, and the room's
+-- current position (seq, sub). A client that recovered gets a snapshot of
+-- counts only; the others get the snapshot they asked for.
+local function recovery(snapmode, pagesize, cap)
+  local hep, rec, replay, q = '', -1, {}, tonumber(redis.call('GET', K.seq) or '0')
+  local sub = 0
+  if hist_on then
+    hep = hist_epoch(false)
+    sub = hist_sub(q)
+  end
+  local sq, ss, sep = string.match(hist_rest, '^:(%d+):(%d+):(%d*)$')
+  if sq then
+    rec = 0
+    local r = hist_on and hist_since(tonumber(sq), tonumber(ss), sep)
+    if r then rec, replay = 1, r end
+  end
+  local snap
+  if rec == 1 then snap = count_snapshot() else snap = snapshot(snapmode, pagesize, cap) end
+  return snap, hep, rec, replay, q, sub
+end
+`
+
+// syncSinceScript answers presence:sync with a position: it checks that
+// the socket (ARGV[5]) owns connection ARGV[6] (key KEYS[7]), returning
+// false if not, then answers as luaRecovery does, with ARGV[7] the snapshot
+// mode, ARGV[8] the page size and ARGV[9] the cap of a full snapshot.
+//
+// Returns {snapshot, history epoch, recovered, envelopes, seq, sub}.
+var syncSinceScript = luaScript(7, luaPrelude+luaRecovery+`
+if redis.call('HGET', K.conn, 'own') ~= sid then return false end
+return {recovery(ARGV[7], tonumber(ARGV[8]), ARGV[9])}
+`)

@@ -320,7 +320,7 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	}
 	var connID, epoch, snap string
 	var minSeq int64
-	jh, err := p.parseJoinHistory(reply)
+	jh, err := p.parseJoinHistory(reply[min(5, len(reply)):])
 	if err == nil {
 		_, err = redis.Scan(reply, &connID, &epoch, &snap, &minSeq)
 	}
@@ -471,9 +471,16 @@ func (p *Presence) handleSync(ctx context.Context, s *Socket, raw json.RawMessag
 	if err != nil {
 		return nil, err
 	}
+	from, err := parseSince(o)
+	if err != nil {
+		return nil, err
+	}
 	room, _, connID := p.conn(s).get()
 	if room == "" {
 		return nil, errNotJoined
+	}
+	if from != nil {
+		return p.syncSince(ctx, s, room, connID, from, snapMode, pageSize)
 	}
 	snap, err := redis.String(p.do(ctx, snapshotScript,
 		p.connArgs(room, s.id, connID, snapMode, pageSize, p.opts.MaxSnapshot)...))

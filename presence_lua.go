@@ -251,12 +251,12 @@ end
 // Returns {connId, epoch, snapshot JSON, minSeq, resumed 0/1, history epoch
 // ("" when history is off), recovered (-1: no position given, 0, 1), the
 // envelopes replayed, and the room's position when the join ended (seq,
-// sub)} or {"too_large"}. See join_reply and luaHistory.
+// sub)} or {"too_large"}. See luaRecovery and luaHistory.
 // minSeq is the first seq the caller's socket must receive. A resume only
 // succeeds when the connection exists, belongs to the same user in this room and
 // its stored epoch equals the one presented; otherwise it is a fresh join.
 // Invariant: a connection is in conns, due and has its hash, or in none of them.
-var joinScript = luaScript(8, luaPrelude+`
+var joinScript = luaScript(8, luaPrelude+luaRecovery+`
 local cid, uid, uj, st = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local lookback, keyttl, maxbytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local rcid, rep, snapmode, pagesize, cap = ARGV[13], ARGV[14], ARGV[15], tonumber(ARGV[16]), ARGV[17]
@@ -264,25 +264,9 @@ local patch = {}
 for i = 18, hist_argc do patch[#patch + 1] = ARGV[i] end
 local now = now_ms()
 
--- join_reply ends the join: its reply with the history's epoch and, when the
--- client gave the position it saw last (see luaHistory), what it missed
--- since: recovered 1 and the envelopes, with a snapshot of counts only;
--- else recovered 0 (-1 without a position) and the snapshot asked for.
+-- join_reply ends the join: its reply, with what recovery says.
 local function join_reply(cid, ep, minseq, resumed)
-  local hep, rec, replay, q = '', -1, {}, tonumber(redis.call('GET', K.seq) or '0')
-  local sub = 0
-  if hist_on then
-    hep = hist_epoch(false)
-    sub = hist_sub(q)
-  end
-  local sq, ss, sep = string.match(hist_rest, '^:(%d+):(%d+):(%d*)$')
-  if sq then
-    rec = 0
-    local r = hist_on and hist_since(tonumber(sq), tonumber(ss), sep)
-    if r then rec, replay = 1, r end
-  end
-  local snap
-  if rec == 1 then snap = count_snapshot() else snap = snapshot(snapmode, pagesize, cap) end
+  local snap, hep, rec, replay, q, sub = recovery(snapmode, pagesize, cap)
   return {cid, ep, snap, minseq, resumed, hep, rec, replay, q, sub}
 end
 
@@ -521,4 +505,5 @@ func luaScript(keys int, src string) *redis.Script {
 
 // presenceScripts lists every script, for loading them ahead of use.
 var presenceScripts = []*redis.Script{joinScript, heartbeatScript, patchScript, leaveScript,
-	disconnectScript, reapScript, dueRoomsScript, snapshotScript, pageScript, memberScript}
+	disconnectScript, reapScript, dueRoomsScript, snapshotScript, pageScript, memberScript,
+	recordScript, syncSinceScript}

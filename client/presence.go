@@ -224,6 +224,28 @@ func (c *Conn) Sync(ctx context.Context) (*Snapshot, error) {
 	return &ack.Snapshot, nil
 }
 
+// SyncAck is the reply to presence:sync with a position (SyncSince).
+type SyncAck struct {
+	Snapshot Snapshot `json:"snapshot"`
+	History  *struct {
+		Epoch string `json:"epoch"`
+	} `json:"history,omitempty"`
+	Recovered bool `json:"recovered"`
+	Replayed  int  `json:"replayed"`
+}
+
+// SyncSince sends presence:sync with the position the client saw last
+// (revision 3, what a client answers presence:resync with): when the room's
+// history reaches back, the events after it arrive before the reply and
+// Recovered is true; otherwise the snapshot is a fresh one.
+func (c *Conn) SyncSince(ctx context.Context, since Since) (*SyncAck, error) {
+	var ack SyncAck
+	if err := c.request(ctx, eventSync, map[string]any{"since": since}, &ack); err != nil {
+		return nil, err
+	}
+	return &ack, nil
+}
+
 // Chat sends a chat:message to the caller's room and returns the message id
 // and timestamp chosen by the server.
 func (c *Conn) Chat(ctx context.Context, text string) (id string, ts int64, err error) {
