@@ -42,12 +42,17 @@ func TestEmbeddedRedis(t *testing.T) {
 	if _, _, err := b.Chat(ctx, "hello"); err != nil {
 		t.Fatal(err)
 	}
-	// a drops and resumes on a new socket: nobody sees a leave or join.
+	// a drops and resumes on a new socket: nobody sees a leave or join; it
+	// recovers the chat message it missed after the update (seq 3).
 	_ = a.Drop()
 	a2 := dial(t, n)
-	res, err := a2.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &client.Self{ConnID: ackA.Self.ConnID, Epoch: 2}})
-	if err != nil || res.Self.ConnID != ackA.Self.ConnID || res.Self.Epoch != 3 {
+	res, err := a2.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &client.Self{ConnID: ackA.Self.ConnID, Epoch: 2},
+		Since: &client.Since{Seq: 3, Epoch: ackA.History.Epoch}})
+	if err != nil || res.Self.ConnID != ackA.Self.ConnID || res.Self.Epoch != 3 || res.Recovered == nil || !*res.Recovered || res.Replayed != 1 {
 		t.Fatalf("got %+v, %v", res, err)
+	}
+	if m, err := client.ParseChatMessage(nextEvent(t, a2, 5*time.Second)); err != nil || m.Text != "hello" || m.Seq != 3 || m.Sub != 1 {
+		t.Fatalf("got %+v, %v; want the chat message replayed", m, err)
 	}
 	// b stops heartbeating and expires; a2 keeps heartbeating.
 	deadline := time.Now().Add(5 * time.Second)
