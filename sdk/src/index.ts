@@ -24,6 +24,7 @@ export type {
   SocketLike,
 } from './client.js';
 export { PresenceChannel, mergeState } from './presence.js';
+export type { PresenceRecovery } from './recovery.js';
 export type {
   PresenceChannelEvents,
   PresenceChannelOptions,

@@ -3,6 +3,7 @@ import { Emitter } from './emitter.js';
 import { isRealtimeError, RealtimeError } from './errors.js';
 import { PresenceMembers } from './members.js';
 import type {
+  ChatMessage,
   PresenceBatch,
   PresenceCount,
   PresenceCountEvent,
@@ -20,8 +21,10 @@ import type {
   PresenceSnapshotMode,
   PresenceState,
   PresenceStatePatch,
+  PresenceSyncAck,
   PresenceSyncPayload,
 } from './protocol.js';
+import { RecoveryPosition, type PresenceRecovery } from './recovery.js';
 import {
   heldElsewhere,
   holdConnection,
@@ -135,6 +138,11 @@ export interface PresenceJoinResult {
   snapshot: PresenceSnapshot;
   /** True when the join resumed the connection held before a reconnect or a page reload. */
   resumed: boolean;
+  /**
+   * Revision 3: when the join asked to recover what was missed (a reconnect or a reload with
+   * a history on the server), how that went; else null.
+   */
+  recovery: PresenceRecovery | null;
 }
 
 /** Result of {@link PresenceChannel.setState}. */
@@ -164,6 +172,13 @@ export interface PresenceChannelEvents {
   error: (error: RealtimeError) => void;
   /** The channel's status changed. */
   status: (status: PresenceChannelStatus) => void;
+  /**
+   * A join or sync asked the server for what the channel missed (revision 3): `recovered`
+   * true when it was replayed (the events came as `join`/`update`/`leave`, and the chat
+   * messages to the client's `chat:message` listeners), false when a fresh snapshot (`sync`)
+   * replaced the view instead.
+   */
+  recover: (recovery: PresenceRecovery) => void;
   /** The room's size changed ({@link PresenceChannel.count}), in every events mode that reports it. */
   count: (count: PresenceCount) => void;
   /**
@@ -260,6 +275,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   private detachVisibility: (() => void) | null = null;
   /** A `presence:resync` came while a join or sync was in flight: sync once it is done. */
   private resyncPending = false;
+  /** Where the channel is in the room's sequence beyond seqValue (see recovery.ts). */
+  private readonly position = new RecoveryPosition();
+  private recoveryValue: PresenceRecovery | null = null;
 
   // Large rooms (protocol revision 3).
   private readonly eventMode: PresenceEventMode;
@@ -327,6 +345,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     client.on('disconnect', () => this.onDisconnect());
     client.on('presence:event', (e: PresenceEvent) => this.onEvent(e));
     client.on('presence:resync', (r: PresenceResync) => this.onResync(r));
+    client.on('chat:message', (m: ChatMessage) => {
+      if (m && m.roomId === this.roomId && this.wanted && this.position.noteChat(m)) this.persist();
+    });
     if (this.eventMode === 'batched') client.on('presence:batch', (b: PresenceBatch) => this.onBatch(b));
     if (this.eventMode === 'count') client.on('presence:count', (c: PresenceCountEvent) => this.onCount(c));
     client.on('connect_error', (err) => this.onConnectFailed(err));
@@ -358,6 +379,15 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
   /** The seq of the last event applied to the view. */
   get seq(): number {
     return this.seqValue;
+  }
+
+  /**
+   * How the last join or sync that asked to recover what the channel missed went: how many
+   * events the server replayed, or `recovered: false` when it sent a fresh snapshot instead
+   * (revision 3; null before any).
+   */
+  get recovery(): PresenceRecovery | null {
+    return this.recoveryValue ? { ...this.recoveryValue } : null;
   }
 
   /** The room's size, as of the last snapshot or event. */
@@ -413,7 +443,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
    */
   join(): Promise<PresenceJoinResult> {
     if (this.statusValue === 'joined' && this.selfValue) {
-      return Promise.resolve({ self: { ...this.selfValue }, snapshot: this.snapshot(), resumed: false });
+      return Promise.resolve({ self: { ...this.selfValue }, snapshot: this.snapshot(), resumed: false, recovery: null });
     }
     if (!this.joinWaiter) this.joinWaiter = deferred();
     const waiter = this.joinWaiter;
@@ -586,6 +616,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     if (this.eventMode !== 'each') payload.events = this.eventMode;
     if (this.snapshotMode !== 'full') payload.snapshot = this.snapshotMode;
     if (this.snapshotMode === 'page' && this.pageSize !== undefined) payload.pageSize = this.pageSize;
+    // Coming back: ask for what was missed since the last event seen (revision 3).
+    const since = kind !== 'join' && this.liveEvents() ? this.position.since(this.seqValue) : undefined;
+    if (since) payload.since = since;
     if (kind === 'resume') {
       if (sentPatch) payload.state = sentPatch;
     } else if (Object.keys(desired).length > 0) {
@@ -627,11 +660,13 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.gapSyncs = 0;
     this.setStatus('joined');
     const reason = kind === 'resume' || kind === 'reload' ? (resumed ? 'resume' : 'join') : kind;
-    const snapshot = this.applySnapshot(ack.snapshot, reason);
+    this.position.epoch = ack.history?.epoch ?? null;
+    const recovery = this.noteRecovery(ack);
+    const snapshot = recovery?.recovered ? this.applyRecovered(kind === 'reload', reason) : this.applySnapshot(ack.snapshot, reason);
     this.persist();
     const waiter = this.joinWaiter;
     this.joinWaiter = null;
-    waiter?.resolve({ self: { ...this.selfValue }, snapshot, resumed });
+    waiter?.resolve({ self: { ...this.selfValue }, snapshot, resumed, recovery });
     if (this.statusValue !== 'joined') return;
     this.scheduleHeartbeat(this.intervalMs);
     if (this.pendingPatch) {
@@ -684,6 +719,8 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.detachPagehide = null;
     this.selfValue = null;
     this.seqValue = 0;
+    this.position.reset();
+    this.recoveryValue = null;
     this.countValue = { connections: 0, members: 0 };
     this.resetPaging();
     this.heldCount = null;
@@ -759,6 +796,35 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.drain();
     this.resumePaging();
     return snapshot;
+  }
+
+  /** noteRecovery records what a join or sync acknowledgement says of recovery, if anything. */
+  private noteRecovery(ack: PresenceJoinAck | PresenceSyncAck): PresenceRecovery | null {
+    if (typeof ack.recovered !== 'boolean') return null;
+    const r: PresenceRecovery = { recovered: ack.recovered, replayed: ack.replayed ?? 0 };
+    this.recoveryValue = r;
+    this.dispatch('recover', { ...r });
+    return r;
+  }
+
+  /**
+   * applyRecovered ends a join or sync whose missed events the server replayed: they are in
+   * the buffer (the chat messages went to the client's listeners) and follow on from the
+   * view. A page loaded by a reload has no view to apply them to: it takes a snapshot.
+   */
+  private applyRecovered(reload: boolean, reason: PresenceSyncReason): PresenceSnapshot {
+    this.buffering = false;
+    if (reload || !this.listed) {
+      this.buffer = [];
+      void this.sync(reason === 'resume' ? 'join' : reason);
+      return this.snapshot();
+    }
+    this.drain();
+    if (this.resyncPending && this.statusValue === 'joined') {
+      this.resyncPending = false;
+      void this.sync('resync');
+    }
+    return this.snapshot();
   }
 
   /** syncPayload asks `presence:sync` for a snapshot of the channel's snapshot mode. */
@@ -1001,10 +1067,21 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     if (this.buffering || this.statusValue !== 'joined') return;
     const gen = this.gen;
     this.buffering = true;
+    const payload = this.syncPayload();
+    // A gap or a resync: ask for just what was missed, when the view holds what came before.
+    const since =
+      (reason === 'gap' || reason === 'resync') && this.listed && this.liveEvents()
+        ? this.position.since(this.seqValue)
+        : undefined;
+    if (since) payload.since = since;
     try {
-      const ack = await this.client.emit('presence:sync', this.syncPayload(), { timeoutMs: this.ackTimeoutMs });
+      const ack: PresenceSyncAck = await this.client.emit('presence:sync', payload, { timeoutMs: this.ackTimeoutMs });
       if (gen !== this.gen) return;
-      this.applySnapshot(ack.snapshot, reason);
+      if (this.noteRecovery(ack)?.recovered) {
+        this.applyRecovered(false, reason);
+      } else {
+        this.applySnapshot(ack.snapshot, reason);
+      }
     } catch (raw) {
       if (gen !== this.gen) return;
       const err = toRealtimeError(raw);
@@ -1158,6 +1235,10 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
         this.selfValue = { connId: record.connId, epoch: record.epoch };
         this.hold(record.connId);
         this.baseState = { ...record.state };
+        if (record.seq !== undefined) {
+          this.seqValue = record.seq;
+          this.position.restore(record.seq, record.sub ?? 0, record.historyEpoch ?? null);
+        }
         this.reloading = true;
       }
       if (this.client.connected) this.onConnect();
@@ -1185,6 +1266,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
       connId: self.connId,
       epoch: self.epoch,
       state: this.state,
+      ...(this.position.epoch !== null && this.seqValue > 0
+        ? { seq: this.seqValue, sub: this.position.sub(this.seqValue), historyEpoch: this.position.epoch }
+        : {}),
     });
   }
 

@@ -146,6 +146,30 @@ export interface PresenceJoinPayload {
   snapshot?: PresenceSnapshotMode;
   /** Revision 3: the size of a page snapshot, 1 to 1000 (default 100). */
   pageSize?: number;
+  /** Revision 3: the position seen last, to recover what was missed since (see Recovery). */
+  since?: PresenceSince;
+}
+
+/**
+ * A position in a room's sequence (revision 3, Recovery): a presence event's `seq` (`sub`
+ * 0 or absent), or a chat message's `seq` and `sub`, within the history `epoch`.
+ */
+export interface PresenceSince {
+  seq: number;
+  sub?: number;
+  epoch: string;
+}
+
+/**
+ * What a join or sync with `since` says of the room's history (revision 3): `history` when
+ * the server keeps histories; `recovered` and `replayed` answer `since`. When `recovered`
+ * is true the `replayed` events came before the acknowledgement and the snapshot holds
+ * counts only.
+ */
+export interface PresenceRecoveryAck {
+  history?: { epoch: string };
+  recovered?: boolean;
+  replayed?: number;
 }
 
 /**
@@ -153,7 +177,9 @@ export interface PresenceJoinPayload {
  * join asked for `snapshot: "count"`, else a {@link PresenceSnapshot} (a page, with `next`
  * and `count`, when it asked for `snapshot: "page"` or the server truncated it).
  */
-export type PresenceJoinAck = AckSuccess<{ self: PresenceSelf; snapshot: PresenceSnapshot | PresenceCountSnapshot }>;
+export type PresenceJoinAck = AckSuccess<
+  { self: PresenceSelf; snapshot: PresenceSnapshot | PresenceCountSnapshot } & PresenceRecoveryAck
+>;
 
 /** Payload of `presence:heartbeat`. */
 export interface PresenceHeartbeatPayload {
@@ -168,10 +194,12 @@ export type PresenceHeartbeatAck = AckSuccess<{ epoch: number; changed: boolean 
 export interface PresenceSyncPayload {
   snapshot?: PresenceSnapshotMode;
   pageSize?: number;
+  /** Revision 3: the position seen last, to recover what was missed since. */
+  since?: PresenceSince;
 }
 
 /** Successful acknowledgement of `presence:sync` (the snapshot as for the join). */
-export type PresenceSyncAck = AckSuccess<{ snapshot: PresenceSnapshot | PresenceCountSnapshot }>;
+export type PresenceSyncAck = AckSuccess<{ snapshot: PresenceSnapshot | PresenceCountSnapshot } & PresenceRecoveryAck>;
 
 /** Payload of `presence:members` (revision 3). */
 export interface PresenceMembersPayload {
@@ -267,6 +295,12 @@ export interface ChatMessage {
   connId: string;
   text: string;
   ts: number;
+  /**
+   * Revision 3: the message's position in the room's sequence: the seq of the presence
+   * event before it, and its number after that event from 1.
+   */
+  seq?: number;
+  sub?: number;
 }
 
 /** Payload of `topic:subscribe` (the topics module). */

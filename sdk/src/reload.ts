@@ -21,6 +21,14 @@ export interface ReloadRecord {
   connId: string;
   epoch: number;
   state: Record<string, unknown>;
+  /**
+   * The position of the last event the channel saw (seq, sub) and the history's epoch, so
+   * that the next page recovers what the reload missed (revision 3; absent: nothing to
+   * recover from).
+   */
+  seq?: number;
+  sub?: number;
+  historyEpoch?: string;
 }
 
 /** StorageLike is the part of the Web Storage API used here. */
@@ -73,7 +81,13 @@ export function readRecord(store: StorageLike, key: string): ReloadRecord | null
       typeof r.state === 'object' &&
       !Array.isArray(r.state)
     ) {
-      return { roomId: r.roomId, userId: r.userId, connId: r.connId, epoch: r.epoch, state: r.state };
+      const rec: ReloadRecord = { roomId: r.roomId, userId: r.userId, connId: r.connId, epoch: r.epoch, state: r.state };
+      if (typeof r.seq === 'number' && typeof r.sub === 'number' && typeof r.historyEpoch === 'string') {
+        rec.seq = r.seq;
+        rec.sub = r.sub;
+        rec.historyEpoch = r.historyEpoch;
+      }
+      return rec;
     }
   } catch {
     // not ours, or damaged
