@@ -662,7 +662,9 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     const reason = kind === 'resume' || kind === 'reload' ? (resumed ? 'resume' : 'join') : kind;
     this.position.epoch = ack.history?.epoch ?? null;
     const recovery = this.noteRecovery(ack);
-    const snapshot = recovery?.recovered ? this.applyRecovered(kind === 'reload', reason) : this.applySnapshot(ack.snapshot, reason);
+    const snapshot = recovery?.recovered
+      ? this.applyRecovered(kind === 'reload', reason)
+      : this.applySnapshot(ack.snapshot, reason);
     this.persist();
     const waiter = this.joinWaiter;
     this.joinWaiter = null;

@@ -287,3 +287,46 @@ describe('a duplicated tab', () => {
     expect(next.socket.last('presence:join').payload.resume).toEqual({ connId: 'c-11', epoch: 1 });
   });
 });
+
+describe('a reload with a server history (revision 3)', () => {
+  it('keeps the last position and asks for what the reload missed, then takes a snapshot for its view', async () => {
+    const first = await page();
+    const join1 = first.channel.join();
+    await settleProbe(first.socket);
+    first.socket.reply('presence:join', {
+      ...joinAck('c-h1', 1, snapshot(ROOM, 2, [conn('c-b', 'bob'), conn('c-h1', 'alice', { status: 'available' })])),
+      history: { epoch: '77' },
+    });
+    await join1;
+    first.socket.fire('chat:message', { id: 'm', roomId: ROOM, userId: 'bob', connId: 'c-b', text: 'hi', ts: 1, seq: 2, sub: 1 });
+    expect(stored()).toMatchObject({ connId: 'c-h1', seq: 2, sub: 1, historyEpoch: '77' });
+    unload(first.socket);
+
+    const { client, socket, channel } = await page();
+    const texts: string[] = [];
+    client.on('chat:message', (m) => texts.push(m.text));
+    const join = channel.join();
+    await settleProbe(socket);
+    expect(socket.last('presence:join').payload).toMatchObject({ resume: { connId: 'c-h1' }, since: { seq: 2, sub: 1, epoch: '77' } });
+    socket.fire('chat:message', { id: 'm2', roomId: ROOM, userId: 'bob', connId: 'c-b', text: 'missed', ts: 2, seq: 2, sub: 2 });
+    socket.push(event('join', 3, 'c-c', 'carol'));
+    socket.reply('presence:join', {
+      ok: true,
+      self: { connId: 'c-h1', epoch: 2 },
+      snapshot: { roomId: ROOM, seq: 3, count: { connections: 3, members: 3 } },
+      history: { epoch: '77' },
+      recovered: true,
+      replayed: 2,
+    });
+    await expect(join).resolves.toMatchObject({ resumed: true, recovery: { recovered: true, replayed: 2 } });
+    expect(texts).toEqual(['missed']);
+    // The new page has no view to apply the replayed presence events to: it syncs.
+    socket.reply('presence:sync', {
+      ok: true,
+      snapshot: snapshot(ROOM, 3, [conn('c-b', 'bob'), conn('c-h1', 'alice', { status: 'available' }, 2), conn('c-c', 'carol')]),
+    });
+    await flush();
+    expect(channel.members.connections().map((c) => c.connId)).toEqual(['c-b', 'c-h1', 'c-c']);
+    expect(stored()).toMatchObject({ seq: 3, sub: 0, historyEpoch: '77' });
+  });
+});
