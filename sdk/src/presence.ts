@@ -166,7 +166,10 @@ export interface PresenceChannelEvents {
   update: (event: PresenceEvent) => void;
   /** A connection left, with `reason` `leave`, `disconnect` or `expired`. */
   leave: (event: PresenceEvent) => void;
-  /** The view was replaced with a snapshot. */
+  /**
+   * The view was replaced with a snapshot, or (revision 3) brought up to date by the events
+   * the server replayed (then `snapshot` is the view as it is after them; see `recover`).
+   */
   sync: (info: PresenceSyncInfo) => void;
   /** Something went wrong that the channel could not fix by itself at once. */
   error: (error: RealtimeError) => void;
@@ -822,11 +825,15 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
       return this.snapshot();
     }
     this.drain();
+    // The view is in sync again: `sync` as after a snapshot, with the view as it is now.
+    const snapshot = this.snapshot();
+    this.dispatch('sync', { reason, snapshot, self: { ...(this.selfValue ?? { connId: '', epoch: 0 }) } });
+    this.persist();
     if (this.resyncPending && this.statusValue === 'joined') {
       this.resyncPending = false;
       void this.sync('resync');
     }
-    return this.snapshot();
+    return snapshot;
   }
 
   /** syncPayload asks `presence:sync` for a snapshot of the channel's snapshot mode. */

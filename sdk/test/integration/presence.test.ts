@@ -131,6 +131,42 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
     expect(snap.connections.map((c) => c.connId).sort()).toEqual([connId, bob.connId].sort());
   });
 
+  it('a dropped socket recovers the chat messages and events it missed', async () => {
+    const roomId = room('recover');
+    const a = new RealtimeClient(url, {
+      transports,
+      reconnectionDelayMs: 1500,
+      reconnectionDelayMaxMs: 1500,
+      randomizationFactor: 0,
+      ackTimeoutMs: 5000,
+    });
+    clients.push(a);
+    const b = client();
+    const alice = a.presence(roomId, { userId: 'alice' });
+    const bob = b.presence(roomId, { userId: 'bob' });
+    await alice.join();
+    await bob.join();
+    await waitFor('alice to see bob', () => alice.members.has(bob.connId!));
+    const texts: string[] = [];
+    a.on('chat:message', (m) => texts.push(m.text));
+    const recoveries: unknown[] = [];
+    alice.on('recover', (r) => recoveries.push(r));
+
+    a.dropTransport();
+    await waitFor('alice to be away', () => alice.status === 'reconnecting');
+    for (const text of ['one', 'two', 'three']) await b.emit('chat:message', { text });
+    await bob.setState({ away: 'done' });
+    await waitFor('alice to recover', () => recoveries.length > 0);
+    expect(recoveries).toEqual([{ recovered: true, replayed: 4 }]);
+    expect(texts).toEqual(['one', 'two', 'three']);
+    expect(alice.members.get(bob.connId!)?.state).toEqual({ away: 'done' });
+    expect(alice.recovery).toEqual({ recovered: true, replayed: 4 });
+
+    await b.emit('chat:message', { text: 'live' });
+    await waitFor('the live message', () => texts.length === 4);
+    expect(texts).toEqual(['one', 'two', 'three', 'live']);
+  });
+
   it('not_joined leads to a re-join with a fresh view', async () => {
     const roomId = room('rejoin');
     const a = client();
