@@ -311,6 +311,16 @@
       }[info.reason];
       log('sync', text + ' <seq ' + info.snapshot.seq + ', ' + snapshotText(info.snapshot) + '>');
     });
+    // Revision 3: coming back, the channel asks for what it missed since its last event.
+    ch.on('recover', function (r) {
+      if (!mine()) return;
+      log(
+        'sync',
+        r.recovered
+          ? 'recovered ' + r.replayed + ' missed event(s) from the room history'
+          : 'the room history did not reach back: fresh snapshot',
+      );
+    });
     ch.on('count', function () {
       if (mine()) updateBigRoom();
     });
