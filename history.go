@@ -147,6 +147,13 @@ func (p *Presence) parseJoinHistory(reply []any) (*joinHistory, error) {
 	return jh, nil
 }
 
+// count records the outcome in m when the client gave a position.
+func (jh *joinHistory) count(m *metrics) {
+	if jh.recovered >= 0 && m != nil {
+		m.recovery(jh.recovered == 1, len(jh.replay))
+	}
+}
+
 // ackFields returns what the join's acknowledgement says of the history:
 // its epoch, and whether the client recovered from its position and how
 // many events that replayed.
@@ -260,6 +267,7 @@ func (p *Presence) syncSince(ctx context.Context, s *Socket, room, connID string
 	if err != nil {
 		return nil, err
 	}
+	jh.count(p.metrics)
 	return json.RawMessage(`{"snapshot":` + snap + jh.ackFields() + `}`), nil
 }
 

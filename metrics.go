@@ -25,6 +25,8 @@ type metrics struct {
 	slowDrops  prometheus.Counter
 	refusals   *prometheus.CounterVec
 	sheds      prometheus.Counter
+	recoveries *prometheus.CounterVec
+	replayed   prometheus.Counter
 }
 
 func newMetrics(s *Server) *metrics {
@@ -54,9 +56,14 @@ func newMetrics(s *Server) *metrics {
 			Help: "Handshakes refused before reaching Socket.IO, by HTTP status."}, []string{"status"}),
 		sheds: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "backlog_sheds_total",
 			Help: "Patches and chat messages answered rate_limited because the node's outbound queues were full."}),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "recoveries_total",
+			Help: "Joins and syncs that gave a position (since), by result: recovered from the room history, or fresh (a snapshot)."},
+			[]string{"result"}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "replayed_events_total",
+			Help: "Events replayed from room histories to recovering clients."}),
 	}
 	m.reg.MustRegister(m.acks, m.latency, m.events, m.reaperRuns, m.reaped, m.redisErrs, m.redisRTT,
-		m.beatBatch, m.slowDrops, m.refusals, m.sheds,
+		m.beatBatch, m.slowDrops, m.refusals, m.sheds, m.recoveries, m.replayed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: "sockets",
 			Help: "Connected sockets on this node."}, func() float64 {
@@ -114,6 +121,17 @@ func (m *metrics) heartbeatBatch(n int)           { m.beatBatch.Observe(float64(
 func (m *metrics) droppedSlow()                   { m.slowDrops.Inc() }
 func (m *metrics) refused(status string)          { m.refusals.WithLabelValues(status).Inc() }
 func (m *metrics) shed()                          { m.sheds.Inc() }
+
+// recovery counts a join or sync that gave a position: recovered with n
+// events replayed, or answered with a fresh snapshot.
+func (m *metrics) recovery(recovered bool, n int) {
+	if !recovered {
+		m.recoveries.WithLabelValues("fresh").Inc()
+		return
+	}
+	m.recoveries.WithLabelValues("recovered").Inc()
+	m.replayed.Add(float64(n))
+}
 
 // joinedCount counts this node's sockets holding a presence connection.
 func (s *Server) joinedCount() int { return s.presence.joinedCount(s.eng.Sockets()) }

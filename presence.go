@@ -329,6 +329,7 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 		return nil, fmt.Errorf("presence join: %w", err)
 	}
 	p.hub.activateWithHistory(s, room, connID, minSeq, jh)
+	jh.count(p.metrics)
 	if !p.conn(s).set(room, userID, connID) {
 		p.hub.unsubscribe(s, room) // the socket went away while joining
 		p.spawn(func() { p.disconnect(s, room, connID) })

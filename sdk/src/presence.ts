@@ -652,7 +652,15 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     // Patches made while the join was in flight are still to be sent.
     const newer = this.pendingPatch !== sentPatch ? this.pendingPatch : null;
     const mine = listOf(ack.snapshot)?.find((c) => c.connId === ack.self.connId);
-    this.baseState = mine ? { ...(mine.state ?? {}) } : desired;
+    if (mine) {
+      this.baseState = { ...(mine.state ?? {}) };
+    } else if (ack.recovered && !resumed && kind === 'resume') {
+      // Recovered (no lists in the snapshot) on a fresh connection joined with the patch alone.
+      this.baseState = mergeState({}, sentPatch ?? {});
+    } else if (!(ack.recovered && resumed)) {
+      // A recovered resume keeps its base: the replayed update, if any, sets it.
+      this.baseState = desired;
+    }
     // A resume the server could not honour became a fresh connection that got only the
     // patch as its state: bring it to the state the channel wants.
     const fix = resumed ? {} : diffState(this.baseState, desired);

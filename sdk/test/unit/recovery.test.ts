@@ -104,6 +104,38 @@ describe('recovery', () => {
     expect(channel.recovery).toEqual({ recovered: true, replayed: 3 });
   });
 
+  it('restores the full state on a fresh connection that recovered', async () => {
+    const { client, socket } = setup();
+    const p = client.connect();
+    socket.connect();
+    await p;
+    const channel = client.presence(ROOM, { userId: 'alice', state: { mood: 'ok' }, resumeOnReload: false });
+    const join = channel.join();
+    socket.reply('presence:join', {
+      ...joinAck('c-a', 1, snapshot(ROOM, 1, [conn('c-a', 'alice', { mood: 'ok' })])),
+      history: { epoch: EPOCH },
+    });
+    await join;
+    socket.drop();
+    void channel.setState({ n: 1 }); // queued: the resume carries it
+    socket.connect();
+    expect(socket.last('presence:join').payload).toMatchObject({ state: { n: 1 }, since: { seq: 1, epoch: EPOCH } });
+    // The connection was gone: a fresh one, joined with the patch alone.
+    socket.push(event('leave', 2, 'c-a', 'alice', { reason: 'disconnect' }));
+    socket.push(event('join', 3, 'c-new', 'alice', { state: { n: 1 } }));
+    socket.reply('presence:join', {
+      ok: true,
+      self: { connId: 'c-new', epoch: 1 },
+      snapshot: { roomId: ROOM, seq: 3, count: { connections: 1, members: 1 } },
+      history: { epoch: EPOCH },
+      recovered: true,
+      replayed: 2,
+    });
+    await flush();
+    expect(channel.members.connections().map((c) => c.connId)).toEqual(['c-new']);
+    expect(socket.last('presence:heartbeat').payload).toEqual({ epoch: 1, patchState: { mood: 'ok' } });
+  });
+
   it('sends no since to a server without histories', async () => {
     const { client, socket } = setup();
     const p = client.connect();
