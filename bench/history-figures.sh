@@ -134,7 +134,10 @@ fig_cpu() {
 				(.steady_rates_per_second.presence_events_received) as $ev |
 				"history \($m): server CPU \($cpu | floor) %, \($ev | floor) events delivered/s, " +
 				"\(if $ev > 0 then ($cpu * 10000 / $ev * 100 | floor) / 100 else "-" end) us CPU per delivered event, " +
-				"missing \(.events.presence_missing // 0), seq gaps \(.events.seq_gaps // 0)"' \
+				"missing \(.events.presence_missing // 0), seq gaps \(.events.seq_gaps // 0); " +
+				(.phases[] | select(.name == "steady") | .redis |
+					"Redis CPU \(.cpu_percent | floor) %, \(.calls.evalsha // 0) scripts at " +
+					"\(if (.calls.evalsha // 0) > 0 then (.usec.evalsha / .calls.evalsha | floor) else "-" end) us each")' \
 				"$OUT/cpu-$mode-$i.json" | tee -a "$OUT/cpu.txt"
 		done
 	done
