@@ -346,14 +346,18 @@ func testEmitAPI(t *testing.T, opts ServerOptions) {
 // socket, and disconnects.
 func TestEmitterFromAnotherProcess(t *testing.T) {
 	t.Parallel()
-	opts := testOptions(t)
-	n := startNode(t, opts)
-	c := dial(t, n)
-	join(t, c, "r", "erin", nil)
+	// Built before the socket joins: the presence join below, without
+	// heartbeats, lasts one TTL, and a build on a busy machine can take
+	// longer than that.
 	bin := t.TempDir() + "/emitcmd"
 	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/emitcmd").CombinedOutput(); err != nil {
 		t.Fatalf("building the emitter command: %v\n%s", err, out)
 	}
+	opts := testOptions(t)
+	opts.Presence.TTL = time.Minute // erin stays in room r for the whole test
+	n := startNode(t, opts)
+	c := dial(t, n)
+	join(t, c, "r", "erin", nil)
 	run := func(args ...string) {
 		t.Helper()
 		args = append([]string{"-redis", opts.RedisURL, "-prefix", opts.Presence.Prefix}, args...)
