@@ -16,7 +16,10 @@ import (
 // Engine is the node's Socket.IO server, for both protocol generations on
 // the same path, chosen by the handshake's EIO query value: 3 (Engine.IO v3 +
 // Socket.IO 4, socket.io-client 2.x) and 4 (Engine.IO v4 + Socket.IO 5,
-// socket.io-client 3.x and 4.x). Only the default namespace exists.
+// socket.io-client 3.x and 4.x). Besides the default namespace "/", a
+// session may connect to the namespaces its host serves
+// (engine_namespace.go), and events may carry binary attachments
+// (engine_binary.go).
 //
 // A session (engine_session.go) is one Engine.IO connection, created by the
 // handshake with the Socket that modules see of it (socket.go), and gone
@@ -83,10 +86,18 @@ type engineOptions struct {
 	// shedBytes is the bytes queued over all sessions beyond which the
 	// node is backlogged (see backlogged); 0: shedQueuedBytes.
 	shedBytes int64
+	// connectTimeout bounds how long a session may be in no namespace ("/"
+	// included): after its handshake, or after it left the last one; 0:
+	// pingTimeout.
+	connectTimeout time.Duration
 	// echo is for the Engine.IO protocol test suite only (conformance_test.go):
 	// each message packet goes back to its sender as it came instead of being
 	// read as Socket.IO, and a session needs no Socket.IO connect to stay.
 	echo bool
+	// rootArgs is for the Socket.IO protocol test suite only
+	// (conformance_test.go): every event of "/" goes to the host's
+	// nspEvent, with all its arguments.
+	rootArgs bool
 }
 
 // shedQueuedBytes is when a node counts as backlogged: its sockets' queues
@@ -103,6 +114,13 @@ func (e *Engine) backlogged() bool {
 		limit = shedQueuedBytes
 	}
 	return e.queued.Load() > limit
+}
+
+func (o *engineOptions) connectTimeoutOr() time.Duration {
+	if o.connectTimeout > 0 {
+		return o.connectTimeout
+	}
+	return o.pingTimeout
 }
 
 func (o *engineOptions) slowAfterOr() time.Duration {
@@ -137,6 +155,21 @@ type engineHost interface {
 	gone(s *Socket)
 	// slow is told of a socket about to be dropped for not reading.
 	slow(s *Socket)
+
+	// nspAuthorize decides on the connection of s to namespace nsp (not
+	// "/"); auth is as for authorize. errUnknownNamespace refuses a
+	// namespace nobody serves; the text of any error goes to the client.
+	nspAuthorize(s *Socket, nsp string, auth json.RawMessage) error
+	// nspConnect is told that s connected to nsp, after its client was
+	// sent the connect packet.
+	nspConnect(s *Socket, nsp string)
+	// nspEvent handles an event of a namespace other than "/", or a binary
+	// event of any, and returns the acknowledgement's arguments (JSON text
+	// of the array's elements, and attachments) when ev.ack is true.
+	nspEvent(s *Socket, ev *nspEvent) (ack []byte, att [][]byte)
+	// nspDisconnect is called once for every namespace s connected to,
+	// when it leaves it or is gone.
+	nspDisconnect(s *Socket, nsp, reason string)
 }
 
 // Engine timing that does not come from the settings.
@@ -360,7 +393,7 @@ func (e *Engine) newSocket(r *http.Request, proto int) (*session, bool) {
 	s := &session{eng: e, id: newSessionID(e.opts.homeBucket), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
 		created: time.Now(), done: make(chan struct{}), greeted: e.opts.echo}
 	s.sock = newModuleSocket(s, r)
-	s.lastSeen, s.lastTake = s.created, s.created
+	s.lastSeen, s.lastTake, s.bare = s.created, s.created, s.created
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.draining || e.opts.maxPerIP > 0 && e.perIP[ip] >= e.opts.maxPerIP {
@@ -464,11 +497,12 @@ func (e *Engine) handlePacket(s *session, p []byte) error {
 		if s.proto == 3 { // v3 clients ping; v4 clients only answer
 			s.sendFrame(append([]byte{eioPong}, p[1:]...))
 		}
-	case eioBinary: // no event of the protocol is binary
-		if !e.opts.echo {
-			return errBadPacket
+	case eioBinary: // an attachment of a binary event
+		if e.opts.echo {
+			s.sendFrame(bytes.Clone(p))
+			return nil
 		}
-		s.sendFrame(bytes.Clone(p))
+		return e.attach(s, p)
 	case eioPong, eioNoop:
 	case eioClose:
 		e.clientClose(s)
@@ -480,36 +514,42 @@ func (e *Engine) handlePacket(s *session, p []byte) error {
 
 // handleMessage handles one Socket.IO packet.
 func (e *Engine) handleMessage(s *session, b []byte) error {
+	if s.bin != nil { // text where an attachment was due
+		return errBadPacket
+	}
 	p, err := decodeSIO(b)
 	if err != nil {
 		return err
 	}
-	if p.isNsp { // only the default namespace exists
-		if p.typ == sioConnect {
-			msg := []byte(`"Invalid namespace"`)
-			if s.proto == 4 {
-				msg = []byte(`{"message":"Invalid namespace"}`)
-			}
-			s.sendFrame(append([]byte("44"+p.nsp+","), msg...))
-		}
-		return nil
+	if p.isNsp {
+		return e.handleNamespace(s, p)
 	}
 	switch p.typ {
 	case sioConnect:
+		if s.leftRoot() {
+			return errBadPacket // a fresh socket would get fresh limits
+		}
 		if s.proto == 4 && !s.isConnected() {
 			e.call(func() { e.connectV4(s, p.data) })
 		}
 		return nil
 	case sioDisconnect:
-		s.close("client namespace disconnect")
+		if !e.leaveRoot(s) {
+			s.close("client namespace disconnect")
+		}
 		return nil
 	case sioAck: // the server asks for no acknowledgements
 		return nil
 	case sioError:
 		return errBadPacket
+	case sioBinaryEvent:
+		return e.startBinary(s, p)
 	}
 	if !s.isConnected() {
 		return nil // v4: events before CONNECT are not for any namespace
+	}
+	if e.opts.rootArgs {
+		return e.dispatchEvent(s, p, nil)
 	}
 	// Decoding and handling run off the reader's stack; the reader waits,
 	// so p.data (its buffer) stays valid meanwhile.
