@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"strings"
+	"time"
 )
 
 // Namespaces other than "/" (revision 3 of PROTOCOL.md). A client connects
@@ -193,7 +194,7 @@ func (s *session) leaveNamespaceState(nsp string) bool {
 	}
 	delete(s.nsps, nsp)
 	if len(s.nsps) == 0 && !s.connected {
-		s.bare = s.lastSeen
+		s.becameBareLocked()
 	}
 	return true
 }
@@ -212,11 +213,22 @@ func (e *Engine) leaveRoot(s *session) bool {
 	}
 	s.connected, s.rootLeft = false, true
 	if len(s.nsps) == 0 {
-		s.bare = s.lastSeen
+		s.becameBareLocked()
 	}
 	s.wmu.Unlock()
 	e.host.disconnect(s.sock, "client namespace disconnect")
 	return true
+}
+
+// becameBareLocked starts the connect timeout of a session that just left
+// its last namespace, waking its timer for the new deadline. s.wmu must be
+// held.
+func (s *session) becameBareLocked() {
+	now := time.Now()
+	s.bare = now
+	if s.timer != nil {
+		s.timer.Reset(s.nextWakeLocked(now))
+	}
 }
 
 // leftRoot reports whether the client left "/" while in other namespaces.

@@ -229,7 +229,7 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		return e.handlePacket(s, p)
 	})
 	s.rmu.Unlock()
-	if errors.Is(err, errPollTooLarge) {
+	if errors.Is(err, errPollTooLarge) || errors.Is(err, errAttachmentLimit) {
 		e.log.Debug("closing socket: polling message too large", "conn", s.id)
 		s.close("message too large")
 		engineError(w, http.StatusRequestEntityTooLarge, eioErrBadReq, "message too large")

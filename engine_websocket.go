@@ -196,6 +196,11 @@ func (e *Engine) readLoop(s *session, r *wsReader) {
 		s.rmu.Lock()
 		err = e.handlePacket(s, msg)
 		s.rmu.Unlock()
+		if errors.Is(err, errAttachmentLimit) { // refused as an oversized message is
+			reason = r.refuse(errWSTooLarge)
+			e.log.Debug("closing socket: binary attachments over the limit", "conn", s.id)
+			return
+		}
 		if err != nil {
 			reason = "parse error"
 			e.log.Debug("closing socket: bad packet", "conn", s.id, "err", err)
