@@ -341,7 +341,7 @@ func TestConnectTimeout(t *testing.T) {
 
 	start := time.Now()
 	bare := openRaw(t, n, 4, "")
-	if took := bare.closed(5*time.Second).Sub(start); took < opts.ConnectTimeout {
+	if took := bare.closed(5 * time.Second).Sub(start); took < opts.ConnectTimeout {
 		t.Fatalf("closed after %v; want no earlier than the connect timeout", took)
 	}
 
@@ -353,7 +353,7 @@ func TestConnectTimeout(t *testing.T) {
 		wantPackets(t, "left", r, `43/echo,1["still"]`)
 		r.send("41/echo,")
 		left := time.Now()
-		if took := r.closed(5*time.Second).Sub(left); took < opts.ConnectTimeout-50*time.Millisecond {
+		if took := r.closed(5 * time.Second).Sub(left); took < opts.ConnectTimeout-50*time.Millisecond {
 			t.Fatalf("EIO=%d: closed %v after leaving its last namespace; want the connect timeout", v, took)
 		}
 
