@@ -163,8 +163,8 @@ type engineHost interface {
 	// nspConnect is told that s connected to nsp, after its client was
 	// sent the connect packet.
 	nspConnect(s *Socket, nsp string)
-	// nspEvent handles an event of a namespace other than "/", or a binary
-	// event of any, and returns the acknowledgement's arguments (JSON text
+	// nspEvent handles an event of a namespace other than "/" (and, for the
+	// Socket.IO test suite, every event of "/"), and returns the acknowledgement's arguments (JSON text
 	// of the array's elements, and attachments) when ev.ack is true.
 	nspEvent(s *Socket, ev *nspEvent) (ack []byte, att [][]byte)
 	// nspDisconnect is called once for every namespace s connected to,

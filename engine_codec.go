@@ -23,8 +23,9 @@ import (
 //     6 BINARY_ACK. A binary packet's JSON holds placeholders
 //     {"_placeholder":true,"num":n} for its attachments, which follow it as
 //     Engine.IO binary messages (engine_binary.go). Its attachment count is
-//     checked against maxAttachments before anything waits for them; clients
-//     never send BINARY_ACK (the server asks for no acknowledgements).
+//     checked against maxAttachments before anything waits for them. Clients
+//     never send BINARY_ACK (the server asks for no acknowledgements), and
+//     "/" takes no binary events (revision 2 refuses them).
 //
 // Decoders never allocate in proportion to a number the client wrote, only
 // to the bytes it sent, and every decoder has a fuzz target.
@@ -62,7 +63,7 @@ const maxAckIDDigits = 15
 // Decoding errors. They end the sender's session only.
 var (
 	errBadPacket    = errors.New("engine: malformed packet")
-	errBinaryPacket = errors.New("engine: binary acknowledgements are not taken")
+	errBinaryPacket = errors.New("engine: binary packet refused") // acks from clients; events of "/"
 	errBadPayload   = errors.New("engine: malformed polling payload")
 )
 

@@ -30,7 +30,7 @@ const maxNamespaceLen = 128
 var errUnknownNamespace = invalid("Invalid namespace")
 
 // nspEvent is one client event as the engine hands it to nspEvent: every
-// event of a namespace other than "/", and binary events of "/".
+// event of a namespace other than "/" (with rootArgs, of "/" too).
 type nspEvent struct {
 	nsp  string // "/chat", or "/"
 	name string
@@ -133,8 +133,8 @@ func (e *Engine) leaveNamespace(s *session, nsp, reason string, byServer bool) {
 	e.host.nspDisconnect(s.sock, nsp, reason)
 }
 
-// dispatchEvent hands a client event of a namespace other than "/", or a
-// binary event of any, to the host, and answers its acknowledgement. Events
+// dispatchEvent hands a client event of a namespace other than "/" (with
+// rootArgs, of any) to the host, and answers its acknowledgement. Events
 // for a namespace the session is not in are dropped, as socket.io does.
 func (e *Engine) dispatchEvent(s *session, p sioPacket, att [][]byte) error {
 	name := nspName(s.proto, p.nsp)

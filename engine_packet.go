@@ -75,6 +75,9 @@ func (e *Engine) handleMessage(s *session, b []byte) error {
 	case sioError:
 		return errBadPacket
 	case sioBinaryEvent:
+		if !e.opts.rootArgs { // "/" takes one JSON payload per event, as in revision 2
+			return errBinaryPacket
+		}
 		return e.startBinary(s, p)
 	}
 	if !s.isConnected() {

@@ -194,17 +194,9 @@ func (s *Server) nspDisconnect(sock *Socket, nsp, reason string) {
 	s.log.Debug("namespace disconnected", "conn", sock.id, "nsp", nsp, "reason", reason)
 }
 
-// errBinaryOnRoot answers a binary event of "/": its events take one JSON
-// payload.
-var errBinaryOnRoot = invalid("binary payloads are taken by namespaces only")
-
-// nspEvent handles a namespace's event, or a binary event of "/"
-// (engineHost): rate limits as for "other" events, then the handler with a
-// deadline.
+// nspEvent handles a namespace's event (engineHost): rate limits as for
+// "other" events, then the handler with a deadline.
 func (s *Server) nspEvent(sock *Socket, ev *nspEvent) ([]byte, [][]byte) {
-	if ev.nsp == "/" {
-		return errorAck(errBinaryOnRoot), nil
-	}
 	if !sock.limits.allow(classOther) {
 		s.metrics.handled("namespace", errRateLimited.Code, 0)
 		s.strike(sock)

@@ -221,8 +221,8 @@ func TestNamespaceEventsAndAcks(t *testing.T) {
 }
 
 // Binary arguments reach handlers as []byte and go back as attachments,
-// on both generations and both transports; a binary event of "/" is
-// answered invalid_payload.
+// on both generations and both transports; a binary event of "/" ends its
+// session, as it did.
 func TestNamespaceBinary(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, testOptions(t), &echoNamespaces{})
@@ -236,10 +236,13 @@ func TestNamespaceBinary(t *testing.T) {
 		c.send(`451-/echo,4["kind",{"_placeholder":true,"num":0}]`)
 		c.sendBinary(nil)
 		wantPackets(t, name, c, `43/echo,4["[]uint8"]`)
-		c.send(`451-5["presence:sync",{"_placeholder":true,"num":0}]`)
-		c.sendBinary([]byte{1})
-		wantPackets(t, name, c, `435[{"error":{"code":"invalid_payload","message":"binary payloads are taken by namespaces only"},"ok":false}]`)
 	})
+	// "/" takes no binary events, as in revision 2: the session ends.
+	for _, v := range versions {
+		r := dialRaw(t, n, v, "", "")
+		r.send(`451-5["presence:sync",{"_placeholder":true,"num":0}]`)
+		r.closed(5 * time.Second)
+	}
 }
 
 // A binary event over the attachment count or whose attachments together
