@@ -324,6 +324,46 @@ func decodePayloadV3(b []byte, each func([]byte) error) error {
 	return nil
 }
 
+// decodePayloadV3Binary splits an Engine.IO v3 binary payload (a POST of
+// Content-Type application/octet-stream: what socket.io-client 2.x sends
+// over XHR2 when a packet is binary) into its packets. Each is a byte 0
+// (text) or 1 (binary), its length in bytes as decimal digits of one byte
+// each, 0xff, and the packet. A binary packet's first byte is its type
+// (4, a message); it is handed on in the engine's text form, "b4" and
+// base64 of the rest.
+func decodePayloadV3Binary(b []byte, each func([]byte) error) error {
+	if len(b) == 0 {
+		return errBadPayload
+	}
+	for len(b) > 0 {
+		kind, n, i := b[0], 0, 1
+		if kind > 1 {
+			return errBadPayload
+		}
+		for ; i < len(b) && b[i] != 0xff; i++ {
+			if b[i] > 9 || i > 10 {
+				return errBadPayload
+			}
+			n = n*10 + int(b[i])
+		}
+		if i == 1 || i >= len(b) || n == 0 || n > len(b)-i-1 {
+			return errBadPayload
+		}
+		p := b[i+1 : i+1+n]
+		b = b[i+1+n:]
+		switch {
+		case kind == 0 && !utf8.Valid(p), kind == 1 && p[0] != 4:
+			return errBadPayload
+		case kind == 1:
+			p = attachmentFrame(3, p[1:])
+		}
+		if err := each(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // decodePayloadV4 splits an Engine.IO v4 payload into its packets.
 func decodePayloadV4(b []byte, each func([]byte) error) error {
 	if len(b) == 0 {

@@ -122,6 +122,26 @@ func FuzzDecodeEvent(f *testing.F) {
 	f.Fuzz(checkDecodeEvent)
 }
 
+// decodePayloadV3Binary hands on only what the body holds: text packets
+// as they are (a text packet may start with "b" too), binary ones in the
+// engine's text form.
+func FuzzPayloadV3Binary(f *testing.F) {
+	for _, s := range []string{"\x00\x02\xff40", "\x01\x04\xff\x04abc", "\x00\x01\x00\xff4", "\x02\x01\xff4", "\x00\xff", "\x01\x01\xff\x03", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = decodePayloadV3Binary(b, func(p []byte) error {
+			if len(p) > 2*len(b)+2 {
+				t.Fatalf("a packet of %d bytes from %d", len(p), len(b))
+			}
+			if p[0] != eioBinary && !bytes.Contains(b, p) {
+				t.Fatalf("a text packet %q that is not in %q", p, b)
+			}
+			return nil
+		})
+	})
+}
+
 func FuzzPayloadV3(f *testing.F) {
 	for _, s := range []string{"2:4é2:40", "4:42👍", "1:2", "3:42", "x:1", "", "0:", "99999999999:4", "3:4\xf0\x9f\x91", "1:21:3"} {
 		f.Add([]byte(s))

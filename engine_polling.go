@@ -218,7 +218,10 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	decode := decodePayloadV4
-	if s.proto == 3 {
+	switch {
+	case s.proto == 3 && r.Header.Get("Content-Type") == "application/octet-stream":
+		decode = decodePayloadV3Binary
+	case s.proto == 3:
 		decode = decodePayloadV3
 	}
 	s.rmu.Lock()

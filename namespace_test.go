@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -366,4 +368,36 @@ func TestConnectTimeout(t *testing.T) {
 		again.send("40")
 		again.closed(5 * time.Second)
 	}
+}
+
+// socket.io-client 2.x over XHR2 posts a binary event in a binary payload
+// (Content-Type application/octet-stream); the engine takes it as it takes
+// the base64 form.
+func TestPollingV3BinaryPayload(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t), &echoNamespaces{})
+	c := &pollClient{pollingSession: openPolling(t, n.url, 3)}
+	connectEcho(t, "v3 binary payload", c, 3)
+	text := `451-/echo,1["echo",{"_placeholder":true,"num":0}]`
+	var body []byte
+	body = append(body, 0)
+	for _, d := range strconv.Itoa(len(text)) {
+		body = append(body, byte(d-'0'))
+	}
+	body = append(append(body, 0xff), text...)
+	body = append(body, 1, 4, 0xff, 4, 0xfe, 0, 7) // binary: type 4, then 3 bytes
+	req, err := http.NewRequest("POST", c.url+"&sid="+c.sid, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("HTTP %d", resp.StatusCode)
+	}
+	wantPackets(t, "v3 binary payload", c, `461-/echo,1[{"_placeholder":true,"num":0}]`, "<bin>\xfe\x00\x07")
 }
