@@ -103,7 +103,10 @@ func (e *Engine) connectNamespace(s *session, p sioPacket) error {
 		if s.proto == 3 {
 			answer = []byte("40" + name + ",")
 		}
-		if s.joinNamespace(name) && s.sendFrame(answer) {
+		// Sent before the session counts as in the namespace: a session
+		// whose answer could not be queued never was (its client's next
+		// packets wait for this call).
+		if s.sendFrame(answer) && s.joinNamespace(name) {
 			e.host.nspConnect(s.sock, name)
 		}
 	})

@@ -43,7 +43,7 @@ type session struct {
 	lastSeen  time.Time       // last packet or request from the client
 	lastTake  time.Time       // last completed write or poll: the client takes what it is sent
 	drained   chan struct{}   // closed when the queue is taken; set by awaitDrain
-	greeted   bool            // the client came back after its handshake (v3) or connected (v4)
+	greeted   bool            // the client came back after its handshake (a poll or post), or opened it on a websocket
 	connected bool            // the host was told of the connect of "/"
 	rootLeft  bool            // the client left "/" while in other namespaces
 	nsps      map[string]bool // namespaces other than "/" the session is in
