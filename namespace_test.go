@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"rtm/client"
 )
 
 // echoNamespaces is a module serving "/echo": a v4 client must connect with
@@ -400,4 +402,57 @@ func TestPollingV3BinaryPayload(t *testing.T) {
 		t.Fatalf("HTTP %d", resp.StatusCode)
 	}
 	wantPackets(t, "v3 binary payload", c, `461-/echo,1[{"_placeholder":true,"num":0}]`, "<bin>\xfe\x00\x07")
+}
+
+// The Go client in a namespace (client.Conn.Of), both generations: connect
+// (v4 with auth; a wrong one and an unknown namespace refused), the
+// greeting's binary argument, calls with binary arguments, nested ones
+// too, and their binary acks, then Close with "/" still connected.
+func TestClientNamespaces(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t), &echoNamespaces{})
+	for _, v := range versions {
+		c, err := client.Dial(tctx(t), n.url, client.Options{Protocol: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		var auth any
+		if v == 4 {
+			if _, err := c.Of(tctx(t), "/echo", map[string]string{"pass": "no"}); !errors.Is(err, client.ErrRefused) || !strings.Contains(err.Error(), "wrong pass") {
+				t.Fatalf("EIO=%d: a wrong pass: got %v; want refused", v, err)
+			}
+			auth = map[string]string{"pass": "ok"}
+		}
+		if _, err := c.Of(tctx(t), "/nowhere", nil); !errors.Is(err, client.ErrRefused) || !strings.Contains(err.Error(), "Invalid namespace") {
+			t.Fatalf("EIO=%d: an unknown namespace: got %v; want refused", v, err)
+		}
+		ns, err := c.Of(tctx(t), "/echo", auth)
+		if err != nil {
+			t.Fatalf("EIO=%d: %v", v, err)
+		}
+		select {
+		case e := <-c.Events():
+			args, err := e.Decode()
+			if err != nil || e.Namespace != "/echo" || e.Name != "hello" || len(args) != 2 || !bytes.Equal(args[1].([]byte), []byte{0, 1, 2}) {
+				t.Fatalf("EIO=%d: got %+v (%v, %v); want hello with bytes", v, e, args, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("EIO=%d: no greeting", v)
+		}
+		got, err := ns.Call(tctx(t), "echo", 1, []byte{9, 8}, map[string]any{"n": []any{[]byte("é")}})
+		if err != nil || len(got) != 3 || got[0] != float64(1) || !bytes.Equal(got[1].([]byte), []byte{9, 8}) ||
+			!bytes.Equal(got[2].(map[string]any)["n"].([]any)[0].([]byte), []byte("é")) {
+			t.Fatalf("EIO=%d: echo got %v, %v", v, got, err)
+		}
+		if got, err := ns.Call(tctx(t), "kind", []byte{}); err != nil || len(got) != 1 || got[0] != "[]uint8" {
+			t.Fatalf("EIO=%d: kind got %v, %v", v, got, err)
+		}
+		if err := ns.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Sync(tctx(t)); !strings.Contains(fmt.Sprint(err), "not_joined") {
+			t.Fatalf("EIO=%d: \"/\" after leaving /echo: got %v; want not_joined", v, err)
+		}
+	}
 }
