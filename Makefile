@@ -58,13 +58,15 @@ deps-system:
 	fi
 
 # npm ci only when a lock file is newer than its last install: the SDK's,
-# the interop test's, and the official Engine.IO protocol test suite's
-# (mocha, ws, node-fetch, for conformance_test.go).
+# the interop test's, and the official Engine.IO and Socket.IO protocol test
+# suites' (mocha, ws, node-fetch, chai, for conformance_test.go).
 deps-node: sdk/node_modules/.installed testdata/interop/node_modules/.installed \
-	testdata/engine.io-protocol/test-suite/node_modules/.installed
+	testdata/engine.io-protocol/test-suite/node_modules/.installed \
+	testdata/socket.io-protocol/test-suite/node_modules/.installed
 
-# Just the conformance suite's packages.
-deps-conformance: testdata/engine.io-protocol/test-suite/node_modules/.installed
+# Just the conformance suites' packages.
+deps-conformance: testdata/engine.io-protocol/test-suite/node_modules/.installed \
+	testdata/socket.io-protocol/test-suite/node_modules/.installed
 
 %/node_modules/.installed: %/package-lock.json
 	cd $* && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed
@@ -112,7 +114,9 @@ fuzz: deps-system
 	$(GO) test -run='^$$' -fuzz='^FuzzPacket$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeSIO$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeEvent$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeArgs$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV3$$' -fuzztime=$(FUZZTIME) .
+	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV3Binary$$' -fuzztime=$(FUZZTIME) .
 	$(GO) test -run='^$$' -fuzz='^FuzzPayloadV4$$' -fuzztime=$(FUZZTIME) .
 
 # Deliberate bugs, by hand: each mutant in scripts/mutants.sh is applied to a

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"testing"
@@ -244,5 +245,89 @@ func testMemberPages(t *testing.T, opts ServerOptions) {
 		if code := ackCode(callAck(t, reader, "presence:members", json.RawMessage(bad))); code != "invalid_payload" {
 			t.Errorf("presence:members %v: %s; want invalid_payload", bad, code)
 		}
+	}
+}
+
+// A node sends the counted members of a big room a count only every few
+// ticks (at most about countFramesPerTick frames a tick, at least every
+// maxCountTicks), and always the last one; a small room's members get one
+// every tick that changed it. Driven on the hub itself.
+func TestBigRoomCountsSpread(t *testing.T) {
+	h := newHub(slog.New(slog.NewTextHandler(newLogWriter(t), nil)))
+	h.maxCountTicks = 5
+	join := func(room string, n int) []*Socket {
+		socks := make([]*Socket, n)
+		for i := range socks {
+			socks[i] = bareSocket(fmt.Sprintf("%s-%d", room, i))
+			h.subscribe(socks[i], room, modeCount)
+			h.activate(socks[i], room, "c", 1)
+		}
+		return socks
+	}
+	big, small := join("big", 2001), join("small", 10) // big: every 3 ticks, 667 a tick
+	event := func(room string, seq int) {
+		h.deliver(fmt.Appendf(nil, `{"r":%q,"e":"presence:event","q":%d,"t":"join","c":"x%d","d":{"count":{"connections":%d,"members":%d}}}`,
+			room, seq, seq, seq, seq))
+	}
+	lastSeq := func(s *Socket) (n int, seq int) {
+		for _, f := range s.sess.queue {
+			var c struct {
+				Seq int `json:"seq"`
+			}
+			body := f[len(`42["presence:count",`) : len(f)-1]
+			if err := json.Unmarshal(body, &c); err != nil {
+				t.Fatalf("frame %q: %v", f, err)
+			}
+			n, seq = n+1, c.Seq
+		}
+		return n, seq
+	}
+	sent := make(map[*Socket][]int) // the ticks at which each big-room member got a count
+	for tick := 1; tick <= 9; tick++ {
+		event("big", tick+1)
+		event("small", tick+1)
+		h.flush()
+		frames := 0
+		for _, s := range big {
+			if n, _ := lastSeq(s); n > len(sent[s]) {
+				sent[s] = append(sent[s], tick)
+				frames++
+			}
+		}
+		if frames > countFramesPerTick {
+			t.Fatalf("tick %d: %d count frames; want at most %d", tick, frames, countFramesPerTick)
+		}
+		for _, s := range small {
+			if n, seq := lastSeq(s); n != tick || seq != tick+1 {
+				t.Fatalf("tick %d: a small room's member has %d counts, the last of seq %d; want %d and %d", tick, n, seq, tick, tick+1)
+			}
+		}
+	}
+	for s, ticks := range sent {
+		for i := 1; i < len(ticks); i++ {
+			if ticks[i]-ticks[i-1] != 3 {
+				t.Fatalf("member %s got counts at ticks %v: want them 3 ticks apart", s.id, ticks)
+			}
+		}
+		if len(ticks) < 3 {
+			t.Fatalf("member %s got counts at ticks %v over 9 ticks of changes: want one at least every 3", s.id, ticks)
+		}
+	}
+	// Once the room is quiet, every member gets the last count within the
+	// spread, and nothing more.
+	for range 3 {
+		h.flush()
+	}
+	for _, s := range big {
+		if _, seq := lastSeq(s); seq != 10 {
+			t.Fatalf("member %s's last count is of seq %d; want 10", s.id, seq)
+		}
+	}
+	if len(h.dirty) != 0 {
+		t.Fatalf("rooms still dirty after the last counts: %v", h.dirty)
+	}
+	// The spread is capped: a huge room still counts every maxCountTicks.
+	if got := h.countEvery(100 * countFramesPerTick); got != 5 {
+		t.Fatalf("countEvery of a huge room = %d; want the cap 5", got)
 	}
 }

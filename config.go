@@ -118,6 +118,7 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (*Conf
 		{"rate-chat", "RATE_CHAT", "10:20", "chat messages per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Chat)},
 		{"rate-other", "RATE_OTHER", "20:40", "other events per socket: per-second:burst; 0: unlimited", rateTo(&c.Server.Rates.Other)},
 		{"outbound-queue-bytes", "OUTBOUND_QUEUE_BYTES", "4194304", "bytes queued for a client that does not read before it is dropped", intTo(&c.Server.OutboundQueueBytes, 1024, 1<<30)},
+		{"connect-timeout-ms", "CONNECT_TIMEOUT_MS", "20000", "how long a session may stay connected to no namespace before it is closed", msTo(&c.Server.ConnectTimeout, 1)},
 		{"shutdown-timeout-ms", "SHUTDOWN_TIMEOUT_MS", "10000", "deadline of a graceful shutdown", msTo(&c.Server.ShutdownTimeout, 1)},
 		{"pprof", "PPROF", "false", "serve /debug/pprof/", parser{"bool", func(v string) (err error) {
 			c.PProf, err = strconv.ParseBool(v)

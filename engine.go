@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -16,7 +15,10 @@ import (
 // Engine is the node's Socket.IO server, for both protocol generations on
 // the same path, chosen by the handshake's EIO query value: 3 (Engine.IO v3 +
 // Socket.IO 4, socket.io-client 2.x) and 4 (Engine.IO v4 + Socket.IO 5,
-// socket.io-client 3.x and 4.x). Only the default namespace exists.
+// socket.io-client 3.x and 4.x). Besides the default namespace "/", a
+// session may connect to the namespaces its host serves
+// (engine_namespace.go), and events may carry binary attachments
+// (engine_binary.go).
 //
 // A session (engine_session.go) is one Engine.IO connection, created by the
 // handshake with the Socket that modules see of it (socket.go), and gone
@@ -44,7 +46,8 @@ import (
 //     workers (maxCalls). Workers start on demand and end at Engine.stop,
 //     which the host calls after every reader has returned.
 //   - every session has one runtime timer (no goroutine while waiting): it
-//     sends v4 pings and closes a session whose client went silent.
+//     sends v4 pings and closes a session whose client went silent, or
+//     that stayed in no namespace for the connect timeout.
 //
 // The host (the Server) is told of each socket on connect, of its events and
 // of its end; readers and writers run on the host's wait group, so shutdown
@@ -83,10 +86,18 @@ type engineOptions struct {
 	// shedBytes is the bytes queued over all sessions beyond which the
 	// node is backlogged (see backlogged); 0: shedQueuedBytes.
 	shedBytes int64
+	// connectTimeout bounds how long a session may be in no namespace ("/"
+	// included): after its handshake, or after it left the last one; 0:
+	// pingTimeout.
+	connectTimeout time.Duration
 	// echo is for the Engine.IO protocol test suite only (conformance_test.go):
 	// each message packet goes back to its sender as it came instead of being
 	// read as Socket.IO, and a session needs no Socket.IO connect to stay.
 	echo bool
+	// rootArgs is for the Socket.IO protocol test suite only
+	// (conformance_test.go): every event of "/" goes to the host's
+	// nspEvent, with all its arguments.
+	rootArgs bool
 }
 
 // shedQueuedBytes is when a node counts as backlogged: its sockets' queues
@@ -103,6 +114,13 @@ func (e *Engine) backlogged() bool {
 		limit = shedQueuedBytes
 	}
 	return e.queued.Load() > limit
+}
+
+func (o *engineOptions) connectTimeoutOr() time.Duration {
+	if o.connectTimeout > 0 {
+		return o.connectTimeout
+	}
+	return o.pingTimeout
 }
 
 func (o *engineOptions) slowAfterOr() time.Duration {
@@ -137,6 +155,21 @@ type engineHost interface {
 	gone(s *Socket)
 	// slow is told of a socket about to be dropped for not reading.
 	slow(s *Socket)
+
+	// nspAuthorize decides on the connection of s to namespace nsp (not
+	// "/"); auth is as for authorize. errUnknownNamespace refuses a
+	// namespace nobody serves; the text of any error goes to the client.
+	nspAuthorize(s *Socket, nsp string, auth json.RawMessage) error
+	// nspConnect is told that s connected to nsp, after its client was
+	// sent the connect packet.
+	nspConnect(s *Socket, nsp string)
+	// nspEvent handles an event of a namespace other than "/" (and, for the
+	// Socket.IO test suite, every event of "/"), and returns the acknowledgement's arguments (JSON text
+	// of the array's elements, and attachments) when ev.ack is true.
+	nspEvent(s *Socket, ev *nspEvent) (ack []byte, att [][]byte)
+	// nspDisconnect is called once for every namespace s connected to,
+	// when it leaves it or is gone.
+	nspDisconnect(s *Socket, nsp, reason string)
 }
 
 // Engine timing that does not come from the settings.
@@ -360,7 +393,7 @@ func (e *Engine) newSocket(r *http.Request, proto int) (*session, bool) {
 	s := &session{eng: e, id: newSessionID(e.opts.homeBucket), proto: proto, ip: ip, token: r.URL.Query().Get("token"),
 		created: time.Now(), done: make(chan struct{}), greeted: e.opts.echo}
 	s.sock = newModuleSocket(s, r)
-	s.lastSeen, s.lastTake = s.created, s.created
+	s.lastSeen, s.lastTake, s.bare = s.created, s.created, s.created
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.draining || e.opts.maxPerIP > 0 && e.perIP[ip] >= e.opts.maxPerIP {
@@ -369,19 +402,6 @@ func (e *Engine) newSocket(r *http.Request, proto int) (*session, bool) {
 	e.sessions[s.id] = s
 	e.perIP[ip]++
 	return s, true
-}
-
-// connectV3 connects the default namespace of a new v3 session: Socket.IO 4
-// connects it unasked, with "40".
-func (e *Engine) connectV3(s *session) bool {
-	if err := e.host.authorize(s.sock, nil); err != nil {
-		s.close("connect refused")
-		return false
-	}
-	s.sendFrame([]byte("40"))
-	s.markConnected()
-	e.host.connect(s.sock)
-	return true
 }
 
 // session returns the live session sid, or nil.
@@ -444,102 +464,4 @@ func (e *Engine) Socket(sid string) *Socket {
 		return s.sock
 	}
 	return nil
-}
-
-// handlePacket handles one Engine.IO packet from the client. An error ends
-// the session: the packet was malformed or not part of the protocol.
-func (e *Engine) handlePacket(s *session, p []byte) error {
-	if len(p) == 0 {
-		return errBadPacket
-	}
-	s.seen()
-	switch p[0] {
-	case eioMessage:
-		if e.opts.echo {
-			s.sendFrame(bytes.Clone(p))
-			return nil
-		}
-		return e.handleMessage(s, p[1:])
-	case eioPing:
-		if s.proto == 3 { // v3 clients ping; v4 clients only answer
-			s.sendFrame(append([]byte{eioPong}, p[1:]...))
-		}
-	case eioBinary: // no event of the protocol is binary
-		if !e.opts.echo {
-			return errBadPacket
-		}
-		s.sendFrame(bytes.Clone(p))
-	case eioPong, eioNoop:
-	case eioClose:
-		e.clientClose(s)
-	default:
-		return errBadPacket
-	}
-	return nil
-}
-
-// handleMessage handles one Socket.IO packet.
-func (e *Engine) handleMessage(s *session, b []byte) error {
-	p, err := decodeSIO(b)
-	if err != nil {
-		return err
-	}
-	if p.isNsp { // only the default namespace exists
-		if p.typ == sioConnect {
-			msg := []byte(`"Invalid namespace"`)
-			if s.proto == 4 {
-				msg = []byte(`{"message":"Invalid namespace"}`)
-			}
-			s.sendFrame(append([]byte("44"+p.nsp+","), msg...))
-		}
-		return nil
-	}
-	switch p.typ {
-	case sioConnect:
-		if s.proto == 4 && !s.isConnected() {
-			e.call(func() { e.connectV4(s, p.data) })
-		}
-		return nil
-	case sioDisconnect:
-		s.close("client namespace disconnect")
-		return nil
-	case sioAck: // the server asks for no acknowledgements
-		return nil
-	case sioError:
-		return errBadPacket
-	}
-	if !s.isConnected() {
-		return nil // v4: events before CONNECT are not for any namespace
-	}
-	// Decoding and handling run off the reader's stack; the reader waits,
-	// so p.data (its buffer) stays valid meanwhile.
-	e.call(func() {
-		var name string
-		var payload json.RawMessage
-		if name, payload, err = decodeEvent(p.data); err != nil {
-			return
-		}
-		ack := e.host.event(s.sock, name, payload, p.id >= 0)
-		if p.id >= 0 {
-			s.sendFrame(ackFrame(p.id, ack))
-		}
-	})
-	return err
-}
-
-// connectV4 answers a v4 CONNECT: 40{"sid":...} or 44{"message":...}, after
-// which a refused session closes once the answer is sent.
-func (e *Engine) connectV4(s *session, auth []byte) {
-	if len(auth) > 0 && !json.Valid(auth) {
-		auth = nil
-	}
-	if err := e.host.authorize(s.sock, auth); err != nil {
-		s.sendLast(append([]byte(`44{"message":`), append(canonicalJSON(err.Error()), '}')...))
-		return
-	}
-	// The namespace's socket id is the session id: the protocol has one
-	// socket per session, and only its own client ever sees it.
-	s.sendFrame([]byte(`40{"sid":"` + s.id + `"}`))
-	s.markConnected()
-	e.host.connect(s.sock)
 }

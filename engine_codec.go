@@ -20,8 +20,12 @@ import (
 //   - Socket.IO packets inside an Engine.IO message:
 //     <type>[<attachments>-][<namespace>,][<ack id>][<json>], type 0 CONNECT,
 //     1 DISCONNECT, 2 EVENT, 3 ACK, 4 ERROR (v5: CONNECT_ERROR), 5 BINARY_EVENT,
-//     6 BINARY_ACK. Binary packets are refused before their attachment count is
-//     read: it is the client's number, and nothing of this protocol is binary.
+//     6 BINARY_ACK. A binary packet's JSON holds placeholders
+//     {"_placeholder":true,"num":n} for its attachments, which follow it as
+//     Engine.IO binary messages (engine_binary.go). Its attachment count is
+//     checked against maxAttachments before anything waits for them. Clients
+//     never send BINARY_ACK (the server asks for no acknowledgements), and
+//     "/" takes no binary events (revision 2 refuses them).
 //
 // Decoders never allocate in proportion to a number the client wrote, only
 // to the bytes it sent, and every decoder has a fuzz target.
@@ -59,18 +63,23 @@ const maxAckIDDigits = 15
 // Decoding errors. They end the sender's session only.
 var (
 	errBadPacket    = errors.New("engine: malformed packet")
-	errBinaryPacket = errors.New("engine: binary packets are not supported")
+	errBinaryPacket = errors.New("engine: binary packet refused") // acks from clients; events of "/"
 	errBadPayload   = errors.New("engine: malformed polling payload")
 )
 
 // sioPacket is one decoded Socket.IO packet. data aliases the input.
 type sioPacket struct {
-	typ   byte
-	nsp   string // "/" for the default namespace
-	id    int64  // -1 when the packet carries no ack id
-	data  []byte // the JSON after the header, possibly empty
-	isNsp bool   // the packet named a namespace other than "/"
+	typ      byte
+	nsp      string // "/" for the default namespace
+	id       int64  // -1 when the packet carries no ack id
+	data     []byte // the JSON after the header, possibly empty
+	isNsp    bool   // the packet named a namespace other than "/"
+	attached int    // BINARY_EVENT: the attachments announced
 }
+
+// maxAttachmentDigits bounds the digits of an attachment count: more is
+// malformed, not merely over the limit.
+const maxAttachmentDigits = 3
 
 // decodeSIO parses a Socket.IO packet (an Engine.IO message's data).
 func decodeSIO(b []byte) (sioPacket, error) {
@@ -80,17 +89,33 @@ func decodeSIO(b []byte) (sioPacket, error) {
 	}
 	p.typ = b[0]
 	switch p.typ {
-	case sioConnect, sioDisconnect, sioEvent, sioAck, sioError:
-	case sioBinaryEvent, sioBinaryAck:
+	case sioConnect, sioDisconnect, sioEvent, sioAck, sioError, sioBinaryEvent:
+	case sioBinaryAck:
 		return p, errBinaryPacket
 	default:
 		return p, errBadPacket
 	}
 	b = b[1:]
+	if p.typ == sioBinaryEvent {
+		dash := bytes.IndexByte(b, '-')
+		if dash <= 0 || dash > maxAttachmentDigits {
+			return p, errBadPacket
+		}
+		for _, c := range b[:dash] {
+			if c < '0' || c > '9' {
+				return p, errBadPacket
+			}
+			p.attached = p.attached*10 + int(c-'0')
+		}
+		b = b[dash+1:]
+	}
 	if len(b) > 0 && b[0] == '/' {
 		end := bytes.IndexByte(b, ',')
 		if end < 0 {
 			end = len(b)
+		}
+		if end > maxNamespaceLen {
+			return p, errBadPacket
 		}
 		p.nsp = string(b[:end])
 		p.isNsp = p.nsp != "/"
@@ -140,6 +165,35 @@ func decodeEvent(data []byte) (string, json.RawMessage, error) {
 	}
 	i = skipSpace(data, i+1) // past the comma
 	return name, bytes.Clone(data[i:endOfValue(data, i)]), nil
+}
+
+// splitEvent splits an EVENT packet's data, a JSON array whose first element
+// is the event name, into the name and the text of the other elements, as
+// they stand between the name's comma and the closing bracket (empty when
+// there are none; it aliases data).
+func splitEvent(data []byte) (string, []byte, error) {
+	if !json.Valid(data) {
+		return "", nil, errBadPacket
+	}
+	i := skipSpace(data, 0)
+	if data[i] != '[' {
+		return "", nil, errBadPacket
+	}
+	i = skipSpace(data, i+1)
+	if data[i] != '"' {
+		return "", nil, errBadPacket
+	}
+	end := endOfValue(data, i)
+	var name string
+	if json.Unmarshal(data[i:end], &name) != nil {
+		return "", nil, errBadPacket
+	}
+	i = skipSpace(data, end)
+	if data[i] == ']' {
+		return name, nil, nil
+	}
+	last := bytes.LastIndexByte(data, ']')
+	return name, bytes.TrimSpace(data[i+1 : last]), nil
 }
 
 // plainASCII reports whether JSON string literal b is printable ASCII
@@ -266,6 +320,46 @@ func decodePayloadV3(b []byte, each func([]byte) error) error {
 			return err
 		}
 		b = b[n:]
+	}
+	return nil
+}
+
+// decodePayloadV3Binary splits an Engine.IO v3 binary payload (a POST of
+// Content-Type application/octet-stream: what socket.io-client 2.x sends
+// over XHR2 when a packet is binary) into its packets. Each is a byte 0
+// (text) or 1 (binary), its length in bytes as decimal digits of one byte
+// each, 0xff, and the packet. A binary packet's first byte is its type
+// (4, a message); it is handed on in the engine's text form, "b4" and
+// base64 of the rest.
+func decodePayloadV3Binary(b []byte, each func([]byte) error) error {
+	if len(b) == 0 {
+		return errBadPayload
+	}
+	for len(b) > 0 {
+		kind, n, i := b[0], 0, 1
+		if kind > 1 {
+			return errBadPayload
+		}
+		for ; i < len(b) && b[i] != 0xff; i++ {
+			if b[i] > 9 || i > 10 {
+				return errBadPayload
+			}
+			n = n*10 + int(b[i])
+		}
+		if i == 1 || i >= len(b) || n == 0 || n > len(b)-i-1 {
+			return errBadPayload
+		}
+		p := b[i+1 : i+1+n]
+		b = b[i+1+n:]
+		switch {
+		case kind == 0 && !utf8.Valid(p), kind == 1 && p[0] != 4:
+			return errBadPayload
+		case kind == 1:
+			p = attachmentFrame(3, p[1:])
+		}
+		if err := each(p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ func FuzzDecodeSIO(f *testing.F) {
 	for _, s := range []string{
 		`2["x",{}]`, `20["x"]`, `0`, `0{"token":"t"}`, `0/admin,`, `1`, `3[1]`, `4{"message":"m"}`,
 		`518446744073709551615-["x"]`, `510000000000-["presence:sync"]`, `61-0[]`, `2/a,99999999999999999999[]`,
-		`2/`, `/`, `9`, "2[\"\xff\"]",
+		`2/`, `/`, `9`, "2[\"\xff\"]", `52-/chat,3["x",{"_placeholder":true,"num":0}]`, `5-[]`, `5999-["x"]`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -26,14 +26,70 @@ func FuzzDecodeSIO(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if p.typ == sioBinaryEvent || p.typ == sioBinaryAck {
-			t.Fatalf("binary packet %q decoded", b)
+		if p.typ == sioBinaryAck || p.attached > 999 || p.typ != sioBinaryEvent && p.attached != 0 {
+			t.Fatalf("%q decoded as %+v", b, p)
 		}
 		if len(p.data) > len(b) || len(p.nsp) > len(b)+1 {
 			t.Fatalf("decoded more than the input: %+v", p)
 		}
 		if p.typ == sioEvent {
 			checkDecodeEvent(t, p.data)
+		}
+		if p.typ == sioEvent || p.typ == sioBinaryEvent {
+			checkSplitEvent(t, p.data)
+		}
+	})
+}
+
+// checkSplitEvent compares splitEvent with encoding/json on b.
+func checkSplitEvent(t *testing.T, b []byte) {
+	name, args, err := splitEvent(b)
+	var arr []json.RawMessage
+	var wantName string
+	wantErr := json.Unmarshal(b, &arr) != nil || len(arr) == 0 || arr[0][0] != '"' || json.Unmarshal(arr[0], &wantName) != nil
+	if wantErr != (err != nil) {
+		t.Fatalf("splitEvent(%q): err %v; encoding/json says error=%v", b, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	var got []json.RawMessage
+	if len(args) > 0 {
+		if err := json.Unmarshal(append(append([]byte("["), args...), ']'), &got); err != nil {
+			t.Fatalf("splitEvent(%q) args %q: %v", b, args, err)
+		}
+	}
+	if name != wantName || len(got) != len(arr)-1 {
+		t.Fatalf("splitEvent(%q) = %q, %q; want %q and %d arguments", b, name, args, wantName, len(arr)-1)
+	}
+	for i := range got {
+		if !bytes.Equal(bytes.TrimSpace(got[i]), bytes.TrimSpace(arr[i+1])) {
+			t.Fatalf("splitEvent(%q) argument %d = %s; want %s", b, i, got[i], arr[i+1])
+		}
+	}
+}
+
+// decodeArgs takes any arguments and attachments without panicking, and
+// every placeholder it fills names an attachment that exists.
+func FuzzDecodeArgs(f *testing.F) {
+	for _, s := range []string{
+		`{"_placeholder":true,"num":0}`, `1,"x",[{"_placeholder":true,"num":1}]`, `{"_placeholder":true,"num":1.5}`,
+		`{"_placeholder":true,"num":-1}`, `{"a":{"_placeholder":true,"num":0}}`, ``, `]`, `{"_placeholder":false,"num":0}`,
+	} {
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, text []byte, n uint8) {
+		att := make([][]byte, n%4)
+		for i := range att {
+			att[i] = []byte{byte(i)}
+		}
+		args, err := decodeArgs(text, att)
+		if err != nil {
+			return
+		}
+		body, back := encodeArgs(args)
+		if len(back) > 4*len(text)+len(att) || !json.Valid(append(append([]byte("["), body...), ']')) {
+			t.Fatalf("decodeArgs(%q) re-encoded as %q with %d attachments", text, body, len(back))
 		}
 	})
 }
@@ -64,6 +120,26 @@ func FuzzDecodeEvent(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(checkDecodeEvent)
+}
+
+// decodePayloadV3Binary hands on only what the body holds: text packets
+// as they are (a text packet may start with "b" too), binary ones in the
+// engine's text form.
+func FuzzPayloadV3Binary(f *testing.F) {
+	for _, s := range []string{"\x00\x02\xff40", "\x01\x04\xff\x04abc", "\x00\x01\x00\xff4", "\x02\x01\xff4", "\x00\xff", "\x01\x01\xff\x03", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_ = decodePayloadV3Binary(b, func(p []byte) error {
+			if len(p) > 2*len(b)+2 {
+				t.Fatalf("a packet of %d bytes from %d", len(p), len(b))
+			}
+			if p[0] != eioBinary && !bytes.Contains(b, p) {
+				t.Fatalf("a text packet %q that is not in %q", p, b)
+			}
+			return nil
+		})
+	})
 }
 
 func FuzzPayloadV3(f *testing.F) {

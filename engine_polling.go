@@ -36,9 +36,7 @@ func (e *Engine) servePoll(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	s.lastSeen = time.Now()
-	if s.proto == 3 {
-		s.greeted = true
-	}
+	s.greeted = true
 	if s.probe != nil && !e.awaitProbeLocked(r, s) {
 		s.wmu.Unlock()
 		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
@@ -78,10 +76,7 @@ func expired(w http.ResponseWriter, s *session) bool {
 	if time.Now().Before(s.deadlineLocked()) {
 		return false
 	}
-	reason := "ping timeout"
-	if !s.greeted {
-		reason = "handshake abandoned"
-	}
+	reason := s.timeoutReasonLocked()
 	s.wmu.Unlock()
 	s.close(reason)
 	engineError(w, http.StatusBadRequest, eioErrSession, "Session ID unknown")
@@ -210,9 +205,7 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	upgraded := s.ws != nil
 	s.lastSeen = time.Now()
-	if s.proto == 3 {
-		s.greeted = true
-	}
+	s.greeted = true
 	s.wmu.Unlock()
 	if upgraded {
 		engineError(w, http.StatusBadRequest, eioErrBadReq, "Bad request")
@@ -225,7 +218,10 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	decode := decodePayloadV4
-	if s.proto == 3 {
+	switch {
+	case s.proto == 3 && r.Header.Get("Content-Type") == "application/octet-stream":
+		decode = decodePayloadV3Binary
+	case s.proto == 3:
 		decode = decodePayloadV3
 	}
 	s.rmu.Lock()
@@ -236,7 +232,7 @@ func (e *Engine) servePost(w http.ResponseWriter, r *http.Request, s *session) {
 		return e.handlePacket(s, p)
 	})
 	s.rmu.Unlock()
-	if errors.Is(err, errPollTooLarge) {
+	if errors.Is(err, errPollTooLarge) || errors.Is(err, errAttachmentLimit) {
 		e.log.Debug("closing socket: polling message too large", "conn", s.id)
 		s.close("message too large")
 		engineError(w, http.StatusRequestEntityTooLarge, eioErrBadReq, "message too large")

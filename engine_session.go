@@ -28,7 +28,8 @@ type session struct {
 	created time.Time
 	done    chan struct{} // closed when the session ends
 
-	rmu sync.Mutex // held while handling the client's packets, in order
+	rmu sync.Mutex     // held while handling the client's packets, in order, and guards:
+	bin *pendingBinary // a binary event waiting for its attachments
 
 	wmu       sync.Mutex // guards the following fields
 	ws        net.Conn   // the websocket's raw connection, after its handshake
@@ -39,12 +40,15 @@ type session struct {
 	queued    int      // bytes in queue
 	writing   bool     // a websocket writer is running
 	poll      chan struct{}
-	lastSeen  time.Time     // last packet or request from the client
-	lastTake  time.Time     // last completed write or poll: the client takes what it is sent
-	drained   chan struct{} // closed when the queue is taken; set by awaitDrain
-	greeted   bool          // the client came back after its handshake (v3) or connected (v4)
-	connected bool          // the host was told of the connect
-	flushGone bool          // close once the queue is flushed
+	lastSeen  time.Time       // last packet or request from the client
+	lastTake  time.Time       // last completed write or poll: the client takes what it is sent
+	drained   chan struct{}   // closed when the queue is taken; set by awaitDrain
+	greeted   bool            // the client came back after its handshake (a poll or post), or opened it on a websocket
+	connected bool            // the host was told of the connect of "/"
+	rootLeft  bool            // the client left "/" while in other namespaces
+	nsps      map[string]bool // namespaces other than "/" the session is in
+	bare      time.Time       // since when the session is in no namespace (connect timeout)
+	flushGone bool            // close once the queue is flushed
 	gone      bool
 	timer     *time.Timer
 	nextPing  time.Time
@@ -65,8 +69,45 @@ func (s *session) sendFrame(frame []byte) bool { return s.send(frame, false) }
 // once it is sent (a connect refusal, a disconnect by the server).
 func (s *session) sendLast(frame []byte) bool { return s.send(frame, true) }
 
+// sendFrames queues packets that must go together and in order: a binary
+// packet and its attachments.
+func (s *session) sendFrames(frames [][]byte) bool {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	s.wmu.Lock()
+	if !s.admitLocked(n) {
+		return false
+	}
+	for _, f := range frames {
+		s.queue = append(s.queue, f)
+	}
+	s.queued += n
+	s.eng.queued.Add(int64(n))
+	s.wakeLocked()
+	s.wmu.Unlock()
+	return true
+}
+
 func (s *session) send(frame []byte, last bool) bool {
 	s.wmu.Lock()
+	if !s.admitLocked(len(frame)) {
+		return false
+	}
+	s.queue = append(s.queue, frame)
+	s.queued += len(frame)
+	s.eng.queued.Add(int64(len(frame)))
+	s.flushGone = s.flushGone || last
+	s.wakeLocked()
+	s.wmu.Unlock()
+	return true
+}
+
+// admitLocked reports whether n more bytes may be queued. When not, the
+// session is gone or is being dropped for not reading, and s.wmu has been
+// released; s.wmu must be held.
+func (s *session) admitLocked(n int) bool {
 	if s.gone {
 		s.wmu.Unlock()
 		return false
@@ -77,7 +118,7 @@ func (s *session) send(frame []byte, last bool) bool {
 	// Checked after the refresh above: a client that took everything it was
 	// sent is reading, however large the frame that comes now (a big
 	// snapshot) and however long it was idle.
-	if s.queued+len(frame) > s.eng.opts.maxQueueBytes && s.notReadingLocked() {
+	if s.queued+n > s.eng.opts.maxQueueBytes && s.notReadingLocked() {
 		// Closed on a goroutine of its own: the caller may hold locks
 		// (the hub's) that the disconnect hooks take.
 		s.gone = true
@@ -86,12 +127,6 @@ func (s *session) send(frame []byte, last bool) bool {
 		s.eng.host.slow(s.sock)
 		return false
 	}
-	s.queue = append(s.queue, frame)
-	s.queued += len(frame)
-	s.eng.queued.Add(int64(len(frame)))
-	s.flushGone = s.flushGone || last
-	s.wakeLocked()
-	s.wmu.Unlock()
 	return true
 }
 
@@ -215,12 +250,37 @@ func (s *session) nextWakeLocked(now time.Time) time.Duration {
 	return max(next.Sub(now), time.Millisecond)
 }
 
-// deadlineLocked returns when the session ends if the client stays silent.
+// deadlineLocked returns when the session ends if the client stays silent,
+// or, while it is in no namespace, when its connect timeout ends it.
 func (s *session) deadlineLocked() time.Time {
 	if !s.greeted {
 		return s.created.Add(s.eng.opts.pingTimeout)
 	}
-	return s.lastSeen.Add(s.eng.opts.pingInterval + s.eng.opts.pingTimeout)
+	d := s.lastSeen.Add(s.eng.opts.pingInterval + s.eng.opts.pingTimeout)
+	if c, ok := s.connectDeadlineLocked(); ok && c.Before(d) {
+		d = c
+	}
+	return d
+}
+
+// connectDeadlineLocked returns when the connect timeout ends a session in
+// no namespace ("/" included); false while it is in one.
+func (s *session) connectDeadlineLocked() (time.Time, bool) {
+	if s.connected || len(s.nsps) > 0 || s.eng.opts.echo {
+		return time.Time{}, false
+	}
+	return s.bare.Add(s.eng.opts.connectTimeoutOr()), true
+}
+
+// timeoutReasonLocked says why a session past its deadline ends.
+func (s *session) timeoutReasonLocked() string {
+	if !s.greeted {
+		return "handshake abandoned"
+	}
+	if c, ok := s.connectDeadlineLocked(); ok && !time.Now().Before(c) {
+		return "connect timeout"
+	}
+	return "ping timeout"
 }
 
 // tick is the session timer's function.
@@ -232,11 +292,8 @@ func (s *session) tick() {
 		return
 	}
 	if !now.Before(s.deadlineLocked()) {
+		reason := s.timeoutReasonLocked()
 		s.wmu.Unlock()
-		reason := "ping timeout"
-		if !s.greeted {
-			reason = "handshake abandoned"
-		}
 		s.close(reason)
 		return
 	}
@@ -268,6 +325,7 @@ func (s *session) close(reason string) {
 func (s *session) finish(reason string) {
 	s.wmu.Lock()
 	ws, probe, connected := s.ws, s.probe, s.connected
+	nsps := s.namespacesLocked()
 	if s.timer != nil {
 		s.timer.Stop()
 	}
@@ -286,6 +344,9 @@ func (s *session) finish(reason string) {
 		_ = probe.Close()
 	}
 	s.eng.forget(s)
+	for _, nsp := range nsps {
+		s.eng.host.nspDisconnect(s.sock, nsp, reason)
+	}
 	if connected {
 		s.eng.host.disconnect(s.sock, reason)
 	}

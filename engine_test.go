@@ -321,24 +321,30 @@ func TestPollingUnicode(t *testing.T) {
 	}
 }
 
-// The codecs: binary packets and absurd numbers are refused without
-// allocation; payload framing of both versions.
+// The codecs: binary acks from clients and absurd numbers are refused
+// without allocation; payload framing of both versions.
 func TestEngineCodec(t *testing.T) {
 	for in, want := range map[string]error{
-		`518446744073709551615-["x"]`:    errBinaryPacket,
-		`510000000000-["presence:sync"]`: errBinaryPacket,
-		`61-0[]`:                         errBinaryPacket,
-		`2["x"]`:                         nil,
-		`21234567890123456["x"]`:         errBadPacket,
-		`9`:                              errBadPacket,
-		``:                               errBadPacket,
-		`0/chat,{"token":"x"}`:           nil,
-		`2/admin,5["presence:sync"]`:     nil,
+		`518446744073709551615-["x"]`:    errBadPacket,
+		`510000000000-["presence:sync"]`: errBadPacket,
+		`5-["x"]`:                        errBadPacket,
+		`5a-["x"]`:                       errBadPacket,
+		`52-/chat,3["x",{"_placeholder":true,"num":0}]`: nil,
+		`61-0[]`:                     errBinaryPacket,
+		`2["x"]`:                     nil,
+		`21234567890123456["x"]`:     errBadPacket,
+		`9`:                          errBadPacket,
+		``:                           errBadPacket,
+		`0/chat,{"token":"x"}`:       nil,
+		`2/admin,5["presence:sync"]`: nil,
 	} {
 		allocs := testing.AllocsPerRun(10, func() { _, _ = decodeSIO([]byte(in)) })
 		if _, err := decodeSIO([]byte(in)); err != want || allocs > 2 {
 			t.Errorf("decodeSIO(%q): got %v (%v allocs); want %v", in, err, allocs, want)
 		}
+	}
+	if p, _ := decodeSIO([]byte(`52-/chat,3["x"]`)); p.attached != 2 || p.nsp != "/chat" || p.id != 3 || string(p.data) != `["x"]` {
+		t.Errorf("got %+v", p)
 	}
 	p, _ := decodeSIO([]byte(`2/admin,5["x"]`))
 	if p.nsp != "/admin" || !p.isNsp || p.id != 5 || string(p.data) != `["x"]` {
@@ -1545,8 +1551,8 @@ func TestWSReaderBinaryEcho(t *testing.T) {
 		t.Fatalf("got %q, %v; want errWSBadUTF8", msg, err)
 	}
 	var b bytes.Buffer
-	appendWSFrame(&b, []byte("bAQIDBA=="))
-	appendWSFrame(&b, []byte("4hello"))
+	appendWSFrame(&b, []byte("bAQIDBA=="), 4)
+	appendWSFrame(&b, []byte("4hello"), 4)
 	if got, want := b.String(), "\x82\x04\x01\x02\x03\x04\x81\x064hello"; got != want {
 		t.Fatalf("got frames %q; want %q", got, want)
 	}

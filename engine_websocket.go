@@ -59,15 +59,15 @@ func (e *Engine) openWebsocket(w http.ResponseWriter, r *http.Request, s *sessio
 		_ = nc.Close()
 		return
 	}
-	s.ws = nc                             // closed by Socket.close from now on
-	s.greeted = s.greeted || s.proto == 3 // v4: once connected (or echo: from the start)
+	s.ws = nc        // closed by Socket.close from now on
+	s.greeted = true // the client is there; the connect timeout bounds a v4 one that never connects
 	s.wmu.Unlock()
 	s.sendFrame(open)
 	if s.proto == 3 && !e.connectV3(s) {
 		return
 	}
 	s.startTimer()
-	e.spawnFor(s, func() { e.readLoop(s, e.newReader(nc)) })
+	e.spawnFor(s, func() { e.readLoop(s, e.newReader(nc, s.proto)) })
 }
 
 // spawnFor runs f on a goroutine of the host's for session s, unless s is
@@ -123,7 +123,7 @@ func (e *Engine) serveUpgrade(w http.ResponseWriter, r *http.Request, s *session
 	}
 	s.probe = nc // closed by Socket.close if the session ends first
 	s.wmu.Unlock()
-	e.spawnFor(s, func() { e.probe(s, e.newReader(nc)) })
+	e.spawnFor(s, func() { e.probe(s, e.newReader(nc, s.proto)) })
 }
 
 // pendingConn stands for a probe's connection while its handshake is
@@ -196,6 +196,11 @@ func (e *Engine) readLoop(s *session, r *wsReader) {
 		s.rmu.Lock()
 		err = e.handlePacket(s, msg)
 		s.rmu.Unlock()
+		if errors.Is(err, errAttachmentLimit) { // refused as an oversized message is
+			reason = r.refuse(errWSTooLarge)
+			e.log.Debug("closing socket: binary attachments over the limit", "conn", s.id)
+			return
+		}
 		if err != nil {
 			reason = "parse error"
 			e.log.Debug("closing socket: bad packet", "conn", s.id, "err", err)
@@ -227,7 +232,7 @@ func (s *session) writeLoop() {
 
 		b := getBuf()
 		for _, f := range frames {
-			appendWSFrame(b, f)
+			appendWSFrame(b, f, s.proto)
 		}
 		err := nc.writeData(b.Bytes())
 		putBuf(b)
@@ -251,14 +256,22 @@ func (s *session) writeLoop() {
 }
 
 // appendWSFrame appends payload as one unmasked, final text frame (RFC 6455
-// section 5.2: a server's frames are not masked). An Engine.IO v4 binary
-// packet ("b" and base64, which only the conformance echo mode sends) goes
-// as a binary frame of its data.
-func appendWSFrame(b *bytes.Buffer, payload []byte) {
+// section 5.2: a server's frames are not masked). An Engine.IO binary
+// message in the engine's text form (engine_binary.go: "b" and base64, v3
+// "b4" and base64) goes as a binary frame of its data, which for v3 starts
+// with the message type byte 4.
+func appendWSFrame(b *bytes.Buffer, payload []byte, proto int) {
 	var hdr [10]byte
 	hdr[0] = 0x81 // FIN, text
 	if len(payload) > 0 && payload[0] == eioBinary {
-		if data, err := base64.StdEncoding.AppendDecode(nil, payload[1:]); err == nil {
+		var data []byte
+		var err error
+		if proto == 3 && len(payload) > 1 && payload[1] == eioMessage {
+			data, err = base64.StdEncoding.AppendDecode([]byte{4}, payload[2:])
+		} else {
+			data, err = base64.StdEncoding.AppendDecode(nil, payload[1:])
+		}
+		if err == nil {
 			hdr[0], payload = 0x82, data // FIN, binary
 		}
 	}
@@ -313,7 +326,7 @@ func (c *wsConn) writeData(b []byte) error {
 func (c *wsConn) writeText(payload []byte) error {
 	b := getBuf()
 	defer putBuf(b)
-	appendWSFrame(b, payload)
+	appendWSFrame(b, payload, 4)
 	return c.writeData(b.Bytes())
 }
 
@@ -382,7 +395,8 @@ type wsReader struct {
 	msg        *bytes.Buffer // the fragmented message so far; nil when none
 	fragmented bool          // a message is being assembled in msg
 	handedOut  bool          // msg was returned by next and is done
-	binary     bool          // binary messages are taken (the conformance echo mode only)
+	binary     bool          // binary messages are taken (a session's reader; not a bare one)
+	v3         bool          // binary messages are Engine.IO v3's: a type byte, then data
 	msgBinary  bool          // the current message is binary
 
 	short   bool                  // the frame at the front of in is not all there
@@ -400,9 +414,9 @@ type wsReader struct {
 const wsSendBuffer = 32 << 10
 
 // newReader returns the reader of a session's websocket.
-func (e *Engine) newReader(nc *wsConn) *wsReader {
+func (e *Engine) newReader(nc *wsConn, proto int) *wsReader {
 	r := newWSReader(nc, e.opts.maxMessage)
-	r.binary = e.opts.echo
+	r.binary, r.v3 = true, proto == 3
 	return r
 }
 
@@ -534,7 +548,8 @@ func (r *wsReader) check(fin bool, op byte, n uint64) error {
 // handle handles one whole, unmasked frame; see frame for the results.
 // Text messages must be UTF-8 (RFC 6455 section 8.1); a fragmented one is
 // checked once it is whole. A binary message (taken only by a reader with
-// r.binary) is returned as an Engine.IO v4 binary packet: "b" and base64.
+// r.binary) is returned in the engine's text form: "b" and base64 (v3: "b4"
+// and base64 of the data after the type byte 4).
 func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, error) {
 	switch op {
 	case wsPing:
@@ -548,7 +563,7 @@ func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, erro
 	}
 	if fin && !r.fragmented {
 		if r.msgBinary {
-			return binaryPacket(payload), true, nil
+			return r.binaryPacket(payload)
 		}
 		if !utf8.Valid(payload) {
 			return nil, false, errWSBadUTF8
@@ -563,7 +578,7 @@ func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, erro
 	if fin {
 		r.handedOut = true
 		if r.msgBinary {
-			return binaryPacket(r.msg.Bytes()), true, nil
+			return r.binaryPacket(r.msg.Bytes())
 		}
 		if !utf8.Valid(r.msg.Bytes()) {
 			return nil, false, errWSBadUTF8
@@ -573,9 +588,16 @@ func (r *wsReader) handle(fin bool, op byte, payload []byte) ([]byte, bool, erro
 	return nil, false, nil
 }
 
-// binaryPacket returns data as an Engine.IO v4 binary packet: "b" and base64.
-func binaryPacket(data []byte) []byte {
-	return base64.StdEncoding.AppendEncode([]byte{eioBinary}, data)
+// binaryPacket returns a binary message in the engine's text form. A v3
+// one must start with the message type byte 4.
+func (r *wsReader) binaryPacket(data []byte) ([]byte, bool, error) {
+	if !r.v3 {
+		return base64.StdEncoding.AppendEncode([]byte{eioBinary}, data), true, nil
+	}
+	if len(data) == 0 || data[0] != 4 {
+		return nil, false, errWSBinary
+	}
+	return base64.StdEncoding.AppendEncode([]byte{eioBinary, eioMessage}, data[1:]), true, nil
 }
 
 // closeFrame answers the client's close frame and returns errWSClosed, or

@@ -55,6 +55,11 @@ type hub struct {
 	// subscription was last lost, until a resync settles it.
 	gaps   map[string]gapMark
 	gapGen uint64 // counts markGap calls
+	// tick counts flushes; maxCountTicks caps countEvery (runBatches sets
+	// it from the tick; 0 until then: every tick); slots numbers presence
+	// memberships (membership.slot).
+	tick, slots   uint64
+	maxCountTicks int
 }
 
 // gapMark is where a room stood when its subscription was lost.
@@ -73,6 +78,7 @@ type membership struct {
 	mode     eventMode
 	batch    []*envelope // modeBatched: events for the next flush
 	countEv  *envelope   // modeCount: the last event since the last flush
+	slot     uint64      // spreads the counts of a big room over ticks (hub_batch.go)
 	connID   string
 	pending  bool
 	buf      []envelope // events received while pending
@@ -210,7 +216,8 @@ func (h *hub) subscribe(s *Socket, room string, mode eventMode) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.entryLocked(s, room)
-	*m = membership{joined: m.joined, presence: true, pending: true, mode: mode}
+	h.slots++
+	*m = membership{joined: m.joined, presence: true, pending: true, mode: mode, slot: h.slots}
 }
 
 // ready returns once the node hears room's events (see subscriptions.wait).

@@ -109,3 +109,38 @@ func TestInteropRouting(t *testing.T) {
 		}
 	}
 }
+
+// Namespaces and binary payloads with the official clients of both
+// generations, on both transports and the upgrade: connect (v4 with auth),
+// an event with a binary argument, acks with binary arguments, nested ones
+// too, and the refusal of a namespace nobody serves.
+func TestInteropNamespaces(t *testing.T) {
+	t.Parallel()
+	for _, pkg := range []string{"sio2", "sio4"} {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("%s is not installed in %s: run `make deps` (npm ci there)", pkg, interopDir)
+		}
+	}
+	n := startNode(t, testOptions(t), &echoNamespaces{})
+	for _, version := range []string{"3", "4"} {
+		for _, transports := range []string{"websocket", "polling", "polling,websocket"} {
+			t.Run("EIO"+version+"/"+transports, func(t *testing.T) {
+				t.Parallel()
+				cmd := exec.Command("node", "namespace.cjs", n.url, transports, version)
+				cmd.Dir = interopDir
+				out, err := cmd.Output()
+				var res struct {
+					OK    bool   `json:"ok"`
+					Error string `json:"error"`
+				}
+				if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
+					var stderr []byte
+					if ee, ok := err.(*exec.ExitError); ok {
+						stderr = ee.Stderr
+					}
+					t.Fatalf("namespaces over %s: %v %s %s", transports, err, out, stderr)
+				}
+			})
+		}
+	}
+}

@@ -60,6 +60,10 @@ type ServerOptions struct {
 	// PingInterval and PingTimeout are the Engine.IO ones: a client silent for
 	// their sum is dropped. Zero values: 10 s and 20 s.
 	PingInterval, PingTimeout time.Duration
+	// ConnectTimeout bounds how long a session may stay in no namespace
+	// ("/" included): after its handshake, or after it left its last one.
+	// Zero value: PingTimeout.
+	ConnectTimeout time.Duration
 	// ShutdownTimeout bounds a graceful shutdown. Zero value: 10 s.
 	ShutdownTimeout time.Duration
 	// Logger receives the server's logs. Zero value: slog.Default().
@@ -125,14 +129,15 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server starts
 
-	mu       sync.Mutex // guards the following fields
-	started  bool
-	draining bool
-	modules  []Module
-	handlers map[string]HandlerFunc // by event name; written only before Run
-	redisSub bool                   // every bucket in use is subscribed
-	extra    map[string]http.Handler
-	httpIP   map[string]int // HTTP connections not (yet) upgraded, by client IP
+	mu         sync.Mutex // guards the following fields
+	started    bool
+	draining   bool
+	modules    []Module
+	handlers   map[string]HandlerFunc // by event name; written only before Run
+	namespaces map[string]*Namespace  // by name; added only before Run
+	redisSub   bool                   // every bucket in use is subscribed
+	extra      map[string]http.Handler
+	httpIP     map[string]int // HTTP connections not (yet) upgraded, by client IP
 }
 
 // New returns a server with the presence module registered. It does not
@@ -149,15 +154,16 @@ func New(opts ServerOptions) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	target := newRedisTarget(o.RedisURL, o.RedisTLS)
 	s := &Server{
-		opts:     o,
-		log:      o.Logger,
-		pool:     newPool(target.dial),
-		target:   target,
-		hub:      newHub(o.Logger),
-		ctx:      ctx,
-		cancel:   cancel,
-		handlers: make(map[string]HandlerFunc),
-		httpIP:   make(map[string]int),
+		opts:       o,
+		log:        o.Logger,
+		pool:       newPool(target.dial),
+		target:     target,
+		hub:        newHub(o.Logger),
+		ctx:        ctx,
+		cancel:     cancel,
+		handlers:   make(map[string]HandlerFunc),
+		namespaces: make(map[string]*Namespace),
+		httpIP:     make(map[string]int),
 	}
 	var be subBackend = redisSubs{t: target, pool: s.pool}
 	if o.wrapSubs != nil {
@@ -170,14 +176,15 @@ func New(opts ServerOptions) (*Server, error) {
 	s.hub.subs = s.subs
 	s.metrics = newMetrics(s)
 	s.eng = newEngine(engineOptions{
-		pingInterval:  o.PingInterval,
-		pingTimeout:   o.PingTimeout,
-		maxMessage:    o.MaxMessageBytes,
-		maxQueueBytes: o.OutboundQueueBytes,
-		maxPerIP:      o.MaxSocketsPerIP,
-		shedBytes:     o.shedBytes,
-		homeBucket:    randomBucket(),
-		slowAfter:     o.slowAfter,
+		pingInterval:   o.PingInterval,
+		pingTimeout:    o.PingTimeout,
+		connectTimeout: o.ConnectTimeout,
+		maxMessage:     o.MaxMessageBytes,
+		maxQueueBytes:  o.OutboundQueueBytes,
+		maxPerIP:       o.MaxSocketsPerIP,
+		shedBytes:      o.shedBytes,
+		homeBucket:     randomBucket(),
+		slowAfter:      o.slowAfter,
 	}, s, o.Logger, s.spawn)
 	s.mc = &ModuleContext{Engine: s.eng, Redis: s.pool, Logger: o.Logger, srv: s, hub: s.hub, metrics: s.metrics}
 	s.presence = p
@@ -285,9 +292,23 @@ func (s *Server) admit(r *http.Request, proto int) (int, string) {
 // errUnauthorizedConnect is the v4 CONNECT refusal for a bad or missing token.
 var errUnauthorizedConnect = errors.New("unauthorized")
 
-// authorize sets up a socket's claims and limits. auth is the v4 CONNECT
-// auth object: its token, when present, is the one that counts.
+// authorize sets up a socket's claims and limits, unless a CONNECT to
+// another namespace did (verify), and puts it in its implicit rooms. auth
+// is the v4 CONNECT auth object: its token, when present, is the one that
+// counts.
 func (s *Server) authorize(sock *Socket, auth json.RawMessage) error {
+	if sock.limits == nil {
+		if err := s.verify(sock, auth); err != nil {
+			return err
+		}
+	}
+	s.joinImplicit(sock)
+	return nil
+}
+
+// verify checks the token of a session's first CONNECT, of any namespace,
+// and sets up its socket's claims and limits.
+func (s *Server) verify(sock *Socket, auth json.RawMessage) error {
 	if len(s.opts.JWTSecret) > 0 {
 		token := sock.sess.token
 		var a struct {
@@ -307,7 +328,6 @@ func (s *Server) authorize(sock *Socket, auth json.RawMessage) error {
 	}
 	sock.limits = newLimits(s.opts.Rates)
 	sock.hub = s.hub
-	s.joinImplicit(sock)
 	return nil
 }
 
@@ -361,6 +381,7 @@ func (s *Server) disconnect(sock *Socket, reason string) {
 			}()
 		}
 	}
+	s.hub.drop(sock) // a client that left "/" keeps its session for other namespaces
 	s.log.Debug("socket disconnected", "conn", sock.id, "reason", reason)
 }
 

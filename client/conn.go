@@ -113,8 +113,15 @@ func (o *Options) protocol() (int, error) {
 type Event struct {
 	// Name is the event name.
 	Name string
-	// Args are the raw JSON arguments after the name.
+	// Namespace is "" for the root namespace, else its name ("/chat";
+	// see Conn.Of).
+	Namespace string
+	// Args are the raw JSON arguments after the name. In a binary event,
+	// placeholders {"_placeholder":true,"num":n} stand for Attachments[n]
+	// (Decode puts them in place).
 	Args []json.RawMessage
+	// Attachments are a binary event's attachments.
+	Attachments [][]byte
 	// Received is when the frame was read.
 	Received time.Time
 }
@@ -139,8 +146,9 @@ type Conn struct {
 	done     chan struct{} // closed by finish
 	readDone chan struct{} // closed when readLoop returns
 
-	inCallback atomic.Bool // readLoop is inside onEvent
-	muted      atomic.Bool // Mute was called; set while holding wsem and deadlineMu
+	inCallback atomic.Bool    // readLoop is inside onEvent
+	bin        *pendingBinary // a binary packet waiting for its attachments; readLoop's own
+	muted      atomic.Bool    // Mute was called; set while holding wsem and deadlineMu
 
 	// deadlineMu orders the read loop's deadline updates with Mute, so
 	// that a muted connection is left without a read deadline.
@@ -149,10 +157,15 @@ type Conn struct {
 	mu      sync.Mutex // guards the following fields
 	nextID  int64
 	pending map[int64]chan json.RawMessage // closed (not sent to) on failure
-	queue   []Event                        // events read but not yet taken by run
-	closing bool                           // Close or Drop started
-	ended   bool
-	err     error
+	// nsPending and connecting are namespace calls and CONNECTs waiting
+	// for the server (see Of), closed like pending.
+	nsPending  map[int64]chan nsReply
+	connecting map[string]chan nsResult
+	joined     map[string]bool // namespaces connected through Of
+	queue      []Event         // events read but not yet taken by run
+	closing    bool            // Close or Drop started
+	ended      bool
+	err        error
 }
 
 // Dial connects to the Socket.IO server at baseURL (http://host:port,
@@ -372,11 +385,17 @@ func (c *Conn) finish(cause error) {
 		cause = ErrClosed
 	}
 	c.err = cause
-	pending := c.pending
-	c.pending = nil
+	pending, nsPending, connecting := c.pending, c.nsPending, c.connecting
+	c.pending, c.nsPending, c.connecting = nil, nil, nil
 	c.mu.Unlock()
 	c.ws.Close()
 	for _, ch := range pending {
+		close(ch)
+	}
+	for _, ch := range nsPending {
+		close(ch)
+	}
+	for _, ch := range connecting {
 		close(ch)
 	}
 	close(c.done)

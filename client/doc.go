@@ -3,8 +3,8 @@
 // rooms.
 //
 // It speaks both protocol generations, chosen by Options.Protocol, over the
-// websocket transport only (no long-polling, no upgrade, no binary
-// attachments, root namespace only):
+// websocket transport only (no long-polling, no upgrade); other namespaces
+// and binary attachments are reached through Conn.Of (namespace.go):
 //
 //   - 4 (the default): Engine.IO 4 and Socket.IO protocol 5, as the
 //     JavaScript socket.io-client 3.x and 4.x;
@@ -39,6 +39,18 @@
 // ParsePresenceEvent, ParseChatMessage) implement the application protocol of
 // PROTOCOL.md on top of Call. A reply {ok:false,error:{code,message}} comes
 // back as an *AckError.
+//
+// # Namespaces and binary attachments
+//
+// Of connects the same connection to another namespace ("/chat", with an
+// auth object in protocol 4) and returns a *Namespace, whose Emit and Call
+// take any number of arguments: []byte values (within []any and
+// map[string]any too) go as binary attachments (BINARY_EVENT, binary
+// frames after the packet, written in one turn), and Call's acknowledgement
+// comes back decoded, attachments as []byte. The namespace's events arrive
+// with the root namespace's, with Event.Namespace set; Event.Decode puts a
+// binary event's attachments in place. Events of namespaces not connected
+// through Of, and binary events of the root namespace, are ignored.
 //
 // # Keepalive
 //

@@ -30,10 +30,12 @@ func (c *Conn) readLoop() {
 			c.finish(readError(err, dead))
 			return
 		}
-		if typ != websocket.TextMessage || len(msg) == 0 {
-			continue // binary attachments are not supported
+		if typ == websocket.BinaryMessage {
+			err = c.handleBinary(msg)
+		} else if len(msg) > 0 {
+			err = c.handleFrame(msg)
 		}
-		if err := c.handleFrame(msg); err != nil {
+		if err != nil {
 			c.finish(err)
 			return
 		}
@@ -78,12 +80,18 @@ func (c *Conn) handleFrame(msg []byte) error {
 	return nil // open, pong, upgrade, noop and unknown types
 }
 
-// handlePacket handles one Socket.IO packet. Malformed packets and packets of
-// other namespaces are ignored, as socket.io-client does.
+// handlePacket handles one Socket.IO packet. Malformed packets are ignored,
+// as socket.io-client does; packets of other namespaces and binary ones go
+// to namespace.go.
 func (c *Conn) handlePacket(b []byte) error {
 	p, err := parseSIO(b)
-	if err != nil || !p.isRoot() {
+	switch {
+	case err != nil:
 		return nil
+	case p.typ == sioBinaryEvent || p.typ == sioBinaryAck:
+		return c.startBinary(b, p)
+	case !p.isRoot():
+		return c.handleNamespacePacket(p, nil)
 	}
 	switch p.typ {
 	case sioEvent:

@@ -112,7 +112,7 @@ it('in the page, heartbeats run on a Worker timer and keep the connection fresh'
         return new NativeWorker(src);
       };
       const client = new w.RealtimeSDK.RealtimeClient(url, { transports: ['websocket'] });
-      const channel = client.presence(roomId, { userId: 'timer', heartbeatIntervalMs: 300 });
+      const channel = client.presence(roomId, { userId: 'timer', heartbeatIntervalMs: 300, heartbeatTimeoutMs: 5000 });
       let acks = 0;
       const emit = client.emit.bind(client);
       client.emit = (event: string, ...args: unknown[]) => {

@@ -99,7 +99,8 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
     const roomId = room('resume');
     const a = client();
     const b = client();
-    const alice = a.presence(roomId, { userId: 'alice', heartbeatIntervalMs: 500 });
+    // Heartbeats every 500 ms, each allowed 5 s: on a busy machine a slow one is not a miss.
+    const alice = a.presence(roomId, { userId: 'alice', heartbeatIntervalMs: 500, heartbeatTimeoutMs: 5000 });
     const bob = b.presence(roomId, { userId: 'bob' });
     await alice.join();
     await bob.join();
@@ -171,7 +172,7 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
     const roomId = room('rejoin');
     const a = client();
     const b = client();
-    const alice = a.presence(roomId, { userId: 'alice', state: { v: 1 }, heartbeatIntervalMs: 300 });
+    const alice = a.presence(roomId, { userId: 'alice', state: { v: 1 }, heartbeatIntervalMs: 300, heartbeatTimeoutMs: 5000 });
     const bob = b.presence(roomId, { userId: 'bob' });
     await alice.join();
     await bob.join();
