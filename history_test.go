@@ -479,3 +479,40 @@ func testRecoverWhileLive(t *testing.T, opts ServerOptions) {
 	}
 	noEvent(t, a2, 100*time.Millisecond)
 }
+
+// A client back after its connection is gone (a reload past the grace)
+// joins fresh and still recovers: its old connection's leave, what came
+// after, and its new join, once each.
+func TestRecoverAfterTheGrace(t *testing.T) { backends(t, testRecoverAfterTheGrace) }
+
+func testRecoverAfterTheGrace(t *testing.T, opts ServerOptions) {
+	opts = historyOptions(opts, 30*time.Second, 1000)
+	opts.Presence.DisconnectGrace = 200 * time.Millisecond
+	n := startNode(t, opts)
+	b := dial(t, n)
+	join(t, b, "r", "bob", nil)
+	nextPresence(t, b)
+	a, ack, last := awayClient(t, n, b)
+	_ = a.Drop()
+	if e := nextPresence(t, b); e.Type != "leave" || e.Reason != "disconnect" || e.ConnID != ack.Self.ConnID {
+		t.Fatalf("got %+v; want alice's leave after the grace", e)
+	}
+	if _, _, err := b.Chat(tctx(t), "while away"); err != nil {
+		t.Fatal(err)
+	}
+
+	a2 := dial(t, n)
+	res, err := a2.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &ack.Self, Since: &last})
+	if err != nil || res.Recovered == nil || !*res.Recovered || res.Replayed != 3 || res.Self.ConnID == ack.Self.ConnID {
+		t.Fatalf("got %+v, %v; want a new connection that recovered 3 events", res, err)
+	}
+	if res.Snapshot.Count == nil || res.Snapshot.Count.Connections != 2 || len(res.Snapshot.Connections) != 0 {
+		t.Fatalf("snapshot %+v; want counts only", res.Snapshot)
+	}
+	for _, want := range []string{"leave:alice", "while away", "join:alice"} {
+		if got := what(t, nextEvent(t, a2, 5*time.Second)); got != want {
+			t.Fatalf("got %s; want %s", got, want)
+		}
+	}
+	noEvent(t, a2, 100*time.Millisecond)
+}
