@@ -68,6 +68,18 @@ func (e *envelope) position() (position, bool) {
 	return position{}, false
 }
 
+// window is a range of positions (from, to]; the zero window holds none.
+type window struct{ from, to position }
+
+func (w window) holds(p position) bool { return p.after(w.from) && !p.after(w.to) }
+
+// seenLocked reports whether recorded module message e is not for s's
+// presence membership m: recorded before its join, or replayed to it.
+func (h *hub) seenLocked(m *membership, e *envelope) bool {
+	at, ok := e.position()
+	return ok && e.Seq == 0 && !at.after(m.after)
+}
+
 // since is the position a joining client saw last, in its history epoch.
 type since struct {
 	at    position
@@ -112,6 +124,7 @@ func (s *since) arg(setting string) string {
 
 // joinHistory is the history part of a join's reply.
 type joinHistory struct {
+	from      position   // the client's position (since), when it gave one
 	epoch     string     // the room history's epoch; "" when history is off
 	recovered int64      // -1: no position given; 0: not recovered; 1: replay holds what was missed
 	replay    []envelope // the events after the client's position, in order
@@ -180,6 +193,10 @@ func (h *hub) activateWithHistory(s *Socket, room, connID string, minSeq int64, 
 		return
 	}
 	m.connID, m.minSeq, m.pending = connID, minSeq, false
+	m.after = jh.end
+	if jh.recovered == 1 { // late live copies of what was replayed are dropped
+		m.replayed = window{jh.from, jh.end}
+	}
 	buf := m.buf
 	m.buf = nil
 	for i := range jh.replay {
@@ -220,6 +237,9 @@ func (h *hub) release(s *Socket, room string, jh *joinHistory) {
 		return
 	}
 	m.pending = false
+	if jh.recovered == 1 { // late live copies of what was replayed are dropped
+		m.after, m.replayed = jh.end, window{jh.from, jh.end}
+	}
 	buf := m.buf
 	m.buf = nil
 	for i := range jh.replay {
@@ -251,6 +271,7 @@ func (p *Presence) syncSince(ctx context.Context, s *Socket, room, connID string
 	var snap string
 	if err == nil {
 		if jh, err = p.parseJoinHistory(reply[1:]); err == nil {
+			jh.from = from.at
 			snap, err = redis.String(reply[0], nil)
 		}
 	}

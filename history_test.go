@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -515,4 +517,54 @@ func testRecoverAfterTheGrace(t *testing.T, opts ServerOptions) {
 		}
 	}
 	noEvent(t, a2, 100*time.Millisecond)
+}
+
+// The hub sends a recovering socket the replay, then the buffered live
+// events after it, and drops the live copies of replayed events that arrive
+// late (published before the join's script ran, delivered after it
+// returned), presence events and recorded module messages alike, without
+// taking them for a room that started over.
+func TestReplayThenLiveInTheHub(t *testing.T) {
+	h := newHub(slog.New(slog.NewTextHandler(newLogWriter(t), nil)))
+	s := bareSocket("s")
+	h.subscribe(s, "r", modeEach)
+	presence := func(seq int) string {
+		return fmt.Sprintf(`{"r":"r","e":"presence:event","q":%d,"t":"update","c":"x","d":{"seq":%d}}`, seq, seq)
+	}
+	chat := func(seq, sub int) string {
+		return fmt.Sprintf(`{"r":"r","e":"chat:message","hq":%d,"hs":%d,"d":{"seq":%d,"sub":%d}}`, seq, sub, seq, sub)
+	}
+	envs := func(raws ...string) []envelope {
+		var out []envelope
+		for _, r := range raws {
+			var e envelope
+			if err := json.Unmarshal([]byte(r), &e); err != nil {
+				t.Fatal(err)
+			}
+			e.frame = eventFrame(e.Event, e.Data)
+			out = append(out, e)
+		}
+		return out
+	}
+	// Buffered while the join ran: one event the replay holds, one after.
+	h.deliver([]byte(presence(4)))
+	h.deliver([]byte(chat(5, 1)))
+	h.deliver([]byte(presence(6)))
+	h.activateWithHistory(s, "r", "c1", 6, &joinHistory{from: position{3, 0}, recovered: 1,
+		replay: envs(presence(4), chat(4, 1), presence(5), chat(5, 1)), end: position{5, 1}})
+	// Late live copies of replayed events, then new ones.
+	h.deliver([]byte(chat(4, 1)))
+	h.deliver([]byte(presence(5)))
+	h.deliver([]byte(chat(6, 1)))
+	h.deliver([]byte(presence(7)))
+	var got []string
+	for _, f := range s.sess.queue {
+		got = append(got, string(f))
+	}
+	want := []string{`42["presence:event",{"seq":4}]`, `42["chat:message",{"seq":4,"sub":1}]`,
+		`42["presence:event",{"seq":5}]`, `42["chat:message",{"seq":5,"sub":1}]`, `42["presence:event",{"seq":6}]`,
+		`42["chat:message",{"seq":6,"sub":1}]`, `42["presence:event",{"seq":7}]`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the socket got %q; want %q", got, want)
+	}
 }

@@ -85,6 +85,11 @@ type membership struct {
 	minSeq   int64      // presence events with a lower seq are not for this socket
 	maxSeq   int64      // when > 0: the socket's leave; later events are not for it
 	lastSeq  int64      // the last presence event's seq delivered to the socket
+	// after and replayed come from a join or sync with history (history.go):
+	// recorded module messages up to after are not for the socket, and
+	// presence events within replayed were replayed to it.
+	after    position
+	replayed window
 }
 
 // eventMode is how a presence member receives its room's events
@@ -393,6 +398,8 @@ func (h *hub) routeLocked(e *envelope) (closing []*Socket) {
 				if len(m.buf) < maxPendingBuffer {
 					m.buf = append(m.buf, *e)
 				}
+			case m.presence && h.seenLocked(m, e):
+				// recorded before the socket's join, or replayed to it
 			default:
 				s.sendFrame(e.frame)
 			}
@@ -434,6 +441,9 @@ func (h *hub) exceptedLocked(s *Socket, e *envelope) bool {
 // ends the membership at s's own leave.
 func (h *hub) deliverLocked(room string, s *Socket, m *membership, e *envelope) {
 	if e.Seq > 0 {
+		if m.replayed.holds(position{e.Seq, 0}) { // the late live copy of a replayed event
+			return
+		}
 		if h.restartedLocked(room, s, m, e.Seq) {
 			return
 		}

@@ -321,6 +321,9 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	var connID, epoch, snap string
 	var minSeq int64
 	jh, err := p.parseJoinHistory(reply[min(5, len(reply)):])
+	if err == nil && from != nil {
+		jh.from = from.at
+	}
 	if err == nil {
 		_, err = redis.Scan(reply, &connID, &epoch, &snap, &minSeq)
 	}
