@@ -829,7 +829,7 @@ export class PresenceChannel extends Emitter<PresenceChannelEvents> {
     this.buffering = false;
     if (reload || !this.listed) {
       this.buffer = [];
-      void this.sync(reason === 'resume' ? 'join' : reason);
+      void this.sync(reason);
       return this.snapshot();
     }
     this.drain();

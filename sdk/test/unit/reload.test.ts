@@ -305,6 +305,8 @@ describe('a reload with a server history (revision 3)', () => {
     const { client, socket, channel } = await page();
     const texts: string[] = [];
     client.on('chat:message', (m) => texts.push(m.text));
+    const syncs: Array<{ reason: string }> = [];
+    channel.on('sync', (s) => syncs.push(s));
     const join = channel.join();
     await settleProbe(socket);
     expect(socket.last('presence:join').payload).toMatchObject({ resume: { connId: 'c-h1' }, since: { seq: 2, sub: 1, epoch: '77' } });
@@ -327,6 +329,7 @@ describe('a reload with a server history (revision 3)', () => {
     });
     await flush();
     expect(channel.members.connections().map((c) => c.connId)).toEqual(['c-b', 'c-h1', 'c-c']);
+    expect(syncs.map((s) => s.reason)).toEqual(['resume']);
     expect(stored()).toMatchObject({ seq: 3, sub: 0, historyEpoch: '77' });
   });
 });
