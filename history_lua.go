@@ -30,7 +30,8 @@ package main
 // it: "ttlms:max" ("0:0" when history is off); the join adds
 // ":seq:sub:epoch", the position its client says it saw last. KEYS[1] is
 // always the room's seq key, from which the history keys are derived (they
-// share its hash tag, so its slot).
+// share its hash tag, so its slot); the scripts declare them too, last of
+// their KEYS, for Redis Cluster.
 const luaHistory = `
 local hist_ttl, hist_max, hist_rest = string.match(ARGV[#ARGV] or '', '^(%d+):(%d+)(.*)$')
 -- hist_argc is the number of ARGV before the setting (none of the scripts'
@@ -178,7 +179,7 @@ end
 // mode, ARGV[8] the page size and ARGV[9] the cap of a full snapshot.
 //
 // Returns {snapshot, history epoch, recovered, envelopes, seq, sub}.
-var syncSinceScript = luaScript(7, luaPrelude+luaRecovery+`
+var syncSinceScript = luaScript(9, luaPrelude+luaRecovery+`
 if redis.call('HGET', K.conn, 'own') ~= sid then return false end
 return {recovery(ARGV[7], tonumber(ARGV[8]), ARGV[9])}
 `)

@@ -47,7 +47,8 @@ import (
 // the room's events go to its history as they are published),
 // and KEYS are always seq, conns, members, due, index, ids, then the
 // caller's connection key P{bk}{R}:c:<connId> (the seq key again for a
-// script without one; join adds the resumed connection's key). Events are published as
+// script without one; join adds the resumed connection's key), then the
+// history's stream and hash (luaHistory). Events are published as
 // an envelope {"r":roomId,"e":"presence:event","q":seq,"t":type,"c":connId,"d":event};
 // a takeover notice is {"r":roomId,"k":"takeover","c":connId,"o":sid}.
 //
@@ -256,7 +257,7 @@ end
 // succeeds when the connection exists, belongs to the same user in this room and
 // its stored epoch equals the one presented; otherwise it is a fresh join.
 // Invariant: a connection is in conns, due and has its hash, or in none of them.
-var joinScript = luaScript(8, luaPrelude+luaRecovery+`
+var joinScript = luaScript(10, luaPrelude+luaRecovery+`
 local cid, uid, uj, st = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local lookback, keyttl, maxbytes = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
 local rcid, rep, snapmode, pagesize, cap = ARGV[13], ARGV[14], ARGV[15], tonumber(ARGV[16]), ARGV[17]
@@ -348,7 +349,7 @@ return out
 //
 // Returns {code, epoch, changed 0/1} with code 0 ok, 1 not_joined,
 // 2 stale_epoch, 3 payload_too_large. Nothing is written unless code is 0.
-var patchScript = luaScript(7, luaPrelude+`
+var patchScript = luaScript(9, luaPrelude+`
 local cid, ep = ARGV[6], tonumber(ARGV[7])
 local lookback, keyttl, maxbytes = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local patch = {}
@@ -378,7 +379,7 @@ return {0, cur, st and 1 or 0}
 //
 // Returns the seq of the leave event, or 0 when the caller did not own the
 // connection (nothing is removed).
-var leaveScript = luaScript(7, luaPrelude+`
+var leaveScript = luaScript(9, luaPrelude+`
 local cid = ARGV[6]
 if redis.call('HGET', K.conn, 'own') ~= sid then return 0 end
 local seq = remove(cid, 'leave', now_ms())
@@ -396,7 +397,7 @@ return seq
 //	ARGV[10] deadline kind
 //
 // Returns 1 when the caller owned the connection, else 0 (fenced off).
-var disconnectScript = luaScript(7, luaPrelude+`
+var disconnectScript = luaScript(9, luaPrelude+`
 local cid, grace, reason, keyttl = ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
 local ck = K.conn
 if redis.call('HGET', ck, 'own') ~= sid then return 0 end
@@ -420,7 +421,7 @@ return 1
 //
 // Returns, per connection removed, its connId, the leave reason and the kind
 // of the deadline that removed it (lookback, grace or shutdown), flat.
-var reapScript = luaScript(7, luaPrelude+`
+var reapScript = luaScript(9, luaPrelude+`
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', K.due, '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
 local hs = {} -- every connection read before the first write (the migration note)
@@ -465,7 +466,7 @@ return out
 // returns false if not. ARGV[7] is the mode ("full", "count" or "page"),
 // ARGV[8] the page size and ARGV[9] the cap of a full snapshot, as for a
 // join.
-var snapshotScript = luaScript(7, luaPrelude+`
+var snapshotScript = luaScript(9, luaPrelude+`
 if sid ~= '' and redis.call('HGET', K.conn, 'own') ~= sid then return false end
 return snapshot(ARGV[7], tonumber(ARGV[8]), ARGV[9])
 `)
@@ -475,7 +476,7 @@ return snapshot(ARGV[7], tonumber(ARGV[8]), ARGV[9])
 // connId to start after ("" for the first page), ARGV[8] the page size.
 // Returns the page JSON, or false when the caller does not own its
 // connection.
-var pageScript = luaScript(7, luaPrelude+`
+var pageScript = luaScript(9, luaPrelude+`
 if redis.call('HGET', K.conn, 'own') ~= sid then return false end
 return page(ARGV[7], tonumber(ARGV[8]))
 `)

@@ -69,7 +69,9 @@ func (p *Presence) script(s *redis.Script) *redis.Script {
 }
 
 // roomArgs returns the KEYS and the common ARGV of a room script, then
-// extra, then the history setting (luaHistory). The KEYS are the room's, then the keys of the connections conns
+// extra, then the history setting (luaHistory). The history's keys come
+// last among the KEYS, so that a script does not run where they are not (a
+// slot migration) rather than fail after its first writes. The KEYS are the room's, then the keys of the connections conns
 // (the seq key when there are none: a script declares a fixed number).
 func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []any {
 	tag, b := p.roomTag(room), roomBucket(room)
@@ -81,6 +83,7 @@ func (p *Presence) roomArgs(room, sid string, conns []string, extra ...any) []an
 	if len(conns) == 0 {
 		args = append(args, tag+"seq")
 	}
+	args = append(args, tag+"h", tag+"hm") // the history's (luaHistory), declared for Redis Cluster
 	args = append(args, room, jsonString(room), tag+"c:", p.bucketChannel(b), sid)
 	return append(append(args, extra...), p.historyArg())
 }
