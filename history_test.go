@@ -568,3 +568,41 @@ func TestReplayThenLiveInTheHub(t *testing.T) {
 		t.Fatalf("the socket got %q; want %q", got, want)
 	}
 }
+
+// Redis losing everything (a restart without persistence, a failover to a
+// replica that had nothing): the room starts over with a new epoch, and a
+// client that comes back is not replayed from it, however far it went.
+func TestRecoverAfterRedisLostItsData(t *testing.T) {
+	// Not parallel: it restarts its own Redis.
+	rs := ownRedis(t)
+	opts := historyOptions(testOptions(t), 30*time.Second, 1000)
+	opts.RedisURL = rs.url()
+	n := startNode(t, opts)
+	b := dial(t, n)
+	join(t, b, "r", "bob", nil)
+	nextPresence(t, b)
+	a, ack, last := awayClient(t, n, b)
+	_ = a.Drop()
+
+	rs.kill()
+	waitFor(t, 10*time.Second, "the node to notice", func() bool { return !n.srv.subscribed() })
+	if err := rs.start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the subscription back", func() bool { return n.srv.subscribed() })
+	_, err := b.Heartbeat(tctx(t), client.HeartbeatRequest{})
+	wantCode(t, err, "not_joined")
+	join(t, b, "r", "bob", nil)
+	awayTraffic(t, b, 2*int(last.Seq)+4) // past where a was
+
+	a2 := dial(t, n)
+	res, err := a2.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "alice", Resume: &ack.Self, Since: &last})
+	notRecovered(t, res, err, "alice", "bob")
+	if res.History.Epoch == last.Epoch || res.Self.ConnID == ack.Self.ConnID {
+		t.Fatalf("got %+v; want a new connection in a new history", res)
+	}
+	if e := nextPresence(t, a2); e.Type != "join" || e.UserID != "alice" || e.Seq != res.Snapshot.Seq {
+		t.Fatalf("got %+v; want alice's join and nothing before it", e)
+	}
+	noEvent(t, a2, 100*time.Millisecond)
+}
