@@ -35,10 +35,11 @@
 // slow consumer never stalls the connection; a program that neither sets
 // OnEvent nor reads Events lets events pile up in memory.
 //
-// The typed helpers in presence.go (Join, Heartbeat, Leave, Sync, Chat,
-// ParsePresenceEvent, ParseChatMessage) implement the application protocol of
-// PROTOCOL.md on top of Call. A reply {ok:false,error:{code,message}} comes
-// back as an *AckError.
+// The typed helpers in presence.go (Join, Heartbeat, Leave, Sync, SyncSince,
+// Chat, ParsePresenceEvent, ParseChatMessage) implement the application
+// protocol of PROTOCOL.md on top of Call; JoinRequest.Since and SyncSince
+// recover what a client missed from the room's history (revision 3). A reply
+// {ok:false,error:{code,message}} comes back as an *AckError.
 //
 // # Namespaces and binary attachments
 //
