@@ -538,10 +538,26 @@ func TestSlowClientDropped(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := 0; i < msgs; i++ {
-		if _, _, err := sender.Chat(ctx, text); err != nil {
-			t.Fatal(err)
-		}
+	// Eight calls in flight at a time: one after the other, 800 round
+	// trips can outlast the deadline on a busy machine.
+	var wg sync.WaitGroup
+	errs := make(chan error, msgs)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < msgs; i += 8 {
+				if _, _, err := sender.Chat(ctx, text); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
 	}
 	select {
 	case c := <-got:
@@ -1227,6 +1243,7 @@ func TestPollingClientInBusyRoom(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
 	opts.Rates = RateLimits{Chat: Rate{PerSecond: 1e6, Burst: 1e6}, Other: Rate{PerSecond: 100, Burst: 100}}
+	opts.Presence.TTL = time.Minute // no heartbeats: the sender stays joined however slow the machine
 	n := startNode(t, opts)
 	sender := dial(t, n)
 	join(t, sender, "busy", "sender", nil)
