@@ -22,8 +22,10 @@ func TestEmbeddedRedis(t *testing.T) {
 	mr := miniredis.RunT(t)
 	opts := testOptions(t)
 	opts.RedisURL = "redis://" + mr.Addr()
-	opts.Presence.TTL = time.Second
-	opts.Presence.ReaperLookback = time.Second
+	// Long enough that neither member expires before bob is meant to (no
+	// heartbeats until then), short enough to wait for bob's expiry.
+	opts.Presence.TTL = 3 * time.Second
+	opts.Presence.ReaperLookback = opts.Presence.TTL
 	n := startNode(t, opts)
 	a, b := dial(t, n), dial(t, n)
 	ackA := join(t, a, "r", "alice", map[string]any{"s": "é"})
@@ -55,7 +57,7 @@ func TestEmbeddedRedis(t *testing.T) {
 		t.Fatalf("got %+v, %v; want the chat message replayed", m, err)
 	}
 	// b stops heartbeating and expires; a2 keeps heartbeating.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(opts.Presence.ReaperLookback + 10*time.Second)
 	for {
 		if _, err := a2.Heartbeat(ctx, client.HeartbeatRequest{}); err != nil {
 			t.Fatal(err)
