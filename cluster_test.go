@@ -264,15 +264,17 @@ func testExpiryOfCrashedNode(t *testing.T, opts ServerOptions) {
 func TestHeartbeatsKeepAlive(t *testing.T) {
 	t.Parallel()
 	opts := testOptions(t)
-	opts.Presence.TTL = 3 * time.Second
-	opts.Presence.ReaperLookback = 3 * time.Second
+	// A TTL that a heartbeat round trip stays well within even on a busy
+	// machine; the heartbeats go on past the lookback.
+	opts.Presence.TTL = 5 * time.Second
+	opts.Presence.ReaperLookback = opts.Presence.TTL
 	n := startNode(t, opts)
 	a, obs := dial(t, n), dial(t, n)
 	join(t, obs, "r", "obs", nil)
 	join(t, a, "r", "alice", nil)
 	nextPresence(t, obs)
 	nextPresence(t, obs)
-	for i := 0; i < 12; i++ { // 3.6 s in all, past the lookback
+	for end := time.Now().Add(opts.Presence.ReaperLookback + time.Second); time.Now().Before(end); {
 		time.Sleep(300 * time.Millisecond) // a client's heartbeat cadence, well within the TTL
 		for _, c := range []*client.Conn{a, obs} {
 			if _, err := c.Heartbeat(tctx(t), client.HeartbeatRequest{}); err != nil {
