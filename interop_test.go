@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // interopDir holds the official clients of both generations (socket.io-client
@@ -90,21 +91,8 @@ func TestInteropRouting(t *testing.T) {
 		for _, transports := range []string{"websocket", "polling"} {
 			t.Run("EIO"+version+"/"+transports, func(t *testing.T) {
 				t.Parallel()
-				cmd := exec.Command("node", "routing.cjs", n1.url, n2.url, transports, "sujet-"+version+"-"+transports,
+				runInterop(t, "routing.cjs", n1.url, n2.url, transports, "sujet-"+version+"-"+transports,
 					version, opts.APIToken)
-				cmd.Dir = interopDir
-				out, err := cmd.Output()
-				var res struct {
-					OK    bool   `json:"ok"`
-					Error string `json:"error"`
-				}
-				if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
-					var stderr []byte
-					if ee, ok := err.(*exec.ExitError); ok {
-						stderr = ee.Stderr
-					}
-					t.Fatalf("routing over %s: %v %s %s", transports, err, out, stderr)
-				}
 			})
 		}
 	}
@@ -126,21 +114,53 @@ func TestInteropNamespaces(t *testing.T) {
 		for _, transports := range []string{"websocket", "polling", "polling,websocket"} {
 			t.Run("EIO"+version+"/"+transports, func(t *testing.T) {
 				t.Parallel()
-				cmd := exec.Command("node", "namespace.cjs", n.url, transports, version)
-				cmd.Dir = interopDir
-				out, err := cmd.Output()
-				var res struct {
-					OK    bool   `json:"ok"`
-					Error string `json:"error"`
-				}
-				if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
-					var stderr []byte
-					if ee, ok := err.(*exec.ExitError); ok {
-						stderr = ee.Stderr
-					}
-					t.Fatalf("namespaces over %s: %v %s %s", transports, err, out, stderr)
-				}
+				runInterop(t, "namespace.cjs", n.url, transports, version)
 			})
 		}
+	}
+}
+
+// A member that drops mid-stream comes back and recovers exactly what it
+// missed (chat messages and state updates from the other node), in order,
+// before its acknowledgement, then live messages: with the official clients
+// of both generations, on both transports.
+func TestInteropRecovery(t *testing.T) {
+	t.Parallel()
+	opts := testOptions(t)
+	opts.Presence.DisconnectGrace = time.Minute // the dropped member's connection waits for its resume
+	opts.Presence.TTL = time.Minute             // no heartbeats from the dropped member
+	n1, n2 := startNode(t, opts), startNode(t, opts)
+	for _, version := range []string{"3", "4"} {
+		for _, transports := range []string{"websocket", "polling"} {
+			t.Run("EIO"+version+"/"+transports, func(t *testing.T) {
+				t.Parallel()
+				runInterop(t, "recovery.cjs", n1.url, n2.url, transports, "rec-"+version+"-"+transports, version)
+			})
+		}
+	}
+}
+
+// runInterop runs one of the interop scripts with node and fails t unless
+// it prints {"ok":true}.
+func runInterop(t *testing.T, script string, args ...string) {
+	t.Helper()
+	for _, pkg := range []string{"sio2", "sio4"} {
+		if _, err := os.Stat(filepath.Join(interopDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("%s is not installed in %s: run `make deps` (npm ci there)", pkg, interopDir)
+		}
+	}
+	cmd := exec.Command("node", append([]string{script}, args...)...)
+	cmd.Dir = interopDir
+	out, err := cmd.Output()
+	var res struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+	}
+	if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || !res.OK {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("%s %v: %v %s %s", script, args, err, out, stderr)
 	}
 }
