@@ -7,28 +7,9 @@ const io = require(version === '4' ? 'sio4' : 'sio2');
 const { isDeepStrictEqual } = require('node:util');
 
 const transports = transportsArg.split(',');
+const { connect, ack, check } = require('./support.cjs').helpers(io, transports, { reconnection: false });
 const userA = 'zoë-👍';
 const userB = 'bjørn-中文';
-
-function connect(url) {
-  return new Promise((resolve, reject) => {
-    const s = io(url, { transports, reconnection: false, forceNew: true, timeout: 5000 });
-    s.on('connect', () => resolve(s));
-    s.on('connect_error', (e) => reject(new Error('connect_error: ' + e)));
-    s.on('error', (e) => reject(new Error('error: ' + e)));
-  });
-}
-
-function ack(s, event, payload) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(event + ': no ack')), 5000);
-    s.emit(event, payload, (res) => {
-      clearTimeout(t);
-      if (!res || res.ok !== true) reject(new Error(event + ': ' + JSON.stringify(res)));
-      else resolve(res);
-    });
-  });
-}
 
 function next(s, event, pred) {
   return new Promise((resolve, reject) => {
@@ -41,10 +22,6 @@ function next(s, event, pred) {
     };
     s.on(event, h);
   });
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
 }
 
 async function main() {

@@ -6,26 +6,8 @@
 const [url1, url2, transportsArg, topic, version, apiToken] = process.argv.slice(2);
 const io = require(version === '4' ? 'sio4' : 'sio2');
 const transports = transportsArg.split(',');
+const { connect, ack, check } = require('./support.cjs').helpers(io, transports, { reconnectionDelay: 50 });
 const user = 'zoë-' + topic;
-
-function connect(url) {
-  return new Promise((resolve, reject) => {
-    const s = io(url, { transports, forceNew: true, timeout: 5000, reconnectionDelay: 50 });
-    s.once('connect', () => resolve(s));
-    s.once('connect_error', (e) => reject(new Error('connect_error: ' + e)));
-  });
-}
-
-function ack(s, event, payload) {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(event + ': no ack')), 5000);
-    s.emit(event, payload, (res) => {
-      clearTimeout(t);
-      if (!res || res.ok !== true) reject(new Error(event + ': ' + JSON.stringify(res)));
-      else resolve(res);
-    });
-  });
-}
 
 function next(s, event) {
   return new Promise((resolve, reject) => {
@@ -42,10 +24,6 @@ async function post(base, path, body) {
   });
   const text = await res.text();
   if (res.status !== 200 || text !== '{"ok":true}') throw new Error(`POST ${path}: ${res.status} ${text}`);
-}
-
-function check(cond, what) {
-  if (!cond) throw new Error('check failed: ' + what);
 }
 
 async function main() {
