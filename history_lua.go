@@ -12,8 +12,9 @@ package main
 //	                     <seq>-<sub>: a presence event is <seq>-0, the k-th module
 //	                     message after the presence event of seq is <seq>-<k>;
 //	                     fields t (Redis time, ms) and m (the envelope as published)
-//	P{bk}{R}:hm  hash    ep (the history's epoch), lq and ls (the position of the
-//	                     last module message: seq and sub)
+//	P{bk}{R}:hm  hash    ep (the history's epoch), rid (the replication ID of
+//	                     the Redis that started it), lq and ls (the position of
+//	                     the last module message: seq and sub)
 //
 // Bounds: the stream keeps at most the configured number of entries (XADD
 // MAXLEN) and drops entries older than the configured age at each append
@@ -22,7 +23,8 @@ package main
 // after four times it), and a room that empties deletes both (settle).
 //
 // The epoch tells histories apart: a room that starts (its seq is 1 again),
-// or that has no hash (new, expired, or lost with Redis's data), gets a new
+// that has no hash (new, expired, or lost with Redis's data), or whose hash
+// was written by another Redis (a failover: see hist_epoch), gets a new
 // epoch and an empty stream. A client's position is only meaningful within
 // its epoch.
 //
@@ -44,17 +46,31 @@ local HM = HS .. 'm'
 
 local function hn(x) return string.format('%.0f', x) end
 
+-- hist_rid returns the replication ID of the Redis that runs the script
+-- ('' where INFO does not say: the embedded Redis).
+local hist_ridv
+local function hist_rid()
+  if not hist_ridv then
+    local info = redis.pcall('INFO', 'replication')
+    hist_ridv = type(info) == 'string' and string.match(info, 'master_replid:(%w+)') or ''
+  end
+  return hist_ridv
+end
+
 -- hist_epoch returns the history's epoch. A history without one, or with
--- fresh set, starts over: a new epoch and an empty stream.
+-- fresh set, starts over: a new epoch and an empty stream. So does one
+-- written under another replication ID: a replica promoted since (a
+-- failover) may lack the last events its master had sent, and the room may
+-- have numbered new events at their positions since.
 local function hist_epoch(fresh)
-  local old = redis.call('HGET', HM, 'ep')
-  local ep = old
-  if fresh or not ep then
+  local h = redis.call('HMGET', HM, 'ep', 'rid')
+  local old, ep, rid = h[1], h[1], hist_rid()
+  if fresh or not ep or h[2] ~= rid then
     local t = redis.call('TIME')
     ep = t[1] .. string.format('%06d', tonumber(t[2]))
     if ep == old then ep = ep .. '1' end
     redis.call('DEL', HS, HM)
-    redis.call('HSET', HM, 'ep', ep)
+    redis.call('HSET', HM, 'ep', ep, 'rid', rid)
   end
   redis.call('PEXPIRE', HM, 4 * hist_ttl)
   return ep
