@@ -407,6 +407,27 @@ func TestHistoryOff(t *testing.T) {
 	}
 }
 
+// A position past the room's current one, in the right epoch (a client's
+// bug, or a history that lost its end), is not recovered from: nothing is
+// replayed and the snapshot is a fresh one.
+func TestRecoverFromAhead(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testOptions(t))
+	a := dial(t, n)
+	ack := join(t, a, "r", "alice", nil)
+	nextPresence(t, a)
+	if _, _, err := a.Chat(tctx(t), "one"); err != nil {
+		t.Fatal(err)
+	}
+	nextEvent(t, a, 5*time.Second)
+	for _, since := range []client.Since{{Seq: 1, Sub: 2, Epoch: ack.History.Epoch}, {Seq: 5, Epoch: ack.History.Epoch}} {
+		res, err := a.SyncSince(tctx(t), since)
+		if err != nil || res.Recovered || res.Replayed != 0 || len(res.Snapshot.Connections) != 1 {
+			t.Fatalf("sync since %+v: got %+v, %v; want recovered false and a fresh snapshot", since, res, err)
+		}
+	}
+}
+
 // A bad since is invalid_payload, on join and sync.
 func TestSinceInvalid(t *testing.T) {
 	t.Parallel()
