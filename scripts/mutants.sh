@@ -133,6 +133,7 @@ hist-age-untrimmed   | history_lua.go | TestHistoryBounded | if not e or tonumbe
 counts-not-spread    | hub_batch.go | TestBigRoomCountsSpread | if m.countEv != nil && (h.tick+m.slot)%every != 0 { | if m.countEv != nil && (h.tick+m.slot)%every != 0 && false {
 hist-ahead-unchecked | history_lua.go | TestRecoverFromAhead|TestRecoverAfterFailoverLostHistory | if lq < sq or lq == sq and ls < ss then return nil end | ""
 hist-rid-ignored     | history_lua.go | TestRecoverAfterFailoverLostHistory | if fresh or not ep or h[2] ~= rid then | if fresh or not ep then
+beat-not-refreshed   | presence_lua.go | TestHeartbeatsKeepAlive | redis.call('ZADD', dk, now + lookback, cid) | redis.call('ZADD', dk, 'NX', now + lookback, cid)
 TABLE
 )
 
