@@ -160,6 +160,10 @@
     Object.keys(view).forEach(function (k) {
       channelOptions[k] = view[k];
     });
+    // ?reloadProbeMs=: how long a reloaded (or duplicated) tab waits for another tab to say
+    // it still holds the stored connection (the SDK's default, 250 ms, unless given).
+    var probeMs = Number(params.get('reloadProbeMs'));
+    if (probeMs > 0) channelOptions.reloadProbeMs = probeMs;
     channel = client.presence(roomId, channelOptions);
     wireChannel(channel);
     setSessionUI(true);

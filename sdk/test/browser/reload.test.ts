@@ -194,7 +194,9 @@ describe('a duplicated tab', () => {
       sessionStorage.setItem('test:copied', '1');
       for (const [k, v] of JSON.parse(entries) as Array<[string, string]>) sessionStorage.setItem(k, v);
     }, copy);
-    await dup.goto(demo!.url);
+    // The original answers the duplicate's probe at once, but a busy machine can take longer
+    // than the default 250 ms to deliver it: the duplicate waits 3 s for an answer.
+    await dup.goto(`${demo!.url}/?reloadProbeMs=3000`);
     const dupConn = await joined(dup);
     expect(await dup.inputValue('#user')).toBe('alice');
 
