@@ -197,20 +197,7 @@ func (h *hub) activateWithHistory(s *Socket, room, connID string, minSeq int64, 
 	if jh.recovered == 1 { // late live copies of what was replayed are dropped
 		m.replayed = window{jh.from, jh.end}
 	}
-	buf := m.buf
-	m.buf = nil
-	for i := range jh.replay {
-		e := &jh.replay[i]
-		h.sendPresenceLocked(room, s, m, e)
-		m.lastSeq = max(m.lastSeq, e.Seq)
-	}
-	for i := range buf {
-		e := &buf[i]
-		if at, ok := e.position(); ok && (jh.recovered == 1 || e.Seq == 0) && !at.after(jh.end) {
-			continue
-		}
-		h.deliverLocked(room, s, m, e)
-	}
+	h.sendReplayLocked(room, s, m, jh, true)
 }
 
 // hold makes s's live presence membership of room pending again: what
@@ -240,6 +227,15 @@ func (h *hub) release(s *Socket, room string, jh *joinHistory) {
 	if jh.recovered == 1 { // late live copies of what was replayed are dropped
 		m.after, m.replayed = jh.end, window{jh.from, jh.end}
 	}
+	h.sendReplayLocked(room, s, m, jh, false)
+}
+
+// sendReplayLocked sends s's membership m of room the events jh replayed,
+// then those buffered while it was pending, except the buffered copies of
+// what the replay held (when it recovered) and, with joined, the recorded
+// module messages published before the join's end; it stops when an event
+// ends the membership.
+func (h *hub) sendReplayLocked(room string, s *Socket, m *membership, jh *joinHistory, joined bool) {
 	buf := m.buf
 	m.buf = nil
 	for i := range jh.replay {
@@ -249,7 +245,7 @@ func (h *hub) release(s *Socket, room string, jh *joinHistory) {
 	}
 	for i := range buf {
 		e := &buf[i]
-		if at, ok := e.position(); ok && jh.recovered == 1 && !at.after(jh.end) {
+		if at, ok := e.position(); ok && (jh.recovered == 1 || joined && e.Seq == 0) && !at.after(jh.end) {
 			continue
 		}
 		h.deliverLocked(room, s, m, e)

@@ -40,11 +40,7 @@ func (p *Presence) handleJoin(ctx context.Context, s *Socket, raw json.RawMessag
 	if err != nil {
 		return nil, err
 	}
-	snapMode, pageSize, err := parseSnapshotMode(o)
-	if err != nil {
-		return nil, err
-	}
-	from, err := parseSince(o)
+	snapMode, pageSize, from, err := parseView(o)
 	if err != nil {
 		return nil, err
 	}
@@ -235,11 +231,7 @@ func (p *Presence) handleSync(ctx context.Context, s *Socket, raw json.RawMessag
 	if err != nil {
 		return nil, err
 	}
-	snapMode, pageSize, err := parseSnapshotMode(o)
-	if err != nil {
-		return nil, err
-	}
-	from, err := parseSince(o)
+	snapMode, pageSize, from, err := parseView(o)
 	if err != nil {
 		return nil, err
 	}
@@ -293,4 +285,15 @@ type Member struct {
 	RoomID, UserID, ConnID string
 	// TS is the Redis clock, in milliseconds since the Unix epoch, at the check.
 	TS int64
+}
+
+// parseView reads the fields of presence:join and presence:sync that say
+// what view the client asks for: its snapshot (snapshot, pageSize) and the
+// position it recovers from (since).
+func parseView(o object) (snapMode string, pageSize int64, from *since, err error) {
+	if snapMode, pageSize, err = parseSnapshotMode(o); err != nil {
+		return "", 0, nil, err
+	}
+	from, err = parseSince(o)
+	return snapMode, pageSize, from, err
 }
