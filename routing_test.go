@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -554,5 +556,45 @@ func TestModuleAndPresenceShareARoom(t *testing.T) {
 	routeCall(t, other, "test:emit", emitReq{Sockets: []string{c.ID()}, Event: "end"})
 	if got := received(t, c, "end"); !slices.Equal(got, []string{"m1"}) {
 		t.Fatalf("got %v; want [m1]: after both leaves the socket is out of the room", got)
+	}
+}
+
+// handshakeRecorder keeps what modules see of each socket at connect.
+type handshakeRecorder struct {
+	mu   sync.Mutex
+	seen map[string]Handshake
+	prot map[string]int
+}
+
+func (*handshakeRecorder) Name() string                  { return "handshake-recorder" }
+func (*handshakeRecorder) Register(*ModuleContext) error { return nil }
+func (r *handshakeRecorder) OnDisconnect(*Socket)        {}
+func (r *handshakeRecorder) OnConnect(s *Socket) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[s.ID()], r.prot[s.ID()] = s.Handshake(), s.Protocol()
+}
+
+// A module sees each socket's handshake: its headers, query, remote address
+// and protocol generation, on both generations.
+func TestModuleSeesHandshake(t *testing.T) {
+	t.Parallel()
+	rec := &handshakeRecorder{seen: map[string]Handshake{}, prot: map[string]int{}}
+	n := startNode(t, testOptions(t), rec)
+	for _, proto := range []int{3, 4} {
+		c := dial(t, n, client.Options{Protocol: proto, Header: http.Header{"X-Tenant": {"acme-" + fmt.Sprint(proto)}}})
+		var hs Handshake
+		var got int
+		waitFor(t, 5*time.Second, "the module's OnConnect", func() bool { // it may follow the connect answer
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			hs, got = rec.seen[c.ID()], rec.prot[c.ID()]
+			return got != 0
+		})
+		host, _, err := net.SplitHostPort(hs.RemoteAddr)
+		if hs.Header.Get("X-Tenant") != "acme-"+fmt.Sprint(proto) || hs.Query.Get("EIO") != fmt.Sprint(proto) ||
+			err != nil || host != "127.0.0.1" || got != proto || hs.Time.IsZero() {
+			t.Fatalf("EIO=%d: handshake %+v, protocol %d", proto, hs, got)
+		}
 	}
 }
