@@ -197,7 +197,24 @@ func (h *hub) activateWithHistory(s *Socket, room, connID string, minSeq int64, 
 	if jh.recovered == 1 { // late live copies of what was replayed are dropped
 		m.replayed = window{jh.from, jh.end}
 	}
+	m.buf = sinceOwnEvent(m.buf, connID, minSeq)
 	h.sendReplayLocked(room, s, m, jh, true)
+}
+
+// sinceOwnEvent drops the buffered events that arrived before the join's
+// own event (its join, or its resume's update: seq minSeq, its connId):
+// they were published before the join and are not for the joiner, whatever
+// their seq (a room that emptied and started over while they were in flight
+// numbers from 1 again, so an old event's seq can exceed the new room's).
+// Without that event in the buffer (a resume with nothing to announce, a
+// full buffer) it keeps them all, for the seq checks to sort out.
+func sinceOwnEvent(buf []envelope, connID string, minSeq int64) []envelope {
+	for i := range buf {
+		if e := &buf[i]; e.Seq == minSeq && e.Conn == connID && e.Kind == "" {
+			return buf[i:]
+		}
+	}
+	return buf
 }
 
 // hold makes s's live presence membership of room pending again: what

@@ -590,6 +590,37 @@ func TestReplayThenLiveInTheHub(t *testing.T) {
 	}
 }
 
+// Events of a room's previous life still in flight when a join into the
+// room, started over, runs (the room emptied; its seq counts from 1 again)
+// are not the joiner's: they arrive before its own join event and are
+// dropped, whatever their seq, instead of being delivered and then taking
+// the new room's events for a restart. Driven on the hub itself.
+func TestOldRoomEventsBeforeOwnJoinDropped(t *testing.T) {
+	h := newHub(slog.New(slog.NewTextHandler(newLogWriter(t), nil)))
+	s := bareSocket("s")
+	h.subscribe(s, "r", modeEach)
+	event := func(seq int, typ, conn string) []byte {
+		return fmt.Appendf(nil, `{"r":"r","e":"presence:event","q":%d,"t":%q,"c":%q,"d":{"seq":%d,"c":%q}}`,
+			seq, typ, conn, seq, conn)
+	}
+	h.deliver(event(14, "update", "old")) // the old room, published before it emptied
+	h.deliver(event(15, "leave", "old"))
+	h.deliver(event(1, "join", "c1")) // the joiner's own join into the new room
+	h.activateWithHistory(s, "r", "c1", 1, &joinHistory{recovered: -1, end: position{1, 0}})
+	h.deliver(event(2, "join", "c2"))
+	var got []string
+	for _, f := range s.sess.queue {
+		got = append(got, string(f))
+	}
+	want := []string{`42["presence:event",{"seq":1,"c":"c1"}]`, `42["presence:event",{"seq":2,"c":"c2"}]`}
+	if !slices.Equal(got, want) {
+		t.Fatalf("the socket got %q; want %q", got, want)
+	}
+	if h.rooms["r"][s] == nil || !h.rooms["r"][s].presence {
+		t.Fatal("the joiner's membership is gone: the new room's events were taken for a restart")
+	}
+}
+
 // Redis losing everything (a restart without persistence, a failover to a
 // replica that had nothing): the room starts over with a new epoch, and a
 // client that comes back is not replayed from it, however far it went.
