@@ -153,15 +153,21 @@ describe.each([['websocket'], ['polling'], ['polling,websocket']] as const)('ove
     const recoveries: unknown[] = [];
     alice.on('recover', (r) => recoveries.push(r));
 
+    const before = alice.connId;
     a.dropTransport();
     await waitFor('alice to be away', () => alice.status === 'reconnecting');
     for (const text of ['one', 'two', 'three']) await b.emit('chat:message', { text });
     await bob.setState({ away: 'done' });
     await waitFor('alice to recover', () => recoveries.length > 0);
-    expect(recoveries).toEqual([{ recovered: true, replayed: 4 }]);
+    // Back within the server's grace (2 s; the reconnection waits 1.5 s) she resumes her
+    // connection and recovers the 3 messages and the update. A busy machine can make her
+    // later: then her connection left, and she joins afresh and recovers the same 4 events
+    // with her own leave and join around them.
+    const replayed = alice.connId === before ? 4 : 6;
+    expect(recoveries).toEqual([{ recovered: true, replayed }]);
     expect(texts).toEqual(['one', 'two', 'three']);
     expect(alice.members.get(bob.connId!)?.state).toEqual({ away: 'done' });
-    expect(alice.recovery).toEqual({ recovered: true, replayed: 4 });
+    expect(alice.recovery).toEqual({ recovered: true, replayed });
 
     await b.emit('chat:message', { text: 'live' });
     await waitFor('the live message', () => texts.length === 4);
