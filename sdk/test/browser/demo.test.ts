@@ -121,7 +121,10 @@ it('in the page, heartbeats run on a Worker timer and keep the connection fresh'
         return p;
       };
       await channel.join();
-      await new Promise((r) => setTimeout(r, 1600));
+      // Three acknowledged heartbeats (300 ms apart; a busy machine may take longer).
+      for (const end = Date.now() + 10_000; acks < 3 && Date.now() < end; ) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       w.timerChannel = channel;
       return { workers, acks, missed: channel.missedHeartbeats, status: channel.status };
     },
