@@ -474,19 +474,18 @@ func TestRedisRestart(t *testing.T) {
 	nextPresence(t, a)
 
 	rs.kill()
-	ctx := tctx(t)
 	// Each answer comes within the operation timeout (a join may wait for
 	// its subscription until then, when the node has not yet seen the
 	// kill), plus a margin for a busy machine.
 	limit := opts.Presence.withDefaults().OpTimeout + 1500*time.Millisecond
 	start := time.Now()
-	_, err := a.Heartbeat(ctx, client.HeartbeatRequest{})
+	_, err := a.Heartbeat(tctx(t), client.HeartbeatRequest{})
 	wantCode(t, err, "unavailable")
 	if d := time.Since(start); d > limit {
 		t.Fatalf("the heartbeat's unavailable took %v; want within the operation timeout (%v)", d, limit)
 	}
 	start = time.Now()
-	_, err = b.Join(ctx, client.JoinRequest{RoomID: "r", UserID: "bob"})
+	_, err = b.Join(tctx(t), client.JoinRequest{RoomID: "r", UserID: "bob"})
 	wantCode(t, err, "unavailable")
 	if d := time.Since(start); d > limit {
 		t.Fatalf("the join's unavailable took %v; want within the operation timeout (%v)", d, limit)
@@ -500,7 +499,7 @@ func TestRedisRestart(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "healthz 200", func() bool { return httpStatus(t, n1.url+"/healthz") == http.StatusOK })
 	// The data is gone: the socket counts as not joined and joins again.
-	_, err = a.Heartbeat(ctx, client.HeartbeatRequest{})
+	_, err = a.Heartbeat(tctx(t), client.HeartbeatRequest{})
 	wantCode(t, err, "not_joined")
 	// Both subscribers are back once the cross-node events flow.
 	waitFor(t, 10*time.Second, "subscriptions", func() bool {
