@@ -101,10 +101,10 @@ func runSuite(t *testing.T, dir, path string, opts engineOptions, host engineHos
 	defer cancel()
 	// The suites' timings are tight (a ping answered within 200 ms, a poll
 	// within 500 ms), and make test runs them beside the SDK's browser
-	// suite on two cores: a case that misses one is tried again, twice at
-	// most. A case that is wrong fails all three times.
+	// suite on two cores: a case that misses one is tried again, five times
+	// at most. A case that is wrong fails all six tries.
 	cmd := exec.CommandContext(ctx, filepath.Join("node_modules", ".bin", "mocha"),
-		"--require", "../target.mjs", "--reporter", "dot", "--retries", "2",
+		"--require", "../target.mjs", "--reporter", "dot", "--retries", "5",
 		"test-suite.js")
 	cmd.Dir = suite
 	cmd.Env = append(os.Environ(), "CONFORMANCE_URL="+srv.URL, "NO_COLOR=1")
