@@ -58,14 +58,18 @@ local function hist_rid()
 end
 
 -- hist_epoch returns the history's epoch. A history without one, or with
--- fresh set, starts over: a new epoch and an empty stream. So does one
--- written under another replication ID: a replica promoted since (a
--- failover) may lack the last events its master had sent, and the room may
--- have numbered new events at their positions since.
-local function hist_epoch(fresh)
+-- fresh set, starts over: a new epoch and an empty stream. With check (a
+-- client asks to recover), so does one written under another replication
+-- ID: a replica promoted since (a failover) may lack the last events its
+-- master had sent, and the room may have numbered new events at their
+-- positions since. Appends do not check (INFO on every event is not free):
+-- what they add after a failover goes with the old epoch, which the next
+-- join or sync ends before anyone recovers from it.
+local function hist_epoch(fresh, check)
   local h = redis.call('HMGET', HM, 'ep', 'rid')
-  local old, ep, rid = h[1], h[1], hist_rid()
-  if fresh or not ep or h[2] ~= rid then
+  local old, ep = h[1], h[1]
+  if fresh or not ep or check and h[2] ~= hist_rid() then
+    local rid = hist_rid()
     local t = redis.call('TIME')
     ep = t[1] .. string.format('%06d', tonumber(t[2]))
     if ep == old then ep = ep .. '1' end
@@ -174,7 +178,7 @@ local function recovery(snapmode, pagesize, cap)
   local hep, rec, replay, q = '', -1, {}, tonumber(redis.call('GET', K.seq) or '0')
   local sub = 0
   if hist_on then
-    hep = hist_epoch(false)
+    hep = hist_epoch(false, true)
     sub = hist_sub(q)
   end
   local sq, ss, sep = string.match(hist_rest, '^:(%d+):(%d+):(%d*)$')
